@@ -1,0 +1,10 @@
+//! What kernel and user code share: map names, `#[repr(C)]` records, and the
+//! pure pairing logic the eBPF programs call, unit-tested on the host.
+#![no_std]
+
+pub mod maps;
+pub mod pairing;
+pub mod sock;
+
+#[cfg(feature = "user")]
+mod pod;

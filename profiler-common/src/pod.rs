@@ -1,0 +1,9 @@
+//! `aya::Pod` for the shared records: userspace only (feature `user`).
+
+// SAFETY: every type here is #[repr(C)], Copy, made of integers and byte
+// arrays with explicit padding fields, so any bit pattern is a valid value.
+unsafe impl aya::Pod for crate::pairing::ThreadState {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::pairing::Forward {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::sock::SockInfo {}

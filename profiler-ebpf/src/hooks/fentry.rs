@@ -1,0 +1,32 @@
+//! fentry/fexit variant: the same TCP functions as the kprobes, cheaper, on
+//! kernels that allow BPF trampolines. fexit sees arguments and return value.
+use aya_ebpf::{
+    macros::{fentry, fexit},
+    programs::{FEntryContext, FExitContext},
+};
+
+use crate::track::{arrival, pair};
+
+#[fexit(function = "tcp_recvmsg")]
+pub fn fx_tcp_recvmsg(ctx: FExitContext) -> u32 {
+    let sk: u64 = ctx.arg(0);
+    if let Ok(ret) = ctx.ret::<i32>() {
+        pair::on_read(&ctx, sk, i64::from(ret));
+    }
+    0
+}
+
+#[fexit(function = "tcp_sendmsg")]
+pub fn fx_tcp_sendmsg(ctx: FExitContext) -> u32 {
+    let sk: u64 = ctx.arg(0);
+    if let Ok(ret) = ctx.ret::<i32>() {
+        pair::on_write(sk, i64::from(ret));
+    }
+    0
+}
+
+#[fentry(function = "tcp_data_ready")]
+pub fn fe_tcp_data_ready(ctx: FEntryContext) -> u32 {
+    arrival::on_data_ready(ctx.arg::<u64>(0));
+    0
+}

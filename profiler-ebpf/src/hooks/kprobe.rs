@@ -1,0 +1,66 @@
+//! kprobe variant, for kernels without the sock tracepoints (Linux < 6.2):
+//! the TCP functions the tracepoints sit behind. Entry saves the socket per
+//! thread; return pairs it with the byte count.
+use aya_ebpf::{
+    macros::{kprobe, kretprobe},
+    programs::{ProbeContext, RetProbeContext},
+};
+
+use crate::{
+    maps::ENTRY_ARGS,
+    track::{arrival, pair, tracked_task},
+};
+
+#[inline(always)]
+fn save_sk(ctx: &ProbeContext) {
+    if let Some((_, tid)) = tracked_task()
+        && let Some(sk) = ctx.arg::<u64>(0)
+    {
+        let _ = ENTRY_ARGS.insert(&tid, &sk, 0);
+    }
+}
+
+#[inline(always)]
+fn take_sk() -> Option<u64> {
+    let (_, tid) = tracked_task()?;
+    // SAFETY: copied out at once.
+    let sk = unsafe { ENTRY_ARGS.get(&tid) }.copied()?;
+    let _ = ENTRY_ARGS.remove(&tid);
+    Some(sk)
+}
+
+#[kprobe]
+pub fn kp_tcp_recvmsg(ctx: ProbeContext) -> u32 {
+    save_sk(&ctx);
+    0
+}
+
+#[kretprobe]
+pub fn krp_tcp_recvmsg(ctx: RetProbeContext) -> u32 {
+    if let Some(sk) = take_sk() {
+        pair::on_read(&ctx, sk, ctx.ret::<i64>());
+    }
+    0
+}
+
+#[kprobe]
+pub fn kp_tcp_sendmsg(ctx: ProbeContext) -> u32 {
+    save_sk(&ctx);
+    0
+}
+
+#[kretprobe]
+pub fn krp_tcp_sendmsg(ctx: RetProbeContext) -> u32 {
+    if let Some(sk) = take_sk() {
+        pair::on_write(sk, ctx.ret::<i64>());
+    }
+    0
+}
+
+#[kprobe]
+pub fn kp_tcp_data_ready(ctx: ProbeContext) -> u32 {
+    if let Some(sk) = ctx.arg::<u64>(0) {
+        arrival::on_data_ready(sk);
+    }
+    0
+}

@@ -1,0 +1,7 @@
+//! Entry points, one file per hook family. Each kernel variant feeds the same
+//! functions in `track/`.
+mod fentry;
+mod kprobe;
+mod probe;
+mod tc;
+mod tracepoint;

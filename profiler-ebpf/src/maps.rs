@@ -1,0 +1,42 @@
+//! Every map the programs use; names and sizes come from profiler-common.
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use profiler_common::{
+    maps::{
+        ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, FORWARDS_BYTES, SOCKS_MAX,
+        THREADS_MAX, TRACKED_MAX,
+    },
+    pairing::ThreadState,
+    sock::SockInfo,
+};
+
+#[map(name = "TRACKED")]
+pub static TRACKED: HashMap<u32, u32> = HashMap::with_max_entries(TRACKED_MAX, 0);
+
+#[map(name = "THREADS")]
+pub static THREADS: LruHashMap<u32, ThreadState> = LruHashMap::with_max_entries(THREADS_MAX, 0);
+
+#[map(name = "ARRIVALS")]
+pub static ARRIVALS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(ARRIVALS_MAX, 0);
+
+#[map(name = "SOCKS")]
+pub static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entries(SOCKS_MAX, 0);
+
+#[map(name = "FORWARDS")]
+pub static FORWARDS: RingBuf = RingBuf::with_byte_size(FORWARDS_BYTES, 0);
+
+#[map(name = "COUNTERS")]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS_LEN, 0);
+
+#[map(name = "ENTRY_ARGS")]
+pub static ENTRY_ARGS: HashMap<u32, u64> = HashMap::with_max_entries(ENTRY_ARGS_MAX, 0);
+
+#[inline(always)]
+pub fn count(c: Counter) {
+    if let Some(p) = COUNTERS.get_ptr_mut(c as u32) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *p += 1 };
+    }
+}

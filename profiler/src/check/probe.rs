@@ -1,0 +1,276 @@
+//! The probes behind `profiler check`. Each hook is really loaded and
+//! attached, then unloaded; the tc probe runs in a scratch network namespace
+//! that vanishes with its thread, so nothing is left behind.
+use std::path::Path;
+
+use aya::{
+    Btf,
+    programs::{SchedClassifier, TcAttachType, tc},
+};
+
+use super::report::{Finding, Report};
+use crate::{
+    ebpf::{self, Attach, Hook, HookSet, loader},
+    kernel::{caps, cgroup_cpu, mounts},
+};
+
+/// Tracepoints the profiler uses beyond the hook sets (CPU correlation).
+const SCHED_TRACEPOINTS: [&str; 2] = ["sched_switch", "sched_wakeup"];
+
+fn finding(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Finding {
+    Finding {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+pub fn run() -> Report {
+    let mut findings = Vec::new();
+    findings.push(match mounts::ensure(mounts::TRACEFS, "tracefs") {
+        Ok(false) => finding("tracefs", true, format!("mounted at {}", mounts::TRACEFS)),
+        Ok(true) => finding(
+            "tracefs",
+            true,
+            format!("was not mounted; mounted it at {}", mounts::TRACEFS),
+        ),
+        Err(e) => finding(
+            "tracefs",
+            false,
+            format!("cannot mount at {}: {e}", mounts::TRACEFS),
+        ),
+    });
+    let btf = Btf::from_sys_fs();
+    findings.push(match &btf {
+        Ok(_) => finding("btf", true, "/sys/kernel/btf/vmlinux parsed"),
+        Err(e) => finding("btf", false, format!("{e} (fentry needs kernel BTF)")),
+    });
+    findings.push(lockdown());
+    findings.push(capabilities());
+    findings.push(bpf_stats());
+    findings.extend(cgroup_accounting());
+
+    let (hook_findings, hook_set) = hooks(btf.as_ref().ok());
+    findings.extend(hook_findings);
+    let tc = tc_clsact();
+    let tc_ok = tc.ok;
+    findings.push(tc);
+    Report {
+        findings,
+        hook_set,
+        tc: tc_ok,
+        verdict: Report::verdict_for(hook_set, tc_ok),
+    }
+}
+
+fn lockdown() -> Finding {
+    if let Err(e) = mounts::ensure(mounts::SECURITYFS, "securityfs") {
+        return finding("lockdown", false, format!("securityfs not mountable: {e}"));
+    }
+    match std::fs::read_to_string(Path::new(mounts::SECURITYFS).join("lockdown")) {
+        Ok(t) => match mounts::parse_lockdown(&t) {
+            Some("none") => finding("lockdown", true, "none"),
+            Some(m) => finding(
+                "lockdown",
+                m == "integrity",
+                format!("{m} (integrity allows bpf_probe_read_kernel; confidentiality forbids it)"),
+            ),
+            None => finding("lockdown", false, format!("unreadable mode {t:?}")),
+        },
+        Err(_) => finding("lockdown", true, "no lockdown LSM"),
+    }
+}
+
+fn capabilities() -> Finding {
+    match caps::effective() {
+        Ok(mask) => {
+            let (held, missing) = caps::split(mask);
+            let needed_missing: Vec<_> = missing
+                .iter()
+                .filter(|c| **c != "CAP_SYS_RESOURCE")
+                .collect();
+            let mut detail = format!("held: {}", held.join(" "));
+            if !missing.is_empty() {
+                detail.push_str(&format!("; missing: {}", missing.join(" ")));
+            }
+            if !needed_missing.is_empty() {
+                detail.push_str(" (run as root or grant them)");
+            }
+            finding("capabilities", needed_missing.is_empty(), detail)
+        }
+        Err(e) => finding("capabilities", false, e.to_string()),
+    }
+}
+
+fn bpf_stats() -> Finding {
+    match std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled") {
+        Ok(v) if v.trim() == "1" => finding(
+            "kernel.bpf_stats_enabled",
+            true,
+            "1 (program run time is counted)",
+        ),
+        Ok(v) => finding(
+            "kernel.bpf_stats_enabled",
+            false,
+            format!(
+                "{} (off: fine; the benchmark turns it on while it measures)",
+                v.trim()
+            ),
+        ),
+        Err(e) => finding("kernel.bpf_stats_enabled", false, e.to_string()),
+    }
+}
+
+fn cgroup_accounting() -> Vec<Finding> {
+    match cgroup_cpu::detect() {
+        Ok(acc) => vec![
+            match (&acc.v1_cpu, &acc.v1_cpuacct) {
+                (Some(cpu), Some(acct)) => finding(
+                    "cgroup v1 cpu accounting",
+                    true,
+                    format!("cpu at {}, cpuacct at {}", cpu.display(), acct.display()),
+                ),
+                _ => finding(
+                    "cgroup v1 cpu accounting",
+                    false,
+                    "no v1 cpu/cpuacct controller mounted",
+                ),
+            },
+            match (&acc.v2_root, acc.v2_cpu) {
+                (Some(root), true) => finding(
+                    "cgroup v2 cpu accounting",
+                    true,
+                    format!("cpu controller at {}", root.display()),
+                ),
+                (Some(root), false) => finding(
+                    "cgroup v2 cpu accounting",
+                    false,
+                    format!("v2 at {} without the cpu controller", root.display()),
+                ),
+                (None, _) => finding("cgroup v2 cpu accounting", false, "no cgroup2 mount"),
+            },
+        ],
+        Err(e) => vec![finding("cgroup cpu accounting", false, e.to_string())],
+    }
+}
+
+/// Try every hook of every set, plus the sched tracepoints; one line per
+/// tracepoint, one per kprobe/fentry family.
+fn hooks(btf: Option<&Btf>) -> (Vec<Finding>, Option<HookSet>) {
+    let mut out = Vec::new();
+    let mut ebpf = match ebpf::open() {
+        Ok(e) => e,
+        Err(e) => {
+            out.push(finding(
+                "bpf object",
+                false,
+                format!("{e} (needs CAP_BPF and CAP_PERFMON)"),
+            ));
+            return (out, None);
+        }
+    };
+    let mut results: Vec<(Hook, Result<(), String>)> = Vec::new();
+    for set in HookSet::PREFERENCE {
+        for hook in set.hooks() {
+            if results.iter().any(|(h, _)| h == hook) {
+                continue;
+            }
+            let r = loader::attach(&mut ebpf, hook, btf).map_err(|e| loader::short_reason(&e));
+            loader::unload(&mut ebpf, hook.program);
+            results.push((*hook, r));
+        }
+    }
+    for (hook, r) in &results {
+        if let Attach::Tracepoint { category, name } = hook.attach {
+            out.push(finding(
+                format!("tracepoint {category}:{name}"),
+                r.is_ok(),
+                r.as_ref()
+                    .err()
+                    .cloned()
+                    .unwrap_or_else(|| "attached".into()),
+            ));
+        }
+    }
+    for name in SCHED_TRACEPOINTS {
+        let hook = Hook {
+            program: "probe_tracepoint",
+            attach: Attach::Tracepoint {
+                category: "sched",
+                name,
+            },
+        };
+        let r = loader::attach(&mut ebpf, &hook, btf);
+        loader::unload(&mut ebpf, hook.program);
+        out.push(finding(
+            format!("tracepoint sched:{name}"),
+            r.is_ok(),
+            r.err()
+                .map(|e| loader::short_reason(&e))
+                .unwrap_or_else(|| "attached".into()),
+        ));
+    }
+    for (label, set) in [
+        ("kprobes", HookSet::Kprobes),
+        ("fentry/fexit", HookSet::Fentry),
+    ] {
+        let own: Vec<_> = results
+            .iter()
+            .filter(|(h, _)| {
+                set.hooks().contains(h) && !matches!(h.attach, Attach::Tracepoint { .. })
+            })
+            .collect();
+        let names: Vec<String> = own.iter().map(|(h, _)| h.describe()).collect();
+        let failed = own
+            .iter()
+            .find_map(|(h, r)| r.as_ref().err().map(|e| (h, e)));
+        let mut detail = match failed {
+            None => format!("attached {}", names.join(", ")),
+            Some((_, e)) => e.to_string(),
+        };
+        if set == HookSet::Kprobes && !Path::new("/sys/bus/event_source/devices/kprobe").exists() {
+            detail.push_str(" (no kprobe PMU in /sys/bus/event_source/devices: kernel built without CONFIG_KPROBES)");
+        }
+        out.push(finding(label, failed.is_none(), detail));
+    }
+    let chosen = HookSet::choose(|h| results.iter().any(|(r, res)| r == h && res.is_ok()));
+    (out, chosen)
+}
+
+/// Attach a classifier through a clsact qdisc on the loopback of a scratch
+/// network namespace owned by one short-lived thread.
+fn tc_clsact() -> Finding {
+    let probe = std::thread::spawn(|| -> Result<(), String> {
+        // SAFETY: unshare affects only this thread, which exits right after.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            return Err(format!(
+                "unshare(CLONE_NEWNET): {} (needs CAP_SYS_ADMIN)",
+                std::io::Error::last_os_error()
+            ));
+        }
+        tc::qdisc_add_clsact("lo").map_err(|e| format!("adding clsact qdisc: {e}"))?;
+        let mut ebpf = ebpf::open().map_err(|e| e.to_string())?;
+        let prog: &mut SchedClassifier = ebpf
+            .program_mut("tc_pod_iface")
+            .ok_or("tc_pod_iface missing from the object")?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        prog.load().map_err(|e| e.to_string())?;
+        prog.attach_with_options(
+            "lo",
+            TcAttachType::Ingress,
+            tc::TcAttachOptions::Netlink(tc::NlOptions::default()),
+        )
+        .map_err(|e| format!("attaching classifier: {e}"))?;
+        Ok(())
+    });
+    match probe.join() {
+        Ok(Ok(())) => finding(
+            "tc clsact",
+            true,
+            "classifier attached via clsact (in a scratch netns)",
+        ),
+        Ok(Err(e)) => finding("tc clsact", false, e),
+        Err(_) => finding("tc clsact", false, "probe thread panicked"),
+    }
+}

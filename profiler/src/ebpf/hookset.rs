@@ -1,0 +1,184 @@
+//! The hook sets the same pairing logic can be fed from, one per kernel
+//! capability. Which one runs is decided by probing (`profiler check`).
+use serde::Serialize;
+
+/// How a program attaches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    Tracepoint {
+        category: &'static str,
+        name: &'static str,
+    },
+    Kprobe {
+        function: &'static str,
+    },
+    Kretprobe {
+        function: &'static str,
+    },
+    Fentry {
+        function: &'static str,
+    },
+    Fexit {
+        function: &'static str,
+    },
+}
+
+/// One program of the object and where it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hook {
+    pub program: &'static str,
+    pub attach: Attach,
+}
+
+impl Hook {
+    pub fn describe(&self) -> String {
+        match self.attach {
+            Attach::Tracepoint { category, name } => format!("tracepoint {category}:{name}"),
+            Attach::Kprobe { function } => format!("kprobe {function}"),
+            Attach::Kretprobe { function } => format!("kretprobe {function}"),
+            Attach::Fentry { function } => format!("fentry {function}"),
+            Attach::Fexit { function } => format!("fexit {function}"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HookSet {
+    /// sock:sock_recv_length / sock_send_length / sk_data_ready (Linux 6.2+).
+    Tracepoints,
+    /// fexit tcp_recvmsg / tcp_sendmsg, fentry tcp_data_ready (BPF trampolines).
+    Fentry,
+    /// kprobes and kretprobes on the same functions.
+    Kprobes,
+}
+
+const fn tp(program: &'static str, category: &'static str, name: &'static str) -> Hook {
+    Hook {
+        program,
+        attach: Attach::Tracepoint { category, name },
+    }
+}
+
+/// Connection state (endpoints and role) comes from this tracepoint in every set.
+pub const SET_STATE: Hook = tp("tp_inet_sock_set_state", "sock", "inet_sock_set_state");
+
+const TRACEPOINTS: [Hook; 4] = [
+    tp("tp_sock_recv_length", "sock", "sock_recv_length"),
+    tp("tp_sock_send_length", "sock", "sock_send_length"),
+    tp("tp_sk_data_ready", "sock", "sk_data_ready"),
+    SET_STATE,
+];
+
+const FENTRY: [Hook; 4] = [
+    Hook {
+        program: "fx_tcp_recvmsg",
+        attach: Attach::Fexit {
+            function: "tcp_recvmsg",
+        },
+    },
+    Hook {
+        program: "fx_tcp_sendmsg",
+        attach: Attach::Fexit {
+            function: "tcp_sendmsg",
+        },
+    },
+    Hook {
+        program: "fe_tcp_data_ready",
+        attach: Attach::Fentry {
+            function: "tcp_data_ready",
+        },
+    },
+    SET_STATE,
+];
+
+const KPROBES: [Hook; 6] = [
+    Hook {
+        program: "kp_tcp_recvmsg",
+        attach: Attach::Kprobe {
+            function: "tcp_recvmsg",
+        },
+    },
+    Hook {
+        program: "krp_tcp_recvmsg",
+        attach: Attach::Kretprobe {
+            function: "tcp_recvmsg",
+        },
+    },
+    Hook {
+        program: "kp_tcp_sendmsg",
+        attach: Attach::Kprobe {
+            function: "tcp_sendmsg",
+        },
+    },
+    Hook {
+        program: "krp_tcp_sendmsg",
+        attach: Attach::Kretprobe {
+            function: "tcp_sendmsg",
+        },
+    },
+    Hook {
+        program: "kp_tcp_data_ready",
+        attach: Attach::Kprobe {
+            function: "tcp_data_ready",
+        },
+    },
+    SET_STATE,
+];
+
+impl HookSet {
+    /// In order of preference: stable tracepoint fields first, then the
+    /// cheaper trampolines, then kprobes.
+    pub const PREFERENCE: [HookSet; 3] = [HookSet::Tracepoints, HookSet::Fentry, HookSet::Kprobes];
+
+    pub fn hooks(self) -> &'static [Hook] {
+        match self {
+            HookSet::Tracepoints => &TRACEPOINTS,
+            HookSet::Fentry => &FENTRY,
+            HookSet::Kprobes => &KPROBES,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HookSet::Tracepoints => "tracepoints",
+            HookSet::Fentry => "fentry",
+            HookSet::Kprobes => "kprobes",
+        }
+    }
+
+    /// The first set, in preference order, all of whose hooks work.
+    pub fn choose(works: impl Fn(&Hook) -> bool) -> Option<HookSet> {
+        Self::PREFERENCE
+            .into_iter()
+            .find(|set| set.hooks().iter().all(&works))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_set_learns_connection_state() {
+        for set in HookSet::PREFERENCE {
+            assert!(set.hooks().contains(&SET_STATE), "{set:?}");
+        }
+    }
+
+    #[test]
+    fn tracepoints_preferred_then_fentry_then_kprobes() {
+        assert_eq!(HookSet::choose(|_| true), Some(HookSet::Tracepoints));
+        let no_sock_tp = |h: &Hook| !matches!(h.attach, Attach::Tracepoint { name, .. } if name != "inet_sock_set_state");
+        assert_eq!(HookSet::choose(no_sock_tp), Some(HookSet::Fentry));
+        // This machine: tracepoints work, fentry is refused, kprobes absent.
+        let here = |h: &Hook| matches!(h.attach, Attach::Tracepoint { .. });
+        assert_eq!(HookSet::choose(here), Some(HookSet::Tracepoints));
+        // Linux 6.1 with kprobes but trampolines refused.
+        let old = |h: &Hook| {
+            matches!(h.attach, Attach::Kprobe { .. } | Attach::Kretprobe { .. }) || *h == SET_STATE
+        };
+        assert_eq!(HookSet::choose(old), Some(HookSet::Kprobes));
+        assert_eq!(HookSet::choose(|_| false), None);
+    }
+}

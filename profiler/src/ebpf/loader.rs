@@ -1,0 +1,105 @@
+//! The compiled object and attaching one hook.
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    programs::{FEntry, FExit, KProbe, Program, ProgramError, TracePoint},
+};
+
+use super::hookset::{Attach, Hook};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EbpfError {
+    #[error(
+        "this binary was built with AYA_BUILD_SKIP=1 and carries no eBPF object; rebuild without it"
+    )]
+    NoObject,
+    #[error("loading the eBPF object failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("program {0} is missing from the eBPF object")]
+    MissingProgram(&'static str),
+    #[error("{hook}: {source}")]
+    Program {
+        hook: String,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("reading kernel BTF from /sys/kernel/btf/vmlinux failed: {0}")]
+    Btf(#[from] aya::BtfError),
+}
+
+/// The kernel programs, compiled from profiler-ebpf by build.rs.
+pub fn object() -> &'static [u8] {
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"))
+}
+
+/// Load the object (maps are created; programs are loaded one by one by [`attach`]).
+pub fn open() -> Result<Ebpf, EbpfError> {
+    if object().is_empty() {
+        return Err(EbpfError::NoObject);
+    }
+    Ok(EbpfLoader::new().load(object())?)
+}
+
+/// Load `hook`'s program and attach it. The link lives as long as `ebpf`
+/// (or until the program is unloaded); nothing is pinned, so a crash detaches too.
+pub fn attach(ebpf: &mut Ebpf, hook: &Hook, btf: Option<&Btf>) -> Result<(), EbpfError> {
+    let err = |source| EbpfError::Program {
+        hook: hook.describe(),
+        source,
+    };
+    let prog = ebpf
+        .program_mut(hook.program)
+        .ok_or(EbpfError::MissingProgram(hook.program))?;
+    match hook.attach {
+        Attach::Tracepoint { category, name } => {
+            let p: &mut TracePoint = prog.try_into().map_err(err)?;
+            p.load().map_err(err)?;
+            p.attach(category, name).map_err(err)?;
+        }
+        Attach::Kprobe { function } | Attach::Kretprobe { function } => {
+            let p: &mut KProbe = prog.try_into().map_err(err)?;
+            p.load().map_err(err)?;
+            p.attach(function, 0).map_err(err)?;
+        }
+        Attach::Fentry { function } => {
+            let btf = match btf {
+                Some(b) => b,
+                None => &Btf::from_sys_fs()?,
+            };
+            let p: &mut FEntry = prog.try_into().map_err(err)?;
+            p.load(function, btf).map_err(err)?;
+            p.attach().map_err(err)?;
+        }
+        Attach::Fexit { function } => {
+            let btf = match btf {
+                Some(b) => b,
+                None => &Btf::from_sys_fs()?,
+            };
+            let p: &mut FExit = prog.try_into().map_err(err)?;
+            p.load(function, btf).map_err(err)?;
+            p.attach().map_err(err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Unload a program (detaching all its links), so a probe leaves nothing behind.
+pub fn unload(ebpf: &mut Ebpf, program: &str) {
+    let _ = match ebpf.program_mut(program) {
+        Some(Program::TracePoint(p)) => p.unload(),
+        Some(Program::KProbe(p)) => p.unload(),
+        Some(Program::FEntry(p)) => p.unload(),
+        Some(Program::FExit(p)) => p.unload(),
+        Some(Program::SchedClassifier(p)) => p.unload(),
+        _ => Ok(()),
+    };
+}
+
+/// A short reason for a failed attach: the errno and the first line of the
+/// verifier log, which is what an operator needs to act on.
+pub fn short_reason(e: &EbpfError) -> String {
+    let mut s = e.to_string();
+    if let Some(i) = s.find(". Verifier output:") {
+        s.truncate(i);
+    }
+    s.lines().next().unwrap_or_default().to_string()
+}

@@ -1,0 +1,6 @@
+//! Loading the kernel programs and attaching a hook set.
+pub mod hookset;
+pub mod loader;
+
+pub use hookset::{Attach, Hook, HookSet};
+pub use loader::{EbpfError, object, open};

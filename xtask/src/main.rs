@@ -1,0 +1,42 @@
+//! Project tasks: `cargo xtask setup | test | demo`.
+mod setup;
+mod test;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Project tasks for the sidecar latency profiler")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need (idempotent): pinned nightly with
+    /// rust-src, bpf-linker, oha, and the Debian packages of the test mesh.
+    Setup,
+    /// Run every test: unit tests, clippy, and the privileged tests (needs root).
+    Test,
+    /// Run the profiler on the built-in demo mesh.
+    Demo {
+        /// Extra arguments for `profiler demo`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::Test => {
+            setup::run()?;
+            test::run()
+        }
+        Task::Demo { args } => {
+            setup::run()?;
+            test::demo(&args)
+        }
+    }
+}
