@@ -1,0 +1,79 @@
+//! `profiler demo`: the mesh in a box, loaded and profiled, then torn down
+//! (also on Ctrl-C and on error).
+use std::{process::ExitCode, time::Duration};
+
+use crate::testbed::{LoadGen, LoadSpec, Mesh, MeshConfig, SidecarKind};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Sidecar proxy to run in each pod.
+    #[arg(long, value_enum, default_value_t = SidecarKind::Nginx)]
+    sidecar: SidecarKind,
+    /// Load generator.
+    #[arg(long, value_enum, default_value_t = LoadGen::Oha)]
+    load: LoadGen,
+    /// How long to drive load, in seconds.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Requests per second (oha).
+    #[arg(long, default_value_t = 500)]
+    rate: u32,
+}
+
+pub fn run(a: Args) -> ExitCode {
+    if let Err(msg) = super::require_root() {
+        eprintln!("error: {msg}");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    match demo(&a) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let helper = std::env::current_exe()?;
+    crate::signals::install();
+    println!(
+        "demo: building a two-pod mesh with {:?} sidecars",
+        a.sidecar
+    );
+    let mut mesh = Mesh::up(&MeshConfig {
+        sidecar: a.sidecar,
+        intercept: true,
+        app_delay: Duration::from_micros(200),
+        app_size: 512,
+        proxy_delay: Duration::ZERO,
+        helper,
+    })?;
+    println!(
+        "demo: client pod {} ({}) -> server pod {} ({}), {}",
+        mesh.client.name,
+        mesh.client.ip,
+        mesh.server.name,
+        mesh.server.ip,
+        mesh.url()
+    );
+    let spec = LoadSpec {
+        generator: a.load,
+        duration: Duration::from_secs(a.seconds),
+        connections: 4,
+        rate: Some(a.rate),
+    };
+    let result = crate::testbed::load::run(&mesh.client.netns, &mesh.url(), &spec);
+    if crate::signals::interrupted() {
+        mesh.teardown()?;
+        return Err("interrupted; the mesh was torn down".into());
+    }
+    let result = result?;
+    println!(
+        "demo: {:?} completed {} requests ({} errors); client latency p50 {:.0} us, p90 {:.0} us, p99 {:.0} us",
+        a.load, result.completed, result.errors, result.p50_us, result.p90_us, result.p99_us
+    );
+    mesh.teardown()?;
+    println!("demo: mesh torn down");
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! The command line: each subcommand is a small file that parses its
+//! arguments and calls the library.
+mod check;
+mod demo;
+mod helper;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Measures the latency and CPU a sidecar proxy adds, per hop, live",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Probe this kernel: which hooks load and attach, and which hook set the profiler would use.
+    Check(check::Args),
+    /// Build a two-pod mesh with sidecars, drive load through it while profiling, print the report, tear it down.
+    Demo(demo::Args),
+    /// Processes of the built-in test mesh (the app and the delay-proxy fixture).
+    #[command(hide = true, subcommand)]
+    Testbed(helper::Helper),
+}
+
+/// Exit code for bad input (no sidecar matched, missing privilege, no usable hook set).
+pub const EXIT_USAGE: u8 = 2;
+
+pub fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    match Cli::parse().command {
+        Command::Check(a) => check::run(a),
+        Command::Demo(a) => demo::run(a),
+        Command::Testbed(h) => helper::run(h),
+    }
+}
+
+/// Commands that build namespaces or load eBPF need root (or the capabilities).
+pub fn require_root() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        Ok(())
+    } else {
+        Err(
+            "this command needs root: CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_ADMIN \
+             (eBPF, network namespaces, cgroups); run it with sudo"
+                .into(),
+        )
+    }
+}

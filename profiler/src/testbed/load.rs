@@ -1,0 +1,187 @@
+//! Load from real load generators (oha, wrk) run inside the client pod,
+//! parsed into completed requests and latency percentiles.
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{TestbedError, netns};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoadGen {
+    Oha,
+    Wrk,
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadSpec {
+    pub generator: LoadGen,
+    pub duration: Duration,
+    pub connections: u32,
+    /// Requests per second in total (oha only; wrk runs open-throttle).
+    pub rate: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct LoadResult {
+    pub completed: u64,
+    pub errors: u64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+}
+
+/// Run the generator in `client_ns` against `url`; the caller's duration
+/// bounds it, and a timeout of twice that kills it.
+pub fn run(client_ns: &str, url: &str, spec: &LoadSpec) -> Result<LoadResult, TestbedError> {
+    let secs = format!("{}s", spec.duration.as_secs().max(1));
+    let conns = spec.connections.to_string();
+    let limit = format!("{}", spec.duration.as_secs() * 2 + 10);
+    let mut cmd = netns::exec_in(client_ns, "timeout");
+    match spec.generator {
+        LoadGen::Oha => {
+            cmd.args([
+                &limit,
+                "oha",
+                "-z",
+                &secs,
+                "-c",
+                &conns,
+                "--no-tui",
+                "--output-format",
+                "json",
+            ]);
+            if let Some(q) = spec.rate {
+                cmd.args(["-q", &q.to_string()]);
+            }
+            cmd.arg(url);
+            parse_oha(&netns::run(&mut cmd)?)
+        }
+        LoadGen::Wrk => {
+            cmd.args([
+                &limit,
+                "wrk",
+                "-t1",
+                "-c",
+                &conns,
+                "-d",
+                &secs,
+                "--latency",
+                url,
+            ]);
+            parse_wrk(&netns::run(&mut cmd)?)
+        }
+    }
+}
+
+fn bad(what: &str, text: &str) -> TestbedError {
+    TestbedError::Parse(format!(
+        "{what}: {}",
+        text.chars().take(400).collect::<String>()
+    ))
+}
+
+/// oha's JSON: latencies in seconds; completed = responses with a status.
+pub fn parse_oha(text: &str) -> Result<LoadResult, TestbedError> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|_| bad("oha output is not JSON", text))?;
+    let completed = v["statusCodeDistribution"]
+        .as_object()
+        .ok_or_else(|| bad("oha JSON has no statusCodeDistribution", text))?
+        .values()
+        .filter_map(|n| n.as_u64())
+        .sum();
+    let errors = v["errorDistribution"]
+        .as_object()
+        .map(|m| m.values().filter_map(|n| n.as_u64()).sum())
+        .unwrap_or(0);
+    let pct = |k: &str| v["latencyPercentiles"][k].as_f64().unwrap_or(f64::NAN) * 1e6;
+    Ok(LoadResult {
+        completed,
+        errors,
+        p50_us: pct("p50"),
+        p90_us: pct("p90"),
+        p99_us: pct("p99"),
+    })
+}
+
+fn wrk_duration_us(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, mult) = if let Some(n) = s.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    num.parse::<f64>().ok().map(|v| v * mult)
+}
+
+/// wrk's text: "Latency Distribution" percentiles and "N requests in".
+pub fn parse_wrk(text: &str) -> Result<LoadResult, TestbedError> {
+    let mut r = LoadResult::default();
+    let mut found = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some((n, _)) = t.split_once(" requests in ") {
+            r.completed = n
+                .trim()
+                .parse()
+                .map_err(|_| bad("wrk request count", text))?;
+            found = true;
+        } else if let Some(rest) = t.strip_prefix("Non-2xx or 3xx responses:") {
+            r.errors += rest.trim().parse::<u64>().unwrap_or(0);
+        } else if let Some(rest) = t.strip_prefix("Socket errors:") {
+            r.errors += rest
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        } else if let Some((p, v)) = t.split_once("%  ") {
+            let v = wrk_duration_us(v);
+            match p.trim() {
+                "50" => r.p50_us = v.unwrap_or(f64::NAN),
+                "90" => r.p90_us = v.unwrap_or(f64::NAN),
+                "99" => r.p99_us = v.unwrap_or(f64::NAN),
+                _ => {}
+            }
+        }
+    }
+    if !found {
+        return Err(bad("wrk printed no request count", text));
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_wrk_latency_output() {
+        let out = "Running 5s test @ http://10.244.0.11:8080/\n  1 threads and 4 connections\n\
+            \x20 Latency Distribution\n     50%  412.00us\n     75%  600.00us\n     90%    1.20ms\n     99%    3.10ms\n\
+            \x20 40123 requests in 5.00s, 5.2MB read\n  Socket errors: connect 0, read 1, write 0, timeout 2\n\
+            Requests/sec:   8024.60\n";
+        let r = parse_wrk(out).expect("parse");
+        assert_eq!(r.completed, 40123);
+        assert_eq!(r.errors, 3);
+        assert_eq!(r.p50_us, 412.0);
+        assert_eq!(r.p90_us, 1200.0);
+        assert_eq!(r.p99_us, 3100.0);
+        assert!(parse_wrk("garbage").is_err());
+    }
+
+    #[test]
+    fn parses_oha_json() {
+        let out = r#"{"summary":{"successRate":1.0},"latencyPercentiles":{"p50":0.0005,"p90":0.001,"p99":0.0025},
+            "statusCodeDistribution":{"200":990,"503":10},"errorDistribution":{"connection reset":2}}"#;
+        let r = parse_oha(out).expect("parse");
+        assert_eq!(r.completed, 1000);
+        assert_eq!(r.errors, 2);
+        assert!((r.p50_us - 500.0).abs() < 1e-6);
+        assert!((r.p99_us - 2500.0).abs() < 1e-6);
+        assert!(parse_oha("{}").is_err());
+    }
+}
