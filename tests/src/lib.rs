@@ -1,4 +1,5 @@
 //! Helpers shared by the privileged integration tests (root, BPF, namespaces).
+pub mod mesh;
 
 /// Fail, naming what is missing, when not root: these tests never skip.
 pub fn require_root() {

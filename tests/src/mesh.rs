@@ -1,0 +1,20 @@
+//! Building meshes for tests.
+use std::time::Duration;
+
+use profiler::testbed::{Mesh, MeshConfig, SidecarKind};
+
+pub fn config(sidecar: SidecarKind) -> MeshConfig {
+    MeshConfig {
+        sidecar,
+        intercept: true,
+        app_delay: Duration::ZERO,
+        app_size: 128,
+        proxy_delay: Duration::ZERO,
+        helper: crate::profiler_bin(),
+    }
+}
+
+pub fn up(cfg: &MeshConfig) -> Mesh {
+    crate::require_root();
+    Mesh::up(cfg).unwrap_or_else(|e| panic!("building the mesh failed: {e}"))
+}
