@@ -63,7 +63,29 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         connections: 4,
         rate: Some(a.rate),
     };
-    let result = crate::testbed::load::run(&mesh.client.netns, &mesh.url(), &spec);
+    // Profile while the load runs; the load starts once the hooks are in.
+    let (result, snap) = std::thread::scope(|s| {
+        let url = mesh.url();
+        let ns = mesh.client.netns.clone();
+        let load = s.spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            crate::testbed::load::run(&ns, &url, &spec)
+        });
+        let snap = crate::snapshot::run(&crate::snapshot::Options {
+            duration: Duration::from_secs(a.seconds) + Duration::from_secs(1),
+            selectors: vec![crate::discovery::Selector::Istio],
+            excluded_ports: crate::classify::DEFAULT_EXCLUDED_PORTS.to_vec(),
+            progress: true,
+        });
+        (
+            load.join().unwrap_or_else(|_| {
+                Err(crate::testbed::TestbedError::NotReady(
+                    "load thread panicked".into(),
+                ))
+            }),
+            snap,
+        )
+    });
     if crate::signals::interrupted() {
         mesh.teardown()?;
         return Err("interrupted; the mesh was torn down".into());
@@ -73,6 +95,10 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "demo: {:?} completed {} requests ({} errors); client latency p50 {:.0} us, p90 {:.0} us, p99 {:.0} us",
         a.load, result.completed, result.errors, result.p50_us, result.p90_us, result.p99_us
     );
+    match snap {
+        Ok(snap) => print!("\n{}", snap.to_table()),
+        Err(e) => eprintln!("demo: profiling failed: {e}"),
+    }
     mesh.teardown()?;
     println!("demo: mesh torn down");
     Ok(())

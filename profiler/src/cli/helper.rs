@@ -3,6 +3,13 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 #[derive(clap::Subcommand)]
 pub enum Helper {
+    /// Runs a proxy as its parent, the way pilot-agent runs Envoy: it keeps
+    /// the pod's environment readable (nginx rewrites its own), forwards
+    /// SIGTERM, and exits with the proxy.
+    Agent {
+        #[arg(trailing_var_arg = true, required = true)]
+        command: Vec<String>,
+    },
     /// HTTP/1.1 keepalive app with a response delay and size.
     App {
         #[arg(long, default_value_t = 8080)]
@@ -27,6 +34,7 @@ pub enum Helper {
 
 pub fn run(h: Helper) -> ExitCode {
     let r = match h {
+        Helper::Agent { command } => crate::testbed::agent::run(&command),
         Helper::App {
             port,
             delay_us,

@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod helper;
+mod snapshot;
 
 use std::process::ExitCode;
 
@@ -29,6 +30,8 @@ pub enum Format {
 enum Command {
     /// Probe this kernel: which hooks load and attach, and which hook set the profiler would use.
     Check(check::Args),
+    /// Capture per-hop sidecar latency for a while, then print it per sidecar.
+    Snapshot(snapshot::Args),
     /// Build a two-pod mesh with sidecars, drive load through it while profiling, print the report, tear it down.
     Demo(demo::Args),
     /// Processes of the built-in test mesh (the app and the delay-proxy fixture).
@@ -43,6 +46,7 @@ pub fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     match Cli::parse().command {
         Command::Check(a) => check::run(a),
+        Command::Snapshot(a) => snapshot::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Testbed(h) => helper::run(h),
     }

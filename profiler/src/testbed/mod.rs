@@ -3,6 +3,7 @@
 //! real load generators. Used by the integration tests and `profiler demo`.
 //! Everything it creates is torn down on drop (also on panic), and meshes
 //! left by a killed process are swept on the next start.
+pub mod agent;
 pub mod app;
 pub mod cgroups;
 pub mod delay_proxy;

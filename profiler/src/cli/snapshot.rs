@@ -1,0 +1,124 @@
+//! `profiler snapshot --duration 10s [selectors] [--format table|json]`.
+use std::{process::ExitCode, time::Duration};
+
+use super::Format;
+use crate::{
+    classify::DEFAULT_EXCLUDED_PORTS,
+    discovery::Selector,
+    snapshot::{self, Options, SnapshotError},
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// How long to capture (e.g. 10s, 500ms, 2m).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Profile these processes (repeatable). Default: Istio sidecars
+    /// (`envoy`, or UID 1337 in a pod's cgroup).
+    #[arg(long)]
+    pid: Vec<u32>,
+    /// Profile processes with this name (repeatable).
+    #[arg(long)]
+    comm: Vec<String>,
+    /// Profile processes whose cgroup path contains this (repeatable).
+    #[arg(long)]
+    cgroup: Vec<String>,
+    /// Ports whose traffic is not a data-plane hop (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_EXCLUDED_PORTS)]
+    exclude_ports: Vec<u16>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// "10s", "250ms", "2m", "1.5s"; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (try 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?} (use ms, s, m or h)"
+            ));
+        }
+    };
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err(format!("{s:?}: the duration must be positive"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl Args {
+    pub fn selectors(&self) -> Vec<Selector> {
+        let mut s: Vec<Selector> = self.pid.iter().map(|p| Selector::Pid(*p)).collect();
+        s.extend(self.comm.iter().map(|c| Selector::Comm(c.clone())));
+        s.extend(self.cgroup.iter().map(|c| Selector::Cgroup(c.clone())));
+        if s.is_empty() {
+            s.push(Selector::Istio);
+        }
+        s
+    }
+}
+
+pub fn run(a: Args) -> ExitCode {
+    crate::signals::install();
+    let opts = Options {
+        duration: a.duration,
+        selectors: a.selectors(),
+        excluded_ports: a.exclude_ports.clone(),
+        progress: a.format == Format::Table,
+    };
+    match snapshot::run(&opts) {
+        Ok(snap) => {
+            match a.format {
+                Format::Table => print!("{}", snap.to_table()),
+                Format::Json => match serde_json::to_string_pretty(&snap) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("error: encoding the report: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                },
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ (SnapshotError::NoSidecar { .. } | SnapshotError::Privilege(_))) => {
+            eprintln!("error: {e}");
+            ExitCode::from(super::EXIT_USAGE)
+        }
+        Err(SnapshotError::Collect(crate::collect::CollectError::NoHookSet(why))) => {
+            eprintln!("error: no usable hook set on this kernel: {why}");
+            eprintln!("{}", crate::check::run().to_text());
+            ExitCode::from(super::EXIT_USAGE)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5y").unwrap_err().contains("unknown unit"));
+    }
+}

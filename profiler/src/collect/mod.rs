@@ -1,0 +1,199 @@
+//! A profiling session: attach the hook set this kernel supports, tell the
+//! kernel which processes are sidecars, and drain paired forwards from the
+//! ring buffer into histograms.
+use std::collections::HashMap as StdHashMap;
+
+use aya::{
+    Ebpf,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+};
+use profiler_common::{
+    maps::{self as names, Counter},
+    pairing::Forward,
+};
+
+use crate::{
+    classify::{PodView, Verdict},
+    discovery::{ProcInfo, Sidecar},
+    ebpf::{self, EbpfError, HookSet, loader},
+    histogram::Hops,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    #[error(transparent)]
+    Ebpf(#[from] EbpfError),
+    #[error("no hook set attaches on this kernel ({0}); run `profiler check` for details")]
+    NoHookSet(String),
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("map {0} is missing from the eBPF object")]
+    MissingMap(&'static str),
+}
+
+/// Counts of what the session saw besides recorded hops.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub excluded: u64,
+    pub unclassified: u64,
+    pub untracked: u64,
+}
+
+pub struct Session {
+    ebpf: Ebpf,
+    _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    pub hook_set: HookSet,
+    ring: RingBuf<MapData>,
+    tracked: HashMap<MapData, u32, u32>,
+    pub sidecars: Vec<Sidecar>,
+    /// tgid -> index into `sidecars`.
+    by_tgid: StdHashMap<u32, usize>,
+    pub excluded_ports: Vec<u16>,
+    pub hops: Hops,
+    pub tally: Tally,
+}
+
+fn take<T>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    f: impl FnOnce(aya::maps::Map) -> Result<T, aya::maps::MapError>,
+) -> Result<T, CollectError> {
+    let map = ebpf.take_map(name).ok_or(CollectError::MissingMap(name))?;
+    f(map).map_err(|source| CollectError::Map { name, source })
+}
+
+impl Session {
+    /// Attach the first hook set, in preference order, all of whose hooks
+    /// attach here; nothing stays attached from a set that failed.
+    pub fn start(
+        sidecars: Vec<Sidecar>,
+        excluded_ports: Vec<u16>,
+    ) -> Result<Session, CollectError> {
+        let mut ebpf = ebpf::open()?;
+        // The logger owns the log map the programs reference: keep it alive.
+        let logger = aya_log::EbpfLogger::init(&mut ebpf)
+            .map_err(|e| log::debug!("no eBPF logger: {e}"))
+            .ok();
+        let btf = aya::Btf::from_sys_fs().ok();
+        let mut failures = Vec::new();
+        let mut chosen = None;
+        for set in HookSet::PREFERENCE {
+            let mut ok = true;
+            for hook in set.hooks() {
+                if let Err(e) = loader::attach(&mut ebpf, hook, btf.as_ref()) {
+                    failures.push(format!("{}: {}", set.name(), loader::short_reason(&e)));
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                chosen = Some(set);
+                break;
+            }
+            for hook in set.hooks() {
+                loader::unload(&mut ebpf, hook.program);
+            }
+        }
+        let hook_set = chosen.ok_or_else(|| CollectError::NoHookSet(failures.join("; ")))?;
+        let ring = take(&mut ebpf, names::FORWARDS, RingBuf::try_from)?;
+        let tracked = take(&mut ebpf, names::TRACKED, HashMap::try_from)?;
+        let mut s = Session {
+            ebpf,
+            _logger: logger,
+            hook_set,
+            ring,
+            tracked,
+            sidecars: Vec::new(),
+            by_tgid: StdHashMap::new(),
+            excluded_ports,
+            hops: Hops::default(),
+            tally: Tally::default(),
+        };
+        s.set_sidecars(sidecars)?;
+        Ok(s)
+    }
+
+    /// Replace the tracked set (after rediscovery): new workers are added,
+    /// exited or recycled pids removed.
+    pub fn set_sidecars(&mut self, sidecars: Vec<Sidecar>) -> Result<(), CollectError> {
+        let mut wanted = StdHashMap::new();
+        for (i, s) in sidecars.iter().enumerate() {
+            for &(pid, start) in &s.procs {
+                if ProcInfo::is_alive(pid, start) {
+                    wanted.insert(pid, i);
+                }
+            }
+        }
+        let stale: Vec<u32> = self
+            .by_tgid
+            .keys()
+            .filter(|p| !wanted.contains_key(p))
+            .copied()
+            .collect();
+        for pid in stale {
+            let _ = self.tracked.remove(&pid);
+        }
+        for (&pid, &i) in &wanted {
+            self.tracked
+                .insert(pid, i as u32, 0)
+                .map_err(|source| CollectError::Map {
+                    name: names::TRACKED,
+                    source,
+                })?;
+        }
+        self.by_tgid = wanted;
+        self.sidecars = sidecars;
+        Ok(())
+    }
+
+    /// Take every forward the kernel has reported so far.
+    pub fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while let Some(item) = self.ring.next() {
+            if item.len() < size_of::<Forward>() {
+                continue;
+            }
+            // SAFETY: the kernel wrote a whole Forward (checked length);
+            // read_unaligned copes with the ring's 8-byte alignment.
+            let f: Forward = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+            drop(item);
+            n += 1;
+            let Some(&i) = self.by_tgid.get(&f.tgid) else {
+                self.tally.untracked += 1;
+                continue;
+            };
+            let sc = &self.sidecars[i];
+            let view = PodView {
+                local_addrs: &sc.local_addrs,
+                listen_ports: &sc.listen_ports,
+                excluded_ports: &self.excluded_ports,
+            };
+            match view.classify(&f.src, &f.dst) {
+                Verdict::Hop(d, l) => self.hops.record(i as u32, d, l, &f),
+                Verdict::Excluded => self.tally.excluded += 1,
+                Verdict::Unclassified => self.tally.unclassified += 1,
+            }
+        }
+        n
+    }
+
+    /// Kernel counters summed over CPUs.
+    pub fn counter(&self, c: Counter) -> u64 {
+        let Some(map) = self.ebpf.map(names::COUNTERS) else {
+            return 0;
+        };
+        let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else {
+            return 0;
+        };
+        arr.get(&(c as u32), 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+
+    /// Forwards lost: ring buffer full, or pairing state that could not be stored.
+    pub fn lost_events(&self) -> u64 {
+        self.counter(Counter::RingFull) + self.counter(Counter::MapFull)
+    }
+}

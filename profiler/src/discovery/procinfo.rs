@@ -1,0 +1,119 @@
+//! One process as /proc shows it, identified by pid and start time so a
+//! recycled pid is never taken for the proxy it replaced.
+use std::path::Path;
+
+use super::cgroup_path::{self, PodCgroup};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    /// Clock ticks since boot (field 22 of /proc/<pid>/stat).
+    pub start_time: u64,
+    pub comm: String,
+    pub uid: u32,
+    pub cgroup: String,
+    pub pod: Option<PodCgroup>,
+    pub env_pod_name: Option<String>,
+    pub env_pod_namespace: Option<String>,
+}
+
+/// (ppid, start_time) from the text of /proc/<pid>/stat; comm may hold spaces
+/// and parentheses, so fields are counted after the last ')'.
+pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): ppid is field 4, starttime field 22.
+    Some((f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
+}
+
+pub fn parse_uid(status: &str) -> Option<u32> {
+    status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub fn env_var(environ: &[u8], key: &str) -> Option<String> {
+    environ.split(|b| *b == 0).find_map(|kv| {
+        let kv = std::str::from_utf8(kv).ok()?;
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_string())
+    })
+}
+
+impl ProcInfo {
+    pub fn read(pid: u32) -> Option<ProcInfo> {
+        let dir = Path::new("/proc").join(pid.to_string());
+        let stat = std::fs::read_to_string(dir.join("stat")).ok()?;
+        let (ppid, start_time) = parse_stat(&stat)?;
+        let comm = std::fs::read_to_string(dir.join("comm"))
+            .ok()?
+            .trim_end()
+            .to_string();
+        let uid = parse_uid(&std::fs::read_to_string(dir.join("status")).ok()?)?;
+        let cgroup = std::fs::read_to_string(dir.join("cgroup")).unwrap_or_default();
+        let environ = std::fs::read(dir.join("environ")).unwrap_or_default();
+        Some(ProcInfo {
+            pid,
+            ppid,
+            start_time,
+            pod: cgroup_path::parse(&cgroup),
+            comm,
+            uid,
+            cgroup,
+            env_pod_name: env_var(&environ, "POD_NAME"),
+            env_pod_namespace: env_var(&environ, "POD_NAMESPACE"),
+        })
+    }
+
+    /// Every process now on the node (those that vanish while read are skipped).
+    pub fn all() -> Vec<ProcInfo> {
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(ProcInfo::read)
+            .collect()
+    }
+
+    /// Still the same process (pid not recycled)?
+    pub fn is_alive(pid: u32, start_time: u64) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s))
+            .is_some_and(|(_, st)| st == start_time)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_awkward_comm() {
+        let s = "4242 (wrk:worker_0) S 4200 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 9 0 987654 1000000 500 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0\n";
+        assert_eq!(parse_stat(s), Some((4200, 987654)));
+        let s = "7 (a) b) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0\n";
+        assert_eq!(parse_stat(s), Some((1, 55)));
+    }
+
+    #[test]
+    fn env_and_uid() {
+        let env = b"PATH=/usr/bin\0POD_NAME=productpage-v1-6b7f\0POD_NAMESPACE=bookinfo\0";
+        assert_eq!(
+            env_var(env, "POD_NAME").as_deref(),
+            Some("productpage-v1-6b7f")
+        );
+        assert_eq!(env_var(env, "POD_NAMESPACE").as_deref(), Some("bookinfo"));
+        assert_eq!(env_var(env, "INSTANCE_IP"), None);
+        assert_eq!(
+            parse_uid("Name:\tenvoy\nUid:\t1337\t1337\t1337\t1337\n"),
+            Some(1337)
+        );
+    }
+}

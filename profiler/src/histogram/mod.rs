@@ -1,0 +1,139 @@
+//! Where a histogram is filled: per (sidecar, direction, leg), HDR
+//! histograms of total, queue and process time in ns (1 µs to 60 s, 3
+//! significant digits), plus forward and byte counts.
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use profiler_common::pairing::Forward;
+use serde::Serialize;
+
+use crate::classify::{Direction, Leg};
+
+pub const LOWEST_NS: u64 = 1_000;
+pub const HIGHEST_NS: u64 = 60_000_000_000;
+pub const SIGFIG: u8 = 3;
+
+pub struct HopStats {
+    pub forwards: u64,
+    pub bytes: u64,
+    pub total: Histogram<u64>,
+    pub queue: Histogram<u64>,
+    pub process: Histogram<u64>,
+}
+
+fn hist() -> Histogram<u64> {
+    // Bounds are constants known to be valid.
+    Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIG).expect("valid histogram bounds")
+}
+
+impl Default for HopStats {
+    fn default() -> Self {
+        HopStats {
+            forwards: 0,
+            bytes: 0,
+            total: hist(),
+            queue: hist(),
+            process: hist(),
+        }
+    }
+}
+
+impl HopStats {
+    /// Values are clamped into the histogram's range: below 1 µs records
+    /// as the lowest bucket (reported as < 1 µs resolution), above 60 s as 60 s.
+    pub fn record(&mut self, f: &Forward) {
+        self.forwards += 1;
+        self.bytes += f.bytes;
+        let clamp = |v: u64| v.clamp(LOWEST_NS, HIGHEST_NS);
+        self.total.saturating_record(clamp(f.total_ns()));
+        self.queue.saturating_record(clamp(f.queue_ns()));
+        self.process.saturating_record(clamp(f.process_ns()));
+    }
+}
+
+/// p50/p90/p99/p99.9/max in µs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Percentiles {
+        if h.is_empty() {
+            return Percentiles::default();
+        }
+        // Below 1 µs all values share the lowest bucket; report its value.
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Percentiles {
+            p50: us(h.value_at_quantile(0.5)),
+            p90: us(h.value_at_quantile(0.9)),
+            p99: us(h.value_at_quantile(0.99)),
+            p999: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+        }
+    }
+}
+
+pub type HopKey = (u32, Direction, Leg);
+
+#[derive(Default)]
+pub struct Hops {
+    pub by_key: BTreeMap<HopKey, HopStats>,
+}
+
+impl Hops {
+    pub fn record(&mut self, sidecar: u32, dir: Direction, leg: Leg, f: &Forward) {
+        self.by_key
+            .entry((sidecar, dir, leg))
+            .or_default()
+            .record(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fwd(arrival: u64, read: u64, write: u64) -> Forward {
+        Forward {
+            arrival_ns: arrival,
+            read_ns: read,
+            write_ns: write,
+            bytes: 100,
+            ..Forward::default()
+        }
+    }
+
+    #[test]
+    fn records_components_and_counts() {
+        let mut s = HopStats::default();
+        for i in 0..1000u64 {
+            s.record(&fwd(0, 10_000 + i, 210_000 + i));
+        }
+        assert_eq!((s.forwards, s.bytes), (1000, 100_000));
+        let p = Percentiles::of(&s.process);
+        assert!((p.p50 - 200.0).abs() <= 0.2, "{p:?}");
+        let q = Percentiles::of(&s.queue);
+        assert!((q.p50 - 10.5).abs() <= 0.1, "{q:?}");
+        let t = Percentiles::of(&s.total);
+        assert!((t.max - 210.999).abs() <= 0.3, "{t:?}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_clamped_not_lost() {
+        let mut s = HopStats::default();
+        s.record(&fwd(0, 0, 10));
+        s.record(&fwd(0, 0, 100_000_000_000));
+        assert_eq!(s.process.len(), 2);
+        assert_eq!(Percentiles::of(&s.process).p50, 1.0);
+        assert!(Percentiles::of(&s.process).max >= 59_000_000.0);
+        assert_eq!(
+            Percentiles::of(&HopStats::default().total),
+            Percentiles::default()
+        );
+    }
+}

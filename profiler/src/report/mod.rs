@@ -1,0 +1,151 @@
+//! The snapshot report: the JSON contract other tools parse (fields may be
+//! added, never renamed) and the table a person reads.
+use serde::Serialize;
+
+use crate::{
+    classify::{Direction, Leg},
+    collect::Session,
+    histogram::Percentiles,
+};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Hop {
+    pub direction: Direction,
+    pub leg: Leg,
+    pub forwards: u64,
+    pub bytes: u64,
+    pub total_us: Percentiles,
+    pub queue_us: Percentiles,
+    pub process_us: Percentiles,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SidecarReport {
+    pub pid: u32,
+    pub comm: String,
+    pub pod: Option<String>,
+    pub namespace: Option<String>,
+    pub hops: Vec<Hop>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    pub duration_s: f64,
+    pub lost_events: u64,
+    pub sidecars: Vec<SidecarReport>,
+    pub hook_set: &'static str,
+    pub excluded_forwards: u64,
+    pub unclassified_forwards: u64,
+    pub reads_without_arrival: u64,
+}
+
+impl Snapshot {
+    pub fn from_session(s: &Session, duration_s: f64) -> Snapshot {
+        let sidecars = s
+            .sidecars
+            .iter()
+            .enumerate()
+            .map(|(i, sc)| SidecarReport {
+                pid: sc.pid,
+                comm: sc.comm.clone(),
+                pod: sc.pod.clone(),
+                namespace: sc.namespace.clone(),
+                hops: s
+                    .hops
+                    .by_key
+                    .iter()
+                    .filter(|((idx, _, _), _)| *idx == i as u32)
+                    .map(|((_, d, l), h)| Hop {
+                        direction: *d,
+                        leg: *l,
+                        forwards: h.forwards,
+                        bytes: h.bytes,
+                        total_us: Percentiles::of(&h.total),
+                        queue_us: Percentiles::of(&h.queue),
+                        process_us: Percentiles::of(&h.process),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Snapshot {
+            duration_s,
+            lost_events: s.lost_events(),
+            sidecars,
+            hook_set: s.hook_set.name(),
+            excluded_forwards: s.tally.excluded,
+            unclassified_forwards: s.tally.unclassified,
+            reads_without_arrival: s.counter(profiler_common::maps::Counter::NoArrival),
+        }
+    }
+
+    pub fn sidecar(&self, pod_prefix: &str) -> Option<&SidecarReport> {
+        self.sidecars
+            .iter()
+            .find(|s| s.pod.as_deref().is_some_and(|p| p.starts_with(pod_prefix)))
+    }
+
+    pub fn to_table(&self) -> String {
+        let mut out = format!(
+            "{:.1} s, hook set {}, lost events {}, excluded {}, unclassified {}\n",
+            self.duration_s,
+            self.hook_set,
+            self.lost_events,
+            self.excluded_forwards,
+            self.unclassified_forwards
+        );
+        for sc in &self.sidecars {
+            let who = match (&sc.pod, &sc.namespace) {
+                (Some(p), Some(n)) => format!("{n}/{p}"),
+                _ => "(no pod)".into(),
+            };
+            out.push_str(&format!("\n{who}  pid {} {}\n", sc.pid, sc.comm));
+            if sc.hops.is_empty() {
+                out.push_str("  no forwards\n");
+                continue;
+            }
+            out.push_str(&format!(
+                "  {:<8} {:<8} {:>9} {:>8} {:>10}  {:<9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+                "dir",
+                "leg",
+                "forwards",
+                "rate/s",
+                "bytes",
+                "(us)",
+                "p50",
+                "p90",
+                "p99",
+                "p99.9",
+                "max"
+            ));
+            for h in &sc.hops {
+                let rate = h.forwards as f64 / self.duration_s.max(1e-9);
+                for (i, (name, p)) in [
+                    ("total", &h.total_us),
+                    ("queue", &h.queue_us),
+                    ("process", &h.process_us),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    let lead = if i == 0 {
+                        format!(
+                            "  {:<8} {:<8} {:>9} {:>8.0} {:>10}",
+                            format!("{:?}", h.direction).to_lowercase(),
+                            format!("{:?}", h.leg).to_lowercase(),
+                            h.forwards,
+                            rate,
+                            h.bytes
+                        )
+                    } else {
+                        format!("  {:<8} {:<8} {:>9} {:>8} {:>10}", "", "", "", "", "")
+                    };
+                    out.push_str(&format!(
+                        "{lead}  {name:<9} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}\n",
+                        p.p50, p.p90, p.p99, p.p999, p.max
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
