@@ -146,9 +146,14 @@ impl Mesh {
             let pod_dir = self.dir.join(&pod.name);
             std::fs::create_dir_all(&pod_dir).map_err(io("creating sidecar directory"))?;
             set_mode(&pod_dir, 0o777).map_err(io("chmod sidecar directory"))?;
-            let cmd =
+            let proxy =
                 sidecar::command(cfg.sidecar, &pod_dir, &routes, &cfg.helper, cfg.proxy_delay)
                     .map_err(io("writing sidecar config"))?;
+            // Started by an agent, as pilot-agent starts Envoy.
+            let mut cmd = Command::new(&cfg.helper);
+            cmd.args(["testbed", "agent", "--"])
+                .arg(proxy.get_program())
+                .args(proxy.get_args());
             let env = vec![
                 ("POD_NAME".into(), pod.name.clone()),
                 ("POD_NAMESPACE".into(), pod.namespace.clone()),
