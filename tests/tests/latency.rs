@@ -31,11 +31,16 @@ fn profile_under_load(m: &Mesh, spec: LoadSpec) -> (Snapshot, LoadResult) {
     })
 }
 
-fn hop<'a>(s: &'a SidecarReport, d: Direction, l: Leg) -> &'a Hop {
+fn hop(s: &SidecarReport, d: Direction, l: Leg) -> &Hop {
     s.hops
         .iter()
         .find(|h| h.direction == d && h.leg == l)
-        .unwrap_or_else(|| panic!("no {d:?} {l:?} hop for {}: {s:?}", s.pod.as_deref().unwrap_or("?")))
+        .unwrap_or_else(|| {
+            panic!(
+                "no {d:?} {l:?} hop for {}: {s:?}",
+                s.pod.as_deref().unwrap_or("?")
+            )
+        })
 }
 
 fn oha(secs: u64, rate: u32) -> LoadSpec {
@@ -55,8 +60,13 @@ fn ground_truth(delay: Duration) {
     assert!(load.completed > 300, "{load:?}");
     thread::sleep(Duration::from_millis(300));
     let truth = delay_proxy::read_stats(&m.delay_proxy_stats(&m.server)).expect("fixture stats");
-    let server = snap.sidecar("server-").unwrap_or_else(|| panic!("server sidecar not found: {snap:?}"));
-    for (leg, key) in [(Leg::Request, "inbound/request"), (Leg::Response, "inbound/response")] {
+    let server = snap
+        .sidecar("server-")
+        .unwrap_or_else(|| panic!("server sidecar not found: {snap:?}"));
+    for (leg, key) in [
+        (Leg::Request, "inbound/request"),
+        (Leg::Response, "inbound/response"),
+    ] {
         let ours = &hop(server, Direction::Inbound, leg).process_us;
         let t = &truth[key];
         let (d50, d99) = ((ours.p50 - t.p50_us).abs(), (ours.p99 - t.p99_us).abs());
@@ -64,8 +74,14 @@ fn ground_truth(delay: Duration) {
             "delay {delay:?} {key}: profiler process p50 {:.1} p99 {:.1} us; fixture p50 {:.1} p99 {:.1} us",
             ours.p50, ours.p99, t.p50_us, t.p99_us
         );
-        assert!(d50 <= (0.03 * t.p50_us).max(50.0), "{key} p50 off by {d50:.1} us");
-        assert!(d99 <= (0.05 * t.p99_us).max(100.0), "{key} p99 off by {d99:.1} us");
+        assert!(
+            d50 <= (0.03 * t.p50_us).max(50.0),
+            "{key} p50 off by {d50:.1} us"
+        );
+        assert!(
+            d99 <= (0.05 * t.p99_us).max(100.0),
+            "{key} p99 off by {d99:.1} us"
+        );
     }
 }
 
@@ -85,12 +101,22 @@ fn a_slow_app_does_not_leak_into_sidecar_time() {
     cfg.app_delay = Duration::from_millis(50);
     let m = mesh::up(&cfg);
     let (snap, load) = profile_under_load(&m, oha(4, 60));
-    assert!(load.p50_us > 50_000.0, "the app delay shows at the client: {load:?}");
-    for (pod, d) in [("client-", Direction::Outbound), ("server-", Direction::Inbound)] {
+    assert!(
+        load.p50_us > 50_000.0,
+        "the app delay shows at the client: {load:?}"
+    );
+    for (pod, d) in [
+        ("client-", Direction::Outbound),
+        ("server-", Direction::Inbound),
+    ] {
         let s = snap.sidecar(pod).expect("sidecar");
         for leg in [Leg::Request, Leg::Response] {
             let t = &hop(s, d, leg).total_us;
-            assert!(t.p99 < 1000.0, "{pod} {d:?} {leg:?} total p99 {:.1} us", t.p99);
+            assert!(
+                t.p99 < 1000.0,
+                "{pod} {d:?} {leg:?} total p99 {:.1} us",
+                t.p99
+            );
         }
     }
 }
@@ -100,8 +126,13 @@ fn counts_match(kind: SidecarKind) {
     let (snap, load) = profile_under_load(&m, oha(4, 400));
     assert!(load.completed > 1000, "{load:?}");
     assert_eq!(snap.lost_events, 0);
-    for (pod, d) in [("client-", Direction::Outbound), ("server-", Direction::Inbound)] {
-        let s = snap.sidecar(pod).unwrap_or_else(|| panic!("{pod} sidecar missing: {snap:?}"));
+    for (pod, d) in [
+        ("client-", Direction::Outbound),
+        ("server-", Direction::Inbound),
+    ] {
+        let s = snap
+            .sidecar(pod)
+            .unwrap_or_else(|| panic!("{pod} sidecar missing: {snap:?}"));
         assert_eq!(s.namespace.as_deref(), Some("meshbox"));
         for leg in [Leg::Request, Leg::Response] {
             let f = hop(s, d, leg).forwards as f64;
@@ -128,7 +159,15 @@ fn forwards_equal_completed_requests_with_haproxy() {
 fn snapshot_cli_json_contract_and_no_sidecar_exit_code() {
     profiler_tests::require_root();
     let out = std::process::Command::new(profiler_tests::profiler_bin())
-        .args(["snapshot", "--duration", "300ms", "--comm", "no-such-proxy", "--format", "json"])
+        .args([
+            "snapshot",
+            "--duration",
+            "300ms",
+            "--comm",
+            "no-such-proxy",
+            "--format",
+            "json",
+        ])
         .output()
         .expect("run snapshot");
     assert_eq!(out.status.code(), Some(2));
@@ -139,7 +178,11 @@ fn snapshot_cli_json_contract_and_no_sidecar_exit_code() {
         .args(["snapshot", "--duration", "500ms", "--format", "json"])
         .output()
         .expect("run snapshot");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(v["duration_s"].as_f64().is_some_and(|d| d >= 0.5));
     assert_eq!(v["lost_events"], 0);

@@ -67,10 +67,10 @@ pub fn spawn(mut cmd: Command, spec: &Spec) -> Result<Child, TestbedError> {
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            if let Some(uid) = uid {
-                if libc::setgid(uid) != 0 || libc::setuid(uid) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
+            if let Some(uid) = uid
+                && (libc::setgid(uid) != 0 || libc::setuid(uid) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
