@@ -12,15 +12,8 @@ pub struct Args {
 
 pub fn run(a: Args) -> ExitCode {
     let report = crate::check::run();
-    match a.format {
-        Format::Table => print!("{}", report.to_text()),
-        Format::Json => match serde_json::to_string_pretty(&report) {
-            Ok(s) => println!("{s}"),
-            Err(e) => {
-                eprintln!("error: encoding the report: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+    if let Err(code) = super::print_report(a.format, &report, |r| r.to_text()) {
+        return code;
     }
     if report.usable() {
         ExitCode::SUCCESS

@@ -65,3 +65,22 @@ pub fn require_root() -> Result<(), String> {
         )
     }
 }
+
+/// Print a report as a table or as JSON; Err(exit code) when encoding fails.
+pub fn print_report<T: serde::Serialize>(
+    format: Format,
+    value: &T,
+    table: impl FnOnce(&T) -> String,
+) -> Result<(), ExitCode> {
+    match format {
+        Format::Table => print!("{}", table(value)),
+        Format::Json => match serde_json::to_string_pretty(value) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("error: encoding the report: {e}");
+                return Err(ExitCode::FAILURE);
+            }
+        },
+    }
+    Ok(())
+}

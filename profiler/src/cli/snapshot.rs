@@ -79,15 +79,8 @@ pub fn run(a: Args) -> ExitCode {
     };
     match snapshot::run(&opts) {
         Ok(snap) => {
-            match a.format {
-                Format::Table => print!("{}", snap.to_table()),
-                Format::Json => match serde_json::to_string_pretty(&snap) {
-                    Ok(s) => println!("{s}"),
-                    Err(e) => {
-                        eprintln!("error: encoding the report: {e}");
-                        return ExitCode::FAILURE;
-                    }
-                },
+            if let Err(code) = super::print_report(a.format, &snap, |s| s.to_table()) {
+                return code;
             }
             ExitCode::SUCCESS
         }
