@@ -1,6 +1,7 @@
 //! Where a histogram is filled: per (sidecar, direction, leg), HDR
 //! histograms of total, queue and process time in ns (1 µs to 60 s, 3
-//! significant digits), plus forward and byte counts.
+//! significant digits, so buckets are at most 512 ns wide below 1 ms and
+//! 0.1% of the value above), plus forward and byte counts.
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
@@ -116,11 +117,13 @@ mod tests {
         }
         assert_eq!((s.forwards, s.bytes), (1000, 100_000));
         let p = Percentiles::of(&s.process);
-        assert!((p.p50 - 200.0).abs() <= 0.2, "{p:?}");
+        assert!((p.p50 - 200.0).abs() <= 0.6, "{p:?}");
+        // Below 1 ms the buckets are 512 ns wide (lowest discernible 1 µs):
+        // microsecond resolution.
         let q = Percentiles::of(&s.queue);
-        assert!((q.p50 - 10.5).abs() <= 0.1, "{q:?}");
+        assert!((q.p50 - 10.5).abs() <= 0.6, "{q:?}");
         let t = Percentiles::of(&s.total);
-        assert!((t.max - 210.999).abs() <= 0.3, "{t:?}");
+        assert!((t.max - 210.999).abs() <= 0.6, "{t:?}");
     }
 
     #[test]
@@ -129,7 +132,7 @@ mod tests {
         s.record(&fwd(0, 0, 10));
         s.record(&fwd(0, 0, 100_000_000_000));
         assert_eq!(s.process.len(), 2);
-        assert_eq!(Percentiles::of(&s.process).p50, 1.0);
+        assert!((Percentiles::of(&s.process).p50 - 1.0).abs() < 0.6);
         assert!(Percentiles::of(&s.process).max >= 59_000_000.0);
         assert_eq!(
             Percentiles::of(&HopStats::default().total),
