@@ -1,4 +1,5 @@
 //! Sidecar proxy latency profiler: library behind the `profiler` binary.
+pub mod bench;
 pub mod check;
 pub mod classify;
 pub mod cli;

@@ -64,6 +64,13 @@ fn proxy_like(all: &[discovery::ProcInfo]) -> String {
 }
 
 pub fn run(opts: &Options) -> Result<Snapshot, SnapshotError> {
+    let mut session = start(opts)?;
+    let elapsed = capture(&mut session, opts)?;
+    Ok(Snapshot::from_session(&session, elapsed))
+}
+
+/// Check privileges, discover sidecars and attach.
+pub fn start(opts: &Options) -> Result<Session, SnapshotError> {
     if let Some(p) = missing_privilege() {
         return Err(SnapshotError::Privilege(p));
     }
@@ -75,7 +82,12 @@ pub fn run(opts: &Options) -> Result<Snapshot, SnapshotError> {
             seen: proxy_like(&all),
         });
     }
-    let mut session = Session::start(sidecars, opts.excluded_ports.clone())?;
+    Ok(Session::start(sidecars, opts.excluded_ports.clone())?)
+}
+
+/// Drain forwards for the duration (or until interrupted); returns the
+/// seconds captured.
+pub fn capture(session: &mut Session, opts: &Options) -> Result<f64, SnapshotError> {
     let start = Instant::now();
     let mut last_refresh = start;
     let tty = opts.progress && std::io::stderr().is_terminal();
@@ -114,8 +126,5 @@ pub fn run(opts: &Options) -> Result<Snapshot, SnapshotError> {
     if tty {
         eprintln!();
     }
-    Ok(Snapshot::from_session(
-        &session,
-        start.elapsed().as_secs_f64(),
-    ))
+    Ok(start.elapsed().as_secs_f64())
 }

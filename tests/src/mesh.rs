@@ -10,6 +10,7 @@ pub fn config(sidecar: SidecarKind) -> MeshConfig {
         app_delay: Duration::ZERO,
         app_size: 128,
         proxy_delay: Duration::ZERO,
+        mtls: false,
         helper: crate::profiler_bin(),
     }
 }

@@ -28,6 +28,26 @@ fn connections_under_load(
     })
 }
 
+/// HTTP status of a plaintext request from the client pod as UID 1337
+/// (exempt from interception, so it bypasses the client's sidecar and meets
+/// the server pod's inbound listener directly); "000" when refused.
+fn plaintext_status_as_proxy_user(m: &testbed::Mesh) -> String {
+    let out = testbed::netns::exec_in(&m.client.netns, "setpriv")
+        .args([
+            "--reuid=1337",
+            "--regid=1337",
+            "--clear-groups",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+        ])
+        .args(["-w", "%{http_code}", "--max-time", "3", &m.url()])
+        .output()
+        .expect("run curl (apt-get install curl; cargo xtask setup does)");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn assert_gone(id: &str) {
     let left = testbed::leftovers(id);
     assert!(left.is_empty(), "left behind: {left:?}");
@@ -153,4 +173,24 @@ fn demo_cli_tears_down_on_sigint() {
     let status = child.wait().expect("wait");
     assert!(!status.success(), "an interrupted demo reports failure");
     assert_gone(&id);
+}
+
+#[test]
+fn mutual_tls_between_sidecars() {
+    for kind in [SidecarKind::Nginx, SidecarKind::Haproxy] {
+        let mut cfg = mesh::config(kind);
+        cfg.mtls = true;
+        let m = mesh::up(&cfg);
+        let (r, client_conns, server_conns) = connections_under_load(&m, LoadGen::Oha);
+        assert!(r.completed > 500 && r.errors <= 4, "{kind:?}: {r:?}");
+        assert!(
+            client_conns >= 1 && server_conns >= 1,
+            "{client_conns} {server_conns}"
+        );
+        let code = plaintext_status_as_proxy_user(&m);
+        assert_ne!(
+            code, "200",
+            "{kind:?}: the server sidecar answered plaintext; mTLS is not enforced"
+        );
+    }
 }

@@ -24,6 +24,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "prometheus",
     "openssl",
     "procps",
+    "curl",
+    "util-linux",
 ];
 
 pub fn run() -> Result<()> {

@@ -18,6 +18,9 @@ pub struct Args {
     /// Requests per second (oha).
     #[arg(long, default_value_t = 500)]
     rate: u32,
+    /// Mutual TLS between the sidecars, as Istio's pod-to-pod leg.
+    #[arg(long)]
+    mtls: bool,
 }
 
 pub fn run(a: Args) -> ExitCode {
@@ -47,6 +50,7 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         app_delay: Duration::from_micros(200),
         app_size: 512,
         proxy_delay: Duration::ZERO,
+        mtls: a.mtls,
         helper,
     })?;
     println!(

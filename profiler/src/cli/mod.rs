@@ -1,5 +1,6 @@
 //! The command line: each subcommand is a small file that parses its
 //! arguments and calls the library.
+mod bench;
 mod check;
 mod demo;
 mod helper;
@@ -34,6 +35,8 @@ enum Command {
     Snapshot(snapshot::Args),
     /// Build a two-pod mesh with sidecars, drive load through it while profiling, print the report, tear it down.
     Demo(demo::Args),
+    /// Measure the profiler's own cost on the built-in mesh: program time per forward, CPU, memory, highest loss-free rate.
+    Bench(bench::Args),
     /// Processes of the built-in test mesh (the app and the delay-proxy fixture).
     #[command(hide = true, subcommand)]
     Testbed(helper::Helper),
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Snapshot(a) => snapshot::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::Testbed(h) => helper::run(h),
     }
 }

@@ -192,6 +192,22 @@ impl Session {
         arr.get(&(c as u32), 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
 
+    /// (program name, invocations, total run time in ns) of every program
+    /// loaded; counted only while kernel BPF stats are enabled.
+    pub fn program_stats(&self) -> Vec<(String, u64, u64)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, p)| {
+                let info = p.info().ok()?;
+                Some((
+                    name.to_string(),
+                    info.run_count(),
+                    info.run_time().as_nanos() as u64,
+                ))
+            })
+            .collect()
+    }
+
     /// Forwards lost: ring buffer full, or pairing state that could not be stored.
     pub fn lost_events(&self) -> u64 {
         self.counter(Counter::RingFull) + self.counter(Counter::MapFull)

@@ -81,19 +81,26 @@ fn bad(what: &str, text: &str) -> TestbedError {
     ))
 }
 
-/// oha's JSON: latencies in seconds; completed = responses with a status.
+/// oha's JSON: latencies in seconds; completed = 2xx responses; errors =
+/// other statuses plus transport errors.
 pub fn parse_oha(text: &str) -> Result<LoadResult, TestbedError> {
     let v: serde_json::Value =
         serde_json::from_str(text).map_err(|_| bad("oha output is not JSON", text))?;
-    let completed = v["statusCodeDistribution"]
+    let statuses = v["statusCodeDistribution"]
         .as_object()
-        .ok_or_else(|| bad("oha JSON has no statusCodeDistribution", text))?
-        .values()
-        .filter_map(|n| n.as_u64())
-        .sum();
-    let errors = v["errorDistribution"]
+        .ok_or_else(|| bad("oha JSON has no statusCodeDistribution", text))?;
+    let (mut completed, mut errors) = (0, 0);
+    for (code, n) in statuses {
+        let n = n.as_u64().unwrap_or(0);
+        if code.starts_with('2') {
+            completed += n;
+        } else {
+            errors += n;
+        }
+    }
+    errors += v["errorDistribution"]
         .as_object()
-        .map(|m| m.values().filter_map(|n| n.as_u64()).sum())
+        .map(|m| m.values().filter_map(|n| n.as_u64()).sum::<u64>())
         .unwrap_or(0);
     let pct = |k: &str| v["latencyPercentiles"][k].as_f64().unwrap_or(f64::NAN) * 1e6;
     Ok(LoadResult {
@@ -119,10 +126,12 @@ fn wrk_duration_us(s: &str) -> Option<f64> {
     num.parse::<f64>().ok().map(|v| v * mult)
 }
 
-/// wrk's text: "Latency Distribution" percentiles and "N requests in".
+/// wrk's text: "Latency Distribution" percentiles and "N requests in";
+/// completed excludes non-2xx/3xx responses, which count as errors.
 pub fn parse_wrk(text: &str) -> Result<LoadResult, TestbedError> {
     let mut r = LoadResult::default();
     let mut found = false;
+    let mut non_2xx = 0;
     for line in text.lines() {
         let t = line.trim();
         if let Some((n, _)) = t.split_once(" requests in ") {
@@ -132,7 +141,8 @@ pub fn parse_wrk(text: &str) -> Result<LoadResult, TestbedError> {
                 .map_err(|_| bad("wrk request count", text))?;
             found = true;
         } else if let Some(rest) = t.strip_prefix("Non-2xx or 3xx responses:") {
-            r.errors += rest.trim().parse::<u64>().unwrap_or(0);
+            non_2xx = rest.trim().parse::<u64>().unwrap_or(0);
+            r.errors += non_2xx;
         } else if let Some(rest) = t.strip_prefix("Socket errors:") {
             r.errors += rest
                 .split(',')
@@ -151,6 +161,7 @@ pub fn parse_wrk(text: &str) -> Result<LoadResult, TestbedError> {
     if !found {
         return Err(bad("wrk printed no request count", text));
     }
+    r.completed = r.completed.saturating_sub(non_2xx);
     Ok(r)
 }
 
@@ -163,10 +174,11 @@ mod tests {
         let out = "Running 5s test @ http://10.244.0.11:8080/\n  1 threads and 4 connections\n\
             \x20 Latency Distribution\n     50%  412.00us\n     75%  600.00us\n     90%    1.20ms\n     99%    3.10ms\n\
             \x20 40123 requests in 5.00s, 5.2MB read\n  Socket errors: connect 0, read 1, write 0, timeout 2\n\
+            \x20 Non-2xx or 3xx responses: 23\n\
             Requests/sec:   8024.60\n";
         let r = parse_wrk(out).expect("parse");
-        assert_eq!(r.completed, 40123);
-        assert_eq!(r.errors, 3);
+        assert_eq!(r.completed, 40100);
+        assert_eq!(r.errors, 26);
         assert_eq!(r.p50_us, 412.0);
         assert_eq!(r.p90_us, 1200.0);
         assert_eq!(r.p99_us, 3100.0);
@@ -178,8 +190,8 @@ mod tests {
         let out = r#"{"summary":{"successRate":1.0},"latencyPercentiles":{"p50":0.0005,"p90":0.001,"p99":0.0025},
             "statusCodeDistribution":{"200":990,"503":10},"errorDistribution":{"connection reset":2}}"#;
         let r = parse_oha(out).expect("parse");
-        assert_eq!(r.completed, 1000);
-        assert_eq!(r.errors, 2);
+        assert_eq!(r.completed, 990);
+        assert_eq!(r.errors, 12);
         assert!((r.p50_us - 500.0).abs() < 1e-6);
         assert!((r.p99_us - 2500.0).abs() < 1e-6);
         assert!(parse_oha("{}").is_err());

@@ -13,6 +13,7 @@ use super::{
     intercept, netns,
     sidecar::{self, Routes, SidecarKind},
     spawn::{self, Spec},
+    tls,
 };
 
 /// Every name this testbed creates starts with this, followed by the
@@ -31,6 +32,8 @@ pub struct MeshConfig {
     pub app_size: usize,
     /// Hold time of the delay-proxy sidecar.
     pub proxy_delay: Duration,
+    /// Mutual TLS between the two sidecars (nginx and haproxy only).
+    pub mtls: bool,
     /// The profiler binary; it carries the app and the delay proxy.
     pub helper: PathBuf,
 }
@@ -136,12 +139,40 @@ impl Mesh {
             .args(["--delay-us", &cfg.app_delay.as_micros().to_string()])
             .args(["--size", &cfg.app_size.to_string()]);
         start(&mut self.server, &app_dir, "app", app, None, vec![])?;
+        if cfg.mtls && cfg.sidecar == SidecarKind::DelayProxy {
+            return Err(TestbedError::NotReady(
+                "mutual TLS needs nginx or haproxy sidecars; the delay-proxy fixture speaks plain TCP".into(),
+            ));
+        }
+        let certs_dir = self.dir.join("certs");
+        if cfg.mtls {
+            std::fs::create_dir_all(&certs_dir)
+                .map_err(io("creating the certificate directory"))?;
+            set_mode(&certs_dir, 0o755).map_err(io("chmod certificate directory"))?;
+            tls::make_ca(&certs_dir)?;
+        }
         // A sidecar in each pod.
         let (client_ip, server_ip) = (self.client.ip, self.server.ip);
-        for (pod, peer) in [(&mut self.client, server_ip), (&mut self.server, client_ip)] {
+        let (client_wl, server_wl) = (workload(&self.client.name), workload(&self.server.name));
+        for (pod, peer, peer_wl) in [
+            (&mut self.client, server_ip, &server_wl),
+            (&mut self.server, client_ip, &client_wl),
+        ] {
+            let tls = if cfg.mtls {
+                Some(tls::make_pod(
+                    &certs_dir,
+                    &pod.name,
+                    &workload(&pod.name),
+                    pod.ip,
+                )?)
+            } else {
+                None
+            };
             let routes = Routes {
                 inbound: SocketAddr::from((Ipv4Addr::LOCALHOST, APP_PORT)),
                 outbound: SocketAddr::from((peer, APP_PORT)),
+                tls,
+                peer_identity: tls::identity(peer_wl),
             };
             let pod_dir = self.dir.join(&pod.name);
             std::fs::create_dir_all(&pod_dir).map_err(io("creating sidecar directory"))?;

@@ -13,6 +13,7 @@ mod mesh;
 pub mod netns;
 pub mod sidecar;
 pub mod spawn;
+pub mod tls;
 
 pub use load::{LoadGen, LoadResult, LoadSpec};
 pub use mesh::{Mesh, MeshConfig, Pod, leftovers, sweep_stale};

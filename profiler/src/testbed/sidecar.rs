@@ -3,7 +3,10 @@
 //! app) and 15001 (outbound, to the destination pod), with keepalive pools.
 use std::{net::SocketAddr, path::Path, process::Command, time::Duration};
 
-use super::intercept::{INBOUND_PORT, OUTBOUND_PORT};
+use super::{
+    intercept::{INBOUND_PORT, OUTBOUND_PORT},
+    tls::PodCerts,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SidecarKind {
@@ -31,10 +34,36 @@ pub struct Routes {
     pub inbound: SocketAddr,
     /// The destination pod (its sidecar intercepts it there).
     pub outbound: SocketAddr,
+    /// Mutual TLS between sidecars: inbound listener and outbound upstream.
+    pub tls: Option<PodCerts>,
+    /// The identity the outbound upstream's certificate must carry.
+    pub peer_identity: String,
 }
 
 pub fn nginx_conf(dir: &Path, r: &Routes) -> String {
     let d = dir.display();
+    let (listen_tls, upstream_scheme, upstream_tls) = match &r.tls {
+        Some(t) => (
+            format!(
+                " ssl; ssl_certificate {}; ssl_certificate_key {}; ssl_client_certificate {}; \
+                 ssl_verify_client on",
+                t.cert.display(),
+                t.key.display(),
+                t.ca.display()
+            ),
+            "https",
+            format!(
+                " proxy_ssl_certificate {}; proxy_ssl_certificate_key {}; \
+                 proxy_ssl_trusted_certificate {}; proxy_ssl_verify on; proxy_ssl_name {}; \
+                 proxy_ssl_session_reuse on;",
+                t.cert.display(),
+                t.key.display(),
+                t.ca.display(),
+                r.peer_identity
+            ),
+        ),
+        None => (String::new(), "http", String::new()),
+    };
     format!(
         "worker_processes 2;\n\
          pid {d}/nginx.pid;\n\
@@ -47,10 +76,10 @@ pub fn nginx_conf(dir: &Path, r: &Routes) -> String {
          \x20 fastcgi_temp_path {d}/fcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
          \x20 upstream inbound_app {{ server {inb}; keepalive 64; }}\n\
          \x20 upstream outbound_dst {{ server {outb}; keepalive 64; }}\n\
-         \x20 server {{ listen {INBOUND_PORT}; location / {{ proxy_pass http://inbound_app; \
+         \x20 server {{ listen {INBOUND_PORT}{listen_tls}; location / {{ proxy_pass http://inbound_app; \
          proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n\
-         \x20 server {{ listen {OUTBOUND_PORT}; location / {{ proxy_pass http://outbound_dst; \
-         proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }}\n\
+         \x20 server {{ listen {OUTBOUND_PORT}; location / {{ proxy_pass {upstream_scheme}://outbound_dst; \
+         proxy_http_version 1.1; proxy_set_header Connection \"\";{upstream_tls} }} }}\n\
          }}\n",
         inb = r.inbound,
         outb = r.outbound,
@@ -58,14 +87,29 @@ pub fn nginx_conf(dir: &Path, r: &Routes) -> String {
 }
 
 pub fn haproxy_conf(r: &Routes) -> String {
+    let (bind_tls, server_tls) = match &r.tls {
+        Some(t) => (
+            format!(
+                " ssl crt {} ca-file {} verify required",
+                t.pem.display(),
+                t.ca.display()
+            ),
+            format!(
+                " ssl crt {} ca-file {} verify required",
+                t.pem.display(),
+                t.ca.display()
+            ),
+        ),
+        None => (String::new(), String::new()),
+    };
     format!(
         "global\n  maxconn 4096\n  nbthread 2\n\
          defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
          \x20 option http-keep-alive\n  http-reuse always\n\
-         frontend inbound\n  bind :{INBOUND_PORT}\n  default_backend app\n\
+         frontend inbound\n  bind :{INBOUND_PORT}{bind_tls}\n  default_backend app\n\
          backend app\n  server app {inb}\n\
          frontend outbound\n  bind :{OUTBOUND_PORT}\n  default_backend dst\n\
-         backend dst\n  server dst {outb}\n",
+         backend dst\n  server dst {outb}{server_tls}\n",
         inb = r.inbound,
         outb = r.outbound,
     )
@@ -104,6 +148,11 @@ pub fn command(
             Ok(c)
         }
         SidecarKind::DelayProxy => {
+            if routes.tls.is_some() {
+                return Err(std::io::Error::other(
+                    "the delay-proxy fixture speaks plain TCP; use nginx or haproxy for mutual TLS",
+                ));
+            }
             let mut c = Command::new(helper);
             c.args(["testbed", "delay-proxy"])
                 .arg("--inbound-to")
@@ -127,7 +176,39 @@ mod tests {
         Routes {
             inbound: "127.0.0.1:8080".parse().expect("addr"),
             outbound: "10.244.0.11:8080".parse().expect("addr"),
+            tls: None,
+            peer_identity: "server.meshbox.svc".into(),
         }
+    }
+
+    fn tls_routes() -> Routes {
+        Routes {
+            tls: Some(PodCerts {
+                ca: "/c/ca.crt".into(),
+                cert: "/c/p.crt".into(),
+                key: "/c/p.key".into(),
+                pem: "/c/p.pem".into(),
+            }),
+            ..routes()
+        }
+    }
+
+    #[test]
+    fn mutual_tls_on_the_pod_to_pod_leg_only() {
+        let c = nginx_conf(Path::new("/tmp/x"), &tls_routes());
+        assert!(c.contains("listen 15006 ssl; ssl_certificate /c/p.crt;"));
+        assert!(c.contains("ssl_verify_client on"));
+        assert!(c.contains("proxy_pass https://outbound_dst;"));
+        assert!(c.contains("proxy_ssl_verify on; proxy_ssl_name server.meshbox.svc;"));
+        // The app leg and the app's own call into 15001 stay plain.
+        assert!(c.contains("proxy_pass http://inbound_app;"));
+        assert!(c.contains("listen 15001;"));
+        let h = haproxy_conf(&tls_routes());
+        assert!(h.contains("bind :15006 ssl crt /c/p.pem ca-file /c/ca.crt verify required"));
+        assert!(h.contains(
+            "server dst 10.244.0.11:8080 ssl crt /c/p.pem ca-file /c/ca.crt verify required"
+        ));
+        assert!(h.contains("bind :15001\n"));
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! Turning raw counts into the figures the targets name, and the
+//! printed report.
+use super::Phase;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProgramDelta {
+    pub name: String,
+    pub runs: u64,
+    pub run_ns: u64,
+}
+
+impl ProgramDelta {
+    pub fn mean_ns(&self) -> f64 {
+        if self.runs == 0 {
+            0.0
+        } else {
+            self.run_ns as f64 / self.runs as f64
+        }
+    }
+}
+
+/// Per program, what happened between two readings.
+pub fn deltas(before: &[(String, u64, u64)], after: &[(String, u64, u64)]) -> Vec<ProgramDelta> {
+    after
+        .iter()
+        .map(|(name, runs, ns)| {
+            let (r0, n0) = before
+                .iter()
+                .find(|(b, _, _)| b == name)
+                .map_or((0, 0), |(_, r, n)| (*r, *n));
+            ProgramDelta {
+                name: name.clone(),
+                runs: runs.saturating_sub(r0),
+                run_ns: ns.saturating_sub(n0),
+            }
+        })
+        .filter(|d| d.runs > 0)
+        .collect()
+}
+
+pub struct Figures {
+    pub untracked: Phase,
+    pub tracked: Phase,
+    pub max: Phase,
+    pub rss_kb: u64,
+    pub hwm_kb: u64,
+}
+
+/// Mean run time of the programs that see untracked tasks (read and
+/// write hooks: one TRACKED lookup, then out).
+pub fn untracked_ns(p: &Phase) -> f64 {
+    let (runs, ns) = p
+        .programs
+        .iter()
+        .filter(|d| d.name.contains("recv") || d.name.contains("send"))
+        .fold((0u64, 0u64), |(r, n), d| (r + d.runs, n + d.run_ns));
+    if runs == 0 {
+        0.0
+    } else {
+        ns as f64 / runs as f64
+    }
+}
+
+/// All program run time during the phase divided by forwards: an upper
+/// bound on what one forward costs, since it also carries the invocations
+/// of untracked processes (load generator, app) and softirq arrivals.
+pub fn ns_per_forward(p: &Phase) -> f64 {
+    let total: u64 = p.programs.iter().map(|d| d.run_ns).sum();
+    if p.forwards == 0 {
+        f64::NAN
+    } else {
+        total as f64 / p.forwards as f64
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+impl Figures {
+    pub fn report(&self) -> String {
+        let mut out = String::new();
+        let line = |out: &mut String, s: String| {
+            out.push_str(&s);
+            out.push('\n');
+        };
+        for (label, p) in [
+            ("untracked", &self.untracked),
+            ("tracked", &self.tracked),
+            ("max rate", &self.max),
+        ] {
+            line(
+                &mut out,
+                format!(
+                    "{label}: {:.1} s, {} forwards ({:.0}/s), {} completed requests, {} lost events, profiler CPU {:.2}% of one core",
+                    p.seconds,
+                    p.forwards,
+                    p.forwards as f64 / p.seconds,
+                    p.load.completed,
+                    p.lost,
+                    100.0 * p.cpu_s / p.seconds
+                ),
+            );
+            for d in &p.programs {
+                line(
+                    &mut out,
+                    format!(
+                        "    {:<24} {:>10} runs  {:>8.1} ns/run",
+                        d.name,
+                        d.runs,
+                        d.mean_ns()
+                    ),
+                );
+            }
+        }
+        let per_fwd = ns_per_forward(&self.tracked);
+        let untracked = untracked_ns(&self.untracked);
+        let cpu = 100.0 * self.tracked.cpu_s / self.tracked.seconds;
+        let rate = self.tracked.forwards as f64 / self.tracked.seconds;
+        line(&mut out, String::new());
+        line(
+            &mut out,
+            format!(
+                "program time per forward (all programs / forwards): {per_fwd:.0} ns (target <= 300): {}",
+                verdict(per_fwd <= 300.0)
+            ),
+        );
+        line(
+            &mut out,
+            format!(
+                "per invocation from an untracked process: {untracked:.1} ns (target <= 30): {}",
+                verdict(untracked <= 30.0)
+            ),
+        );
+        line(
+            &mut out,
+            format!(
+                "profiler CPU at {rate:.0} forwards/s: {cpu:.2}% of one core (target <= 1% at 20000/s){}: {}",
+                if rate < 19_000.0 {
+                    " [rate below 20000/s: this machine did not reach it]"
+                } else {
+                    ""
+                },
+                verdict(cpu <= 1.0 && rate >= 19_000.0)
+            ),
+        );
+        line(
+            &mut out,
+            format!(
+                "RSS {} kB, peak {} kB (target <= 32768): {}",
+                self.rss_kb,
+                self.hwm_kb,
+                verdict(self.hwm_kb <= 32 * 1024)
+            ),
+        );
+        line(
+            &mut out,
+            format!(
+                "highest forward rate driven: {:.0}/s with {} lost events: {}",
+                self.max.forwards as f64 / self.max.seconds,
+                self.max.lost,
+                verdict(self.max.lost == 0)
+            ),
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas_subtract_and_drop_idle_programs() {
+        let before = vec![("a".to_string(), 10, 1000), ("b".to_string(), 5, 50)];
+        let after = vec![
+            ("a".to_string(), 30, 3000),
+            ("b".to_string(), 5, 50),
+            ("c".to_string(), 2, 40),
+        ];
+        let d = deltas(&before, &after);
+        assert_eq!(d.len(), 2);
+        assert_eq!((d[0].runs, d[0].run_ns, d[0].mean_ns()), (20, 2000, 100.0));
+        assert_eq!((d[1].name.as_str(), d[1].runs), ("c", 2));
+    }
+}

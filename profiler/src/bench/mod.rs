@@ -1,0 +1,140 @@
+//! `profiler bench`: the speed and memory figures, measured in one run on
+//! the mesh in a box and printed beside their targets. No figure here is
+//! asserted by a unit test: machines are noisy, so this prints, and the
+//! closing notes of issues quote it.
+mod figures;
+mod process;
+
+use std::{path::PathBuf, time::Duration};
+
+pub use figures::{Figures, ProgramDelta};
+
+use crate::{
+    classify::DEFAULT_EXCLUDED_PORTS,
+    collect::Session,
+    discovery::Selector,
+    snapshot::{self, Options},
+    testbed::{self, LoadGen, LoadSpec, Mesh, MeshConfig, SidecarKind},
+};
+
+pub struct BenchOptions {
+    pub seconds: u64,
+    /// Requests per second for the CPU figure; each request is four forwards
+    /// (two hops, two legs).
+    pub rate: u32,
+    pub helper: PathBuf,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn mesh(helper: &PathBuf, intercept: bool) -> Result<Mesh, BoxError> {
+    Ok(Mesh::up(&MeshConfig {
+        sidecar: SidecarKind::Nginx,
+        intercept,
+        app_delay: Duration::ZERO,
+        app_size: 128,
+        proxy_delay: Duration::ZERO,
+        mtls: false,
+        helper: helper.clone(),
+    })?)
+}
+
+/// One measured phase: load `spec` through `m` while a session captures.
+pub struct Phase {
+    pub forwards: u64,
+    pub lost: u64,
+    pub seconds: f64,
+    pub cpu_s: f64,
+    pub programs: Vec<ProgramDelta>,
+    pub load: testbed::LoadResult,
+}
+
+fn phase(m: &Mesh, spec: LoadSpec) -> Result<Phase, BoxError> {
+    let opts = Options {
+        duration: spec.duration + Duration::from_millis(300),
+        selectors: vec![Selector::Istio],
+        excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
+        progress: false,
+    };
+    let mut session: Session = snapshot::start(&opts)?;
+    let before = session.program_stats();
+    let cpu0 = process::cpu_seconds()?;
+    let (seconds, load) = std::thread::scope(|s| {
+        let url = m.url();
+        let ns = m.client.netns.clone();
+        let load = s.spawn(move || testbed::load::run(&ns, &url, &spec));
+        let secs = snapshot::capture(&mut session, &opts);
+        (secs, load.join())
+    });
+    let cpu_s = process::cpu_seconds()? - cpu0;
+    let load = load.map_err(|_| "load thread panicked")??;
+    let seconds = seconds?;
+    let programs = figures::deltas(&before, &session.program_stats());
+    Ok(Phase {
+        forwards: session.hops.by_key.values().map(|h| h.forwards).sum(),
+        lost: session.lost_events(),
+        seconds,
+        cpu_s,
+        programs,
+        load,
+    })
+}
+
+pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
+    // Counting run time costs a little per invocation, so it is on only
+    // while the benchmark holds this descriptor.
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .map_err(|e| format!("enabling BPF run-time stats: {e}"))?;
+    let secs = Duration::from_secs(o.seconds);
+
+    eprintln!(
+        "bench 1/3: untracked traffic (interception off, sidecars idle), oha {} req/s",
+        o.rate
+    );
+    let m = mesh(&o.helper, false)?;
+    let untracked = phase(
+        &m,
+        LoadSpec {
+            generator: LoadGen::Oha,
+            duration: secs,
+            connections: 8,
+            rate: Some(o.rate),
+        },
+    )?;
+    drop(m);
+
+    let m = mesh(&o.helper, true)?;
+    eprintln!(
+        "bench 2/3: {} req/s through both sidecars (target {} forwards/s)",
+        o.rate,
+        o.rate * 4
+    );
+    let tracked = phase(
+        &m,
+        LoadSpec {
+            generator: LoadGen::Oha,
+            duration: secs,
+            connections: 8,
+            rate: Some(o.rate),
+        },
+    )?;
+    eprintln!("bench 3/3: unthrottled load (wrk, 32 connections): the highest forward rate here");
+    let max = phase(
+        &m,
+        LoadSpec {
+            generator: LoadGen::Wrk,
+            duration: secs,
+            connections: 32,
+            rate: None,
+        },
+    )?;
+    drop(m);
+
+    Ok(Figures {
+        untracked,
+        tracked,
+        max,
+        rss_kb: process::rss_kb()?,
+        hwm_kb: process::hwm_kb()?,
+    })
+}
