@@ -27,7 +27,7 @@ pub struct BenchOptions {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn mesh(helper: &PathBuf, intercept: bool) -> Result<Mesh, BoxError> {
+fn mesh(helper: &std::path::Path, intercept: bool) -> Result<Mesh, BoxError> {
     Ok(Mesh::up(&MeshConfig {
         sidecar: SidecarKind::Nginx,
         intercept,
@@ -35,7 +35,7 @@ fn mesh(helper: &PathBuf, intercept: bool) -> Result<Mesh, BoxError> {
         app_size: 128,
         proxy_delay: Duration::ZERO,
         mtls: false,
-        helper: helper.clone(),
+        helper: helper.to_path_buf(),
     })?)
 }
 
