@@ -4,11 +4,17 @@
 pub const TRACKED: &str = "TRACKED";
 pub const TRACKED_MAX: u32 = 4096;
 
+/// Ports tracked proxies listen on (u16 -> 1): a socket accepted on one is
+/// watched for arrivals from its first byte. Written by userspace discovery.
+pub const PROXY_PORTS: &str = "PROXY_PORTS";
+pub const PROXY_PORTS_MAX: u32 = 1024;
+
 /// tid -> [`crate::pairing::ThreadState`] (LRU: a thread that vanished ages out).
 pub const THREADS: &str = "THREADS";
 pub const THREADS_MAX: u32 = 16384;
 
-/// socket address -> last arrival time (LRU: closed sockets age out).
+/// socket address -> last arrival time, for sockets of tracked proxies only
+/// (0 = none yet). LRU: closed sockets age out.
 pub const ARRIVALS: &str = "ARRIVALS";
 pub const ARRIVALS_MAX: u32 = 65536;
 
@@ -34,24 +40,16 @@ pub enum Counter {
     RingFull = 0,
     /// A read found no recorded arrival for its socket (queue time counted as zero).
     NoArrival = 1,
-    /// A forward was emitted.
-    Forwards = 2,
     /// A map insert failed (map full): pairing state for that thread or socket was lost.
-    MapFull = 3,
+    MapFull = 2,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 4] = [
-        Counter::RingFull,
-        Counter::NoArrival,
-        Counter::Forwards,
-        Counter::MapFull,
-    ];
+    pub const ALL: [Counter; 3] = [Counter::RingFull, Counter::NoArrival, Counter::MapFull];
     pub const fn name(self) -> &'static str {
         match self {
             Counter::RingFull => "ring_full",
             Counter::NoArrival => "no_arrival",
-            Counter::Forwards => "forwards",
             Counter::MapFull => "map_full",
         }
     }

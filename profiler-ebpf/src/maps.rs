@@ -5,8 +5,8 @@ use aya_ebpf::{
 };
 use profiler_common::{
     maps::{
-        ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, FORWARDS_BYTES, SOCKS_MAX,
-        THREADS_MAX, TRACKED_MAX,
+        ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, FORWARDS_BYTES, PROXY_PORTS_MAX,
+        SOCKS_MAX, THREADS_MAX, TRACKED_MAX,
     },
     pairing::ThreadState,
     sock::SockInfo,
@@ -14,6 +14,9 @@ use profiler_common::{
 
 #[map(name = "TRACKED")]
 pub static TRACKED: HashMap<u32, u32> = HashMap::with_max_entries(TRACKED_MAX, 0);
+
+#[map(name = "PROXY_PORTS")]
+pub static PROXY_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(PROXY_PORTS_MAX, 0);
 
 #[map(name = "THREADS")]
 pub static THREADS: LruHashMap<u32, ThreadState> = LruHashMap::with_max_entries(THREADS_MAX, 0);

@@ -5,22 +5,24 @@ use aya_ebpf::{
     programs::{FEntryContext, FExitContext},
 };
 
-use crate::track::{arrival, pair};
+use crate::track::{arrival, pair, tracked_task};
 
 #[fexit(function = "tcp_recvmsg")]
 pub fn fx_tcp_recvmsg(ctx: FExitContext) -> u32 {
-    let sk: u64 = ctx.arg(0);
-    if let Ok(ret) = ctx.ret::<i32>() {
-        pair::on_read(&ctx, sk, i64::from(ret));
+    if let Some(task) = tracked_task()
+        && let Ok(ret) = ctx.ret::<i32>()
+    {
+        pair::on_read(&ctx, task, ctx.arg::<u64>(0), i64::from(ret));
     }
     0
 }
 
 #[fexit(function = "tcp_sendmsg")]
 pub fn fx_tcp_sendmsg(ctx: FExitContext) -> u32 {
-    let sk: u64 = ctx.arg(0);
-    if let Ok(ret) = ctx.ret::<i32>() {
-        pair::on_write(sk, i64::from(ret));
+    if let Some(task) = tracked_task()
+        && let Ok(ret) = ctx.ret::<i32>()
+    {
+        pair::on_write(task, ctx.arg::<u64>(0), i64::from(ret));
     }
     0
 }

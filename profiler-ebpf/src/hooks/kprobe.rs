@@ -21,12 +21,12 @@ fn save_sk(ctx: &ProbeContext) {
 }
 
 #[inline(always)]
-fn take_sk() -> Option<u64> {
-    let (_, tid) = tracked_task()?;
+fn take_sk() -> Option<((u32, u32), u64)> {
+    let task = tracked_task()?;
     // SAFETY: copied out at once.
-    let sk = unsafe { ENTRY_ARGS.get(&tid) }.copied()?;
-    let _ = ENTRY_ARGS.remove(&tid);
-    Some(sk)
+    let sk = unsafe { ENTRY_ARGS.get(&task.1) }.copied()?;
+    let _ = ENTRY_ARGS.remove(&task.1);
+    Some((task, sk))
 }
 
 #[kprobe]
@@ -37,8 +37,8 @@ pub fn kp_tcp_recvmsg(ctx: ProbeContext) -> u32 {
 
 #[kretprobe]
 pub fn krp_tcp_recvmsg(ctx: RetProbeContext) -> u32 {
-    if let Some(sk) = take_sk() {
-        pair::on_read(&ctx, sk, ctx.ret::<i64>());
+    if let Some((task, sk)) = take_sk() {
+        pair::on_read(&ctx, task, sk, ctx.ret::<i64>());
     }
     0
 }
@@ -51,8 +51,8 @@ pub fn kp_tcp_sendmsg(ctx: ProbeContext) -> u32 {
 
 #[kretprobe]
 pub fn krp_tcp_sendmsg(ctx: RetProbeContext) -> u32 {
-    if let Some(sk) = take_sk() {
-        pair::on_write(sk, ctx.ret::<i64>());
+    if let Some((task, sk)) = take_sk() {
+        pair::on_write(task, sk, ctx.ret::<i64>());
     }
     0
 }

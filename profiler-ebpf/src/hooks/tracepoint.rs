@@ -1,50 +1,53 @@
 //! Stable sock tracepoints (Linux 6.2+ for send/recv length and data_ready).
 //! Offsets are those of the format files under events/sock/*/format.
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{EbpfContext, macros::tracepoint, programs::TracePointContext};
 use profiler_common::sock::{AF_INET, AF_INET6, IPPROTO_TCP, SockInfo};
 
-use crate::track::{arrival, pair, state};
+use crate::track::{arrival, pair, state, tracked_task};
 
-/// Fields common to sock_send_length and sock_recv_length.
+/// A field of the tracepoint record: a plain load, which the verifier
+/// allows for tracepoint context (no helper call on the hot path).
+#[inline(always)]
+fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
+    // SAFETY: offsets come from the format file and are aligned for T; the
+    // verifier checks every context access.
+    unsafe { (ctx.as_ptr() as *const u8).add(offset).cast::<T>().read() }
+}
+
+/// sk and ret of sock_send_length / sock_recv_length, for TCP sockets.
 #[inline(always)]
 fn tcp_sk_and_ret(ctx: &TracePointContext) -> Option<(u64, i64)> {
-    // SAFETY: offsets from the tracepoint's format file; read_at is bounds-checked by the kernel.
-    unsafe {
-        if ctx.read_at::<u16>(18).ok()? != IPPROTO_TCP {
-            return None;
-        }
-        Some((
-            ctx.read_at::<u64>(8).ok()?,
-            i64::from(ctx.read_at::<i32>(20).ok()?),
-        ))
+    if field::<u16>(ctx, 18) != IPPROTO_TCP {
+        return None;
     }
+    Some((field::<u64>(ctx, 8), i64::from(field::<i32>(ctx, 20))))
 }
 
 #[tracepoint(category = "sock", name = "sock_recv_length")]
 pub fn tp_sock_recv_length(ctx: TracePointContext) -> u32 {
-    if let Some((sk, ret)) = tcp_sk_and_ret(&ctx) {
-        pair::on_read(&ctx, sk, ret);
+    // The task check comes first: an untracked process pays one lookup.
+    if let Some(task) = tracked_task()
+        && let Some((sk, ret)) = tcp_sk_and_ret(&ctx)
+    {
+        pair::on_read(&ctx, task, sk, ret);
     }
     0
 }
 
 #[tracepoint(category = "sock", name = "sock_send_length")]
 pub fn tp_sock_send_length(ctx: TracePointContext) -> u32 {
-    if let Some((sk, ret)) = tcp_sk_and_ret(&ctx) {
-        pair::on_write(sk, ret);
+    if let Some(task) = tracked_task()
+        && let Some((sk, ret)) = tcp_sk_and_ret(&ctx)
+    {
+        pair::on_write(task, sk, ret);
     }
     0
 }
 
 #[tracepoint(category = "sock", name = "sk_data_ready")]
 pub fn tp_sk_data_ready(ctx: TracePointContext) -> u32 {
-    // SAFETY: offsets from the format file.
-    unsafe {
-        if ctx.read_at::<u16>(18) == Ok(IPPROTO_TCP)
-            && let Ok(sk) = ctx.read_at::<u64>(8)
-        {
-            arrival::on_data_ready(sk);
-        }
+    if field::<u16>(&ctx, 18) == IPPROTO_TCP {
+        arrival::on_data_ready(field::<u64>(&ctx, 8));
     }
     0
 }
@@ -56,29 +59,30 @@ pub fn tp_inet_sock_set_state(ctx: TracePointContext) -> u32 {
 }
 
 fn try_set_state(ctx: &TracePointContext) -> Result<(), i32> {
-    // SAFETY: offsets from the format file.
-    unsafe {
-        if ctx.read_at::<u16>(30)? != IPPROTO_TCP {
-            return Ok(());
-        }
-        let sk = ctx.read_at::<u64>(8)?;
-        let old = ctx.read_at::<i32>(16)?;
-        let new = ctx.read_at::<i32>(20)?;
-        let family = ctx.read_at::<u16>(28)?;
-        let mut info = SockInfo {
-            local_port: ctx.read_at::<u16>(24)?,
-            peer_port: ctx.read_at::<u16>(26)?,
-            family,
-            ..SockInfo::default()
-        };
-        if family == AF_INET {
-            info.local_addr[..4].copy_from_slice(&ctx.read_at::<[u8; 4]>(32)?);
-            info.peer_addr[..4].copy_from_slice(&ctx.read_at::<[u8; 4]>(36)?);
-        } else if family == AF_INET6 {
-            info.local_addr = ctx.read_at::<[u8; 16]>(40)?;
-            info.peer_addr = ctx.read_at::<[u8; 16]>(56)?;
-        }
-        state::on_state(sk, old, new, info);
+    if field::<u16>(ctx, 30) != IPPROTO_TCP {
+        return Ok(());
     }
+    let family = field::<u16>(ctx, 28);
+    let mut info = SockInfo {
+        local_port: field::<u16>(ctx, 24),
+        peer_port: field::<u16>(ctx, 26),
+        family,
+        ..SockInfo::default()
+    };
+    if family == AF_INET {
+        info.local_addr[..4].copy_from_slice(&field::<u32>(ctx, 32).to_ne_bytes());
+        info.peer_addr[..4].copy_from_slice(&field::<u32>(ctx, 36).to_ne_bytes());
+    } else if family == AF_INET6 {
+        info.local_addr[..8].copy_from_slice(&field::<u64>(ctx, 40).to_ne_bytes());
+        info.local_addr[8..].copy_from_slice(&field::<u64>(ctx, 48).to_ne_bytes());
+        info.peer_addr[..8].copy_from_slice(&field::<u64>(ctx, 56).to_ne_bytes());
+        info.peer_addr[8..].copy_from_slice(&field::<u64>(ctx, 64).to_ne_bytes());
+    }
+    state::on_state(
+        field::<u64>(ctx, 8),
+        field::<i32>(ctx, 16),
+        field::<i32>(ctx, 20),
+        info,
+    );
     Ok(())
 }

@@ -7,21 +7,28 @@ use profiler_common::{
     sock::{AF_INET, ROLE_UNKNOWN, SockInfo, sock_common},
 };
 
-use super::tracked_task;
+use super::arrival;
 use crate::maps::{ARRIVALS, FORWARDS, SOCKS, THREADS, count};
 
-/// A read of `ret` bytes from socket `sk` returned.
+/// A tracked thread's read of `ret` bytes from socket `sk` returned. The
+/// hook has already checked the task (`super::tracked_task`), so untracked
+/// processes never get here.
 #[inline(always)]
-pub fn on_read<C: EbpfContext>(ctx: &C, sk: u64, ret: i64) {
+pub fn on_read<C: EbpfContext>(ctx: &C, (_tgid, tid): (u32, u32), sk: u64, ret: i64) {
     if ret <= 0 {
         return;
     }
-    let Some((_tgid, tid)) = tracked_task() else {
-        return;
-    };
     let now = super::now_ns();
-    // SAFETY: the value is copied out at once.
-    let recorded = unsafe { ARRIVALS.get(&sk) }.copied();
+    let recorded = match ARRIVALS.get_ptr(&sk) {
+        // SAFETY: copied out at once.
+        Some(p) => Some(unsafe { *p }),
+        None => {
+            // A socket of the proxy not seen before (opened before the
+            // profiler started): from now on its arrivals are recorded.
+            arrival::watch(&sk);
+            None
+        }
+    };
     let (arrival, known) = arrival_for_read(recorded, now);
     if !known {
         count(Counter::NoArrival);
@@ -45,16 +52,18 @@ pub fn on_read<C: EbpfContext>(ctx: &C, sk: u64, ret: i64) {
     unsafe { (*state).on_read(sk, ret as u64, arrival, now) };
 }
 
-/// A write of `ret` bytes to socket `sk` returned (clock stop).
+/// A tracked thread's write of `ret` bytes to socket `sk` returned (clock stop).
 #[inline(always)]
-pub fn on_write(sk: u64, ret: i64) {
+pub fn on_write((tgid, tid): (u32, u32), sk: u64, ret: i64) {
     if ret <= 0 {
         return;
     }
-    let Some((tgid, tid)) = tracked_task() else {
-        return;
-    };
     let now = super::now_ns();
+    // The destination's replies must be timed too (an upstream connected
+    // before the profiler started is learnt here).
+    if ARRIVALS.get_ptr(&sk).is_none() {
+        arrival::watch(&sk);
+    }
     let Some(state) = THREADS.get_ptr_mut(&tid) else {
         return;
     };
@@ -62,7 +71,6 @@ pub fn on_write(sk: u64, ret: i64) {
     let WriteOutcome::Forward(from) = (unsafe { (*state).on_write(sk) }) else {
         return;
     };
-    count(Counter::Forwards);
     let Some(mut entry) = FORWARDS.reserve::<Forward>(0) else {
         count(Counter::RingFull);
         return;

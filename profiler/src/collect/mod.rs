@@ -49,6 +49,7 @@ pub struct Session {
     pub hook_set: HookSet,
     ring: RingBuf<MapData>,
     tracked: HashMap<MapData, u32, u32>,
+    proxy_ports: HashMap<MapData, u16, u8>,
     pub sidecars: Vec<Sidecar>,
     /// tgid -> index into `sidecars`.
     by_tgid: StdHashMap<u32, usize>,
@@ -101,12 +102,14 @@ impl Session {
         let hook_set = chosen.ok_or_else(|| CollectError::NoHookSet(failures.join("; ")))?;
         let ring = take(&mut ebpf, names::FORWARDS, RingBuf::try_from)?;
         let tracked = take(&mut ebpf, names::TRACKED, HashMap::try_from)?;
+        let proxy_ports = take(&mut ebpf, names::PROXY_PORTS, HashMap::try_from)?;
         let mut s = Session {
             ebpf,
             _logger: logger,
             hook_set,
             ring,
             tracked,
+            proxy_ports,
             sidecars: Vec::new(),
             by_tgid: StdHashMap::new(),
             excluded_ports,
@@ -146,6 +149,22 @@ impl Session {
                 })?;
         }
         self.by_tgid = wanted;
+        let ports: std::collections::BTreeSet<u16> = sidecars
+            .iter()
+            .flat_map(|s| s.listen_ports.iter().copied())
+            .collect();
+        let old: Vec<u16> = self.proxy_ports.keys().filter_map(Result::ok).collect();
+        for p in old.into_iter().filter(|p| !ports.contains(p)) {
+            let _ = self.proxy_ports.remove(&p);
+        }
+        for p in ports {
+            self.proxy_ports
+                .insert(p, 1, 0)
+                .map_err(|source| CollectError::Map {
+                    name: names::PROXY_PORTS,
+                    source,
+                })?;
+        }
         self.sidecars = sidecars;
         Ok(())
     }
