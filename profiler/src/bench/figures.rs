@@ -39,6 +39,8 @@ pub fn deltas(before: &[(String, u64, u64)], after: &[(String, u64, u64)]) -> Ve
 }
 
 pub struct Figures {
+    /// An empty program on sock_send_length during the untracked phase.
+    pub floor: Option<ProgramDelta>,
     pub untracked: Phase,
     pub tracked: Phase,
     pub max: Phase,
@@ -112,6 +114,13 @@ impl Figures {
                     ),
                 );
             }
+        }
+        if let Some(f) = &self.floor {
+            line(&mut out, format!(
+                "floor: an empty program costs {:.1} ns/run here ({} runs), stats bookkeeping included",
+                f.mean_ns(),
+                f.runs
+            ));
         }
         let per_fwd = ns_per_forward(&self.tracked);
         let untracked = untracked_ns(&self.untracked);

@@ -11,6 +11,7 @@ pub use figures::{Figures, ProgramDelta};
 
 use crate::{
     classify::DEFAULT_EXCLUDED_PORTS,
+    ebpf::{self, Attach, Hook},
     collect::Session,
     discovery::Selector,
     snapshot::{self, Options},
@@ -92,6 +93,35 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
         o.rate
     );
     let m = mesh(&o.helper, false)?;
+    // An empty program on the same tracepoint gives the floor: what any
+    // program costs here, stats bookkeeping included.
+    let mut reference = ebpf::open()?;
+    let empty = Hook {
+        program: "probe_tracepoint",
+        attach: Attach::Tracepoint {
+            category: "sock",
+            name: "sock_send_length",
+        },
+    };
+    ebpf::loader::attach(&mut reference, &empty, None)?;
+    let untracked = phase(
+        &m,
+        LoadSpec {
+            generator: LoadGen::Oha,
+            duration: secs,
+            connections: 8,
+            rate: Some(o.rate),
+        },
+    )?;
+    let floor = reference
+        .program("probe_tracepoint")
+        .and_then(|p| p.info().ok())
+        .map(|i| ProgramDelta {
+            name: "empty program".into(),
+            runs: i.run_count(),
+            run_ns: i.run_time().as_nanos() as u64,
+        });
+    drop(reference);
     let untracked = phase(
         &m,
         LoadSpec {
@@ -131,6 +161,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
     drop(m);
 
     Ok(Figures {
+        floor,
         untracked,
         tracked,
         max,
