@@ -1,16 +1,22 @@
 //! Every map the programs use; names and sizes come from profiler-common.
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use profiler_common::{
     maps::{
         ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, FORWARDS_BYTES, PROXY_PORTS_MAX,
-        SOCKS_MAX, THREADS_MAX, TRACKED_MAX,
+        SOCKS_MAX, THREADS_MAX, TRACKED_MAX, filter,
     },
     pairing::ThreadState,
     sock::SockInfo,
 };
+
+#[map(name = "TRACKED_FILTER")]
+pub static TRACKED_FILTER: Array<u32> = Array::with_max_entries(filter::LEN, 0);
+
+#[map(name = "SK_FILTER")]
+pub static SK_FILTER: Array<u64> = Array::with_max_entries(filter::LEN, 0);
 
 #[map(name = "TRACKED")]
 pub static TRACKED: HashMap<u32, u32> = HashMap::with_max_entries(TRACKED_MAX, 0);

@@ -6,7 +6,7 @@ use std::{
 
 use crate::{
     collect::{CollectError, Session},
-    discovery::{self, Selector},
+    discovery::{self, Discovery, Selector},
     report::Snapshot,
 };
 
@@ -64,30 +64,42 @@ fn proxy_like(all: &[discovery::ProcInfo]) -> String {
 }
 
 pub fn run(opts: &Options) -> Result<Snapshot, SnapshotError> {
-    let mut session = start(opts)?;
-    let elapsed = capture(&mut session, opts)?;
-    Ok(Snapshot::from_session(&session, elapsed))
+    let mut c = start(opts)?;
+    let elapsed = capture(&mut c, opts)?;
+    Ok(Snapshot::from_session(&c.session, elapsed))
+}
+
+/// A session and the discovery that keeps its sidecars current.
+pub struct Capture {
+    pub session: Session,
+    discovery: Discovery,
 }
 
 /// Check privileges, discover sidecars and attach.
-pub fn start(opts: &Options) -> Result<Session, SnapshotError> {
+pub fn start(opts: &Options) -> Result<Capture, SnapshotError> {
     if let Some(p) = missing_privilege() {
         return Err(SnapshotError::Privilege(p));
     }
     crate::kernel::mounts::ensure(crate::kernel::mounts::TRACEFS, "tracefs").ok();
-    let (sidecars, all) = discovery::discover(&opts.selectors);
+    let mut discovery = Discovery::new(opts.selectors.clone());
+    let sidecars = discovery.refresh();
     if sidecars.is_empty() {
+        let all: Vec<_> = discovery.procs().cloned().collect();
         return Err(SnapshotError::NoSidecar {
             selectors: format!("{:?}", opts.selectors),
             seen: proxy_like(&all),
         });
     }
-    Ok(Session::start(sidecars, opts.excluded_ports.clone())?)
+    Ok(Capture {
+        session: Session::start(sidecars, opts.excluded_ports.clone())?,
+        discovery,
+    })
 }
 
 /// Drain forwards for the duration (or until interrupted); returns the
 /// seconds captured.
-pub fn capture(session: &mut Session, opts: &Options) -> Result<f64, SnapshotError> {
+pub fn capture(c: &mut Capture, opts: &Options) -> Result<f64, SnapshotError> {
+    let Capture { session, discovery } = c;
     let start = Instant::now();
     let mut last_refresh = start;
     let tty = opts.progress && std::io::stderr().is_terminal();
@@ -96,12 +108,8 @@ pub fn capture(session: &mut Session, opts: &Options) -> Result<f64, SnapshotErr
         session.drain();
         if last_refresh.elapsed() >= Duration::from_secs(1) {
             last_refresh = Instant::now();
-            // New workers or restarted proxies are picked up; the same
-            // sidecars keep their indices as long as discovery orders them the same.
-            let (fresh, _) = discovery::discover(&opts.selectors);
-            if fresh.len() == session.sidecars.len() {
-                session.set_sidecars(fresh)?;
-            }
+            // New workers, new sidecars and restarted proxies are picked up.
+            session.set_sidecars(discovery.refresh())?;
             if tty {
                 let done = start.elapsed().as_secs_f64() / opts.duration.as_secs_f64();
                 let width = 30;

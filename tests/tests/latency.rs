@@ -215,7 +215,13 @@ impl Drop for Hogs {
     fn drop(&mut self) {
         for c in &mut self.0 {
             let _ = c.kill();
-            let _ = c.wait();
+            // Bounded: a test never hangs on its own helper.
+            for _ in 0..500 {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
     }
 }
@@ -239,46 +245,62 @@ fn pin(pids: &[u32], cpu: usize) {
     }
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 #[test]
 fn cpu_contention_shows_in_queue_not_process() {
     let m = mesh::up(&mesh::config(SidecarKind::Nginx));
     let cpu = 1;
     pin(&m.server.pids(), cpu);
-    let (calm, _) = profile_under_load(&m, oha(5, 400));
-    let (busy, load) = {
+    // A p99 of a ~50 µs operation moves by a third between runs on this VM,
+    // so calm and contended runs alternate three times and medians compare.
+    let (mut calm, mut busy) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        calm.push(profile_under_load(&m, oha(4, 400)).0);
         let _hogs = Hogs::start(cpu, 3, 12);
-        profile_under_load(&m, oha(5, 400))
+        let (snap, load) = profile_under_load(&m, oha(4, 400));
+        assert!(load.completed > 1000, "{load:?}");
+        busy.push(snap);
+    }
+    let p99s = |runs: &[Snapshot], leg: Leg, queue: bool| -> Vec<f64> {
+        runs.iter()
+            .map(|s| {
+                let h = hop(
+                    s.sidecar("server-").expect("server sidecar"),
+                    Direction::Inbound,
+                    leg,
+                );
+                if queue {
+                    h.queue_us.p99
+                } else {
+                    h.process_us.p99
+                }
+            })
+            .collect()
     };
-    assert!(load.completed > 300, "{load:?}");
     for leg in [Leg::Request, Leg::Response] {
-        let c = hop(
-            calm.sidecar("server-").expect("server"),
-            Direction::Inbound,
-            leg,
-        );
-        let b = hop(
-            busy.sidecar("server-").expect("server"),
-            Direction::Inbound,
-            leg,
-        );
+        let (cq, bq) = (p99s(&calm, leg, true), p99s(&busy, leg, true));
+        let (cp, bp) = (p99s(&calm, leg, false), p99s(&busy, leg, false));
         eprintln!(
-            "{leg:?}: queue p99 {:.1} -> {:.1} us, process p99 {:.1} -> {:.1} us",
-            c.queue_us.p99, b.queue_us.p99, c.process_us.p99, b.process_us.p99
+            "{leg:?}: queue p99 calm {cq:.1?} busy {bq:.1?}; process p99 calm {cp:.1?} busy {bp:.1?}"
         );
+        let (cq, bq, cp, bp) = (median(cq), median(bq), median(cp), median(bp));
         // The hog delays the wake-up for a request; the response, which
         // arrives ~50 µs later while the proxy is already running, rarely
         // meets a burst, so the queue rise is asserted on the request leg.
         assert!(
-            leg == Leg::Response || b.queue_us.p99 - c.queue_us.p99 >= 1000.0,
-            "{leg:?}: queue p99 rose only from {:.1} to {:.1} us",
-            c.queue_us.p99,
-            b.queue_us.p99
+            leg == Leg::Response || bq - cq >= 1000.0,
+            "{leg:?}: median queue p99 rose only from {cq:.1} to {bq:.1} us"
         );
+        // Contention must not be charged to processing: process p99 may not
+        // rise by more than 25%. (It may fall under the hog on a VM: a busy
+        // vCPU skips the idle-exit cost; that is printed, not failed.)
         assert!(
-            (b.process_us.p99 - c.process_us.p99).abs() <= 0.25 * c.process_us.p99,
-            "{leg:?}: process p99 moved from {:.1} to {:.1} us",
-            c.process_us.p99,
-            b.process_us.p99
+            bp - cp <= 0.25 * cp,
+            "{leg:?}: median process p99 moved from {cp:.1} to {bp:.1} us"
         );
     }
 }

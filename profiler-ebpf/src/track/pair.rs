@@ -20,8 +20,11 @@ pub fn on_read<C: EbpfContext>(ctx: &C, (_tgid, tid): (u32, u32), sk: u64, ret: 
     }
     let now = super::now_ns();
     let recorded = match ARRIVALS.get_ptr(&sk) {
-        // SAFETY: copied out at once.
-        Some(p) => Some(unsafe { *p }),
+        Some(p) => {
+            arrival::mark(sk);
+            // SAFETY: copied out at once.
+            Some(unsafe { *p })
+        }
         None => {
             // A socket of the proxy not seen before (opened before the
             // profiler started): from now on its arrivals are recorded.

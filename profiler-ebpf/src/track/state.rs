@@ -8,7 +8,7 @@ use profiler_common::{
 };
 
 use super::{arrival, tracked_task};
-use crate::maps::{ARRIVALS, PROXY_PORTS, SOCKS, THREADS, count};
+use crate::maps::{PROXY_PORTS, SOCKS, THREADS, count};
 
 #[inline(always)]
 pub fn on_state(sk: u64, old: i32, new: i32, info: SockInfo) {
@@ -31,7 +31,7 @@ pub fn on_state(sk: u64, old: i32, new: i32, info: SockInfo) {
         }
     } else if new == TCP_CLOSE {
         let _ = SOCKS.remove(&sk);
-        let _ = ARRIVALS.remove(&sk);
+        arrival::unwatch(sk);
         // A proxy closing its own socket runs here in its own thread.
         if let Some((_, tid)) = tracked_task()
             && let Some(state) = THREADS.get_ptr_mut(&tid)

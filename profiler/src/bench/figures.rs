@@ -63,6 +63,23 @@ pub fn untracked_ns(p: &Phase) -> f64 {
     }
 }
 
+/// The program time the sidecars' forwarding added: tracked phase minus
+/// the untracked phase (same requests, same rate, no sidecars in the path),
+/// per forward. The A/B way, as the Istio benchmark measures overhead.
+pub fn ns_per_forward_ab(tracked: &Phase, untracked: &Phase) -> f64 {
+    let sum = |p: &Phase| p.programs.iter().map(|d| d.run_ns).sum::<u64>() as f64;
+    if tracked.forwards == 0 {
+        return f64::NAN;
+    }
+    // Scale the baseline to the tracked phase's request count.
+    let scale = if untracked.load.completed == 0 {
+        1.0
+    } else {
+        tracked.load.completed as f64 / untracked.load.completed as f64
+    };
+    (sum(tracked) - scale * sum(untracked)) / tracked.forwards as f64
+}
+
 /// All program run time during the phase divided by forwards: an upper
 /// bound on what one forward costs, since it also carries the invocations
 /// of untracked processes (load generator, app) and softirq arrivals.
@@ -97,7 +114,7 @@ impl Figures {
                     "{label}: {:.1} s, {} forwards ({:.0}/s), {} completed requests, {} lost events, profiler CPU {:.2}% of one core",
                     p.seconds,
                     p.forwards,
-                    p.forwards as f64 / p.seconds,
+                    p.forwards as f64 / p.load_seconds,
                     p.load.completed,
                     p.lost,
                     100.0 * p.cpu_s / p.seconds
@@ -116,22 +133,32 @@ impl Figures {
             }
         }
         if let Some(f) = &self.floor {
-            line(&mut out, format!(
-                "floor: an empty program costs {:.1} ns/run here ({} runs), stats bookkeeping included",
-                f.mean_ns(),
-                f.runs
-            ));
+            line(
+                &mut out,
+                format!(
+                    "floor: an empty program costs {:.1} ns/run here ({} runs), stats bookkeeping included",
+                    f.mean_ns(),
+                    f.runs
+                ),
+            );
         }
         let per_fwd = ns_per_forward(&self.tracked);
+        let per_fwd_ab = ns_per_forward_ab(&self.tracked, &self.untracked);
         let untracked = untracked_ns(&self.untracked);
         let cpu = 100.0 * self.tracked.cpu_s / self.tracked.seconds;
-        let rate = self.tracked.forwards as f64 / self.tracked.seconds;
+        let rate = self.tracked.forwards as f64 / self.tracked.load_seconds;
         line(&mut out, String::new());
         line(
             &mut out,
             format!(
-                "program time per forward (all programs / forwards): {per_fwd:.0} ns (target <= 300): {}",
-                verdict(per_fwd <= 300.0)
+                "program time per forward, A/B (tracked minus untracked phase): {per_fwd_ab:.0} ns (target <= 300): {}",
+                verdict(per_fwd_ab <= 300.0)
+            ),
+        );
+        line(
+            &mut out,
+            format!(
+                "program time per forward, upper bound (all programs / forwards): {per_fwd:.0} ns"
             ),
         );
         line(
@@ -166,7 +193,7 @@ impl Figures {
             &mut out,
             format!(
                 "highest forward rate driven: {:.0}/s with {} lost events: {}",
-                self.max.forwards as f64 / self.max.seconds,
+                self.max.forwards as f64 / self.max.load_seconds,
                 self.max.lost,
                 verdict(self.max.lost == 0)
             ),

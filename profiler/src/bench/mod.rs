@@ -11,9 +11,8 @@ pub use figures::{Figures, ProgramDelta};
 
 use crate::{
     classify::DEFAULT_EXCLUDED_PORTS,
-    ebpf::{self, Attach, Hook},
-    collect::Session,
     discovery::Selector,
+    ebpf::{self, Attach, Hook},
     snapshot::{self, Options},
     testbed::{self, LoadGen, LoadSpec, Mesh, MeshConfig, SidecarKind},
 };
@@ -45,36 +44,41 @@ pub struct Phase {
     pub forwards: u64,
     pub lost: u64,
     pub seconds: f64,
+    /// How long the load generator ran (rates are per this).
+    pub load_seconds: f64,
     pub cpu_s: f64,
     pub programs: Vec<ProgramDelta>,
     pub load: testbed::LoadResult,
 }
 
 fn phase(m: &Mesh, spec: LoadSpec) -> Result<Phase, BoxError> {
+    let load_seconds = spec.duration.as_secs_f64();
     let opts = Options {
         duration: spec.duration + Duration::from_millis(300),
         selectors: vec![Selector::Istio],
         excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
         progress: false,
     };
-    let mut session: Session = snapshot::start(&opts)?;
-    let before = session.program_stats();
+    let mut capture = snapshot::start(&opts)?;
+    let before = capture.session.program_stats();
     let cpu0 = process::cpu_seconds()?;
     let (seconds, load) = std::thread::scope(|s| {
         let url = m.url();
         let ns = m.client.netns.clone();
         let load = s.spawn(move || testbed::load::run(&ns, &url, &spec));
-        let secs = snapshot::capture(&mut session, &opts);
+        let secs = snapshot::capture(&mut capture, &opts);
         (secs, load.join())
     });
     let cpu_s = process::cpu_seconds()? - cpu0;
     let load = load.map_err(|_| "load thread panicked")??;
     let seconds = seconds?;
+    let session = &capture.session;
     let programs = figures::deltas(&before, &session.program_stats());
     Ok(Phase {
         forwards: session.hops.by_key.values().map(|h| h.forwards).sum(),
         lost: session.lost_events(),
         seconds,
+        load_seconds,
         cpu_s,
         programs,
         load,
@@ -122,15 +126,6 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
             run_ns: i.run_time().as_nanos() as u64,
         });
     drop(reference);
-    let untracked = phase(
-        &m,
-        LoadSpec {
-            generator: LoadGen::Oha,
-            duration: secs,
-            connections: 8,
-            rate: Some(o.rate),
-        },
-    )?;
     drop(m);
 
     let m = mesh(&o.helper, true)?;

@@ -1,11 +1,14 @@
 //! A profiling session: attach the hook set this kernel supports, tell the
 //! kernel which processes are sidecars, and drain paired forwards from the
 //! ring buffer into histograms.
-use std::collections::HashMap as StdHashMap;
+mod filter;
+mod merge;
+
+use std::collections::{BTreeSet, HashMap as StdHashMap};
 
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
 };
 use profiler_common::{
     maps::{self as names, Counter},
@@ -50,6 +53,10 @@ pub struct Session {
     ring: RingBuf<MapData>,
     tracked: HashMap<MapData, u32, u32>,
     proxy_ports: HashMap<MapData, u16, u8>,
+    tracked_filter: Array<MapData, u32>,
+    /// Filter slots currently written, and proxy ports currently in the map.
+    filter_slots: BTreeSet<u32>,
+    ports: BTreeSet<u16>,
     pub sidecars: Vec<Sidecar>,
     /// tgid -> index into `sidecars`.
     by_tgid: StdHashMap<u32, usize>,
@@ -103,6 +110,7 @@ impl Session {
         let ring = take(&mut ebpf, names::FORWARDS, RingBuf::try_from)?;
         let tracked = take(&mut ebpf, names::TRACKED, HashMap::try_from)?;
         let proxy_ports = take(&mut ebpf, names::PROXY_PORTS, HashMap::try_from)?;
+        let tracked_filter = take(&mut ebpf, names::filter::TRACKED_FILTER, Array::try_from)?;
         let mut s = Session {
             ebpf,
             _logger: logger,
@@ -110,6 +118,9 @@ impl Session {
             ring,
             tracked,
             proxy_ports,
+            tracked_filter,
+            filter_slots: BTreeSet::new(),
+            ports: BTreeSet::new(),
             sidecars: Vec::new(),
             by_tgid: StdHashMap::new(),
             excluded_ports,
@@ -120,44 +131,67 @@ impl Session {
         Ok(s)
     }
 
-    /// Replace the tracked set (after rediscovery): new workers are added,
-    /// exited or recycled pids removed.
-    pub fn set_sidecars(&mut self, sidecars: Vec<Sidecar>) -> Result<(), CollectError> {
+    /// Merge a fresh discovery: known sidecars keep their index (their
+    /// histograms stay theirs), new ones are appended; then the kernel's
+    /// tracked set and proxy ports follow, if they changed.
+    pub fn set_sidecars(&mut self, fresh: Vec<Sidecar>) -> Result<(), CollectError> {
+        merge::merge(&mut self.sidecars, fresh);
         let mut wanted = StdHashMap::new();
-        for (i, s) in sidecars.iter().enumerate() {
+        for (i, s) in self.sidecars.iter().enumerate() {
             for &(pid, start) in &s.procs {
                 if ProcInfo::is_alive(pid, start) {
                     wanted.insert(pid, i);
                 }
             }
         }
-        let stale: Vec<u32> = self
-            .by_tgid
-            .keys()
-            .filter(|p| !wanted.contains_key(p))
-            .copied()
-            .collect();
-        for pid in stale {
-            let _ = self.tracked.remove(&pid);
-        }
-        for (&pid, &i) in &wanted {
-            self.tracked
-                .insert(pid, i as u32, 0)
-                .map_err(|source| CollectError::Map {
-                    name: names::TRACKED,
-                    source,
-                })?;
-        }
-        self.by_tgid = wanted;
-        let ports: std::collections::BTreeSet<u16> = sidecars
+        let ports: BTreeSet<u16> = self
+            .sidecars
             .iter()
             .flat_map(|s| s.listen_ports.iter().copied())
             .collect();
-        let old: Vec<u16> = self.proxy_ports.keys().filter_map(Result::ok).collect();
-        for p in old.into_iter().filter(|p| !ports.contains(p)) {
-            let _ = self.proxy_ports.remove(&p);
+        if wanted != self.by_tgid {
+            self.apply_tracked(&wanted)?;
+            self.by_tgid = wanted;
         }
-        for p in ports {
+        if ports != self.ports {
+            self.apply_ports(&ports)?;
+            self.ports = ports;
+        }
+        Ok(())
+    }
+
+    fn apply_tracked(&mut self, wanted: &StdHashMap<u32, usize>) -> Result<(), CollectError> {
+        let map_err = |name| move |source| CollectError::Map { name, source };
+        for pid in self.by_tgid.keys().filter(|p| !wanted.contains_key(p)) {
+            let _ = self.tracked.remove(pid);
+        }
+        for (&pid, &i) in wanted {
+            self.tracked
+                .insert(pid, i as u32, 0)
+                .map_err(map_err(names::TRACKED))?;
+        }
+        // The filter the programs check first: write the new slots, clear
+        // the slots nothing maps to any more.
+        let slots = filter::tgid_slots(wanted.keys().copied());
+        for (&slot, &value) in &slots {
+            self.tracked_filter
+                .set(slot, value, 0)
+                .map_err(map_err(names::filter::TRACKED_FILTER))?;
+        }
+        for slot in self.filter_slots.iter().filter(|s| !slots.contains_key(s)) {
+            self.tracked_filter
+                .set(*slot, 0, 0)
+                .map_err(map_err(names::filter::TRACKED_FILTER))?;
+        }
+        self.filter_slots = slots.keys().copied().collect();
+        Ok(())
+    }
+
+    fn apply_ports(&mut self, ports: &BTreeSet<u16>) -> Result<(), CollectError> {
+        for p in self.ports.iter().filter(|p| !ports.contains(p)) {
+            let _ = self.proxy_ports.remove(p);
+        }
+        for &p in ports {
             self.proxy_ports
                 .insert(p, 1, 0)
                 .map_err(|source| CollectError::Map {
@@ -165,7 +199,6 @@ impl Session {
                     source,
                 })?;
         }
-        self.sidecars = sidecars;
         Ok(())
     }
 

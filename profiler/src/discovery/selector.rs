@@ -3,7 +3,7 @@
 //! one sidecar).
 use std::{collections::BTreeMap, net::IpAddr};
 
-use super::{netinfo, procinfo::ProcInfo};
+use super::procinfo::ProcInfo;
 
 /// Istio's sidecar user.
 pub const ISTIO_PROXY_UID: u32 = 1337;
@@ -111,18 +111,6 @@ pub fn select(all: &[ProcInfo], selectors: &[Selector]) -> Vec<Sidecar> {
             }
         })
         .collect()
-}
-
-/// Select from the live /proc and fill in each sidecar's network view.
-pub fn discover(selectors: &[Selector]) -> (Vec<Sidecar>, Vec<ProcInfo>) {
-    let all = ProcInfo::all();
-    let mut sidecars = select(&all, selectors);
-    for s in &mut sidecars {
-        let (addrs, ports) = netinfo::read(s.pid);
-        s.local_addrs = addrs;
-        s.listen_ports = ports;
-    }
-    (sidecars, all)
 }
 
 #[cfg(test)]

@@ -392,6 +392,13 @@ pub fn sweep_stale() {
             }
         }
         let _ = std::fs::remove_dir(&pod_dir);
+        // The shared slices above it, if nothing else uses them now.
+        if let Some(qos) = pod_dir.parent() {
+            super::cgroups::remove_shared(vec![
+                qos.to_path_buf(),
+                qos.parent().map(Into::into).unwrap_or_default(),
+            ]);
+        }
     }
 }
 
