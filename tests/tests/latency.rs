@@ -220,7 +220,7 @@ impl Drop for Hogs {
                 if let Ok(Some(_)) = c.try_wait() {
                     break;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(10));
+                thread::sleep(Duration::from_millis(10));
             }
         }
     }
