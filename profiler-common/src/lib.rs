@@ -2,8 +2,10 @@
 //! pure pairing logic the eBPF programs call, unit-tested on the host.
 #![no_std]
 
+pub mod events;
 pub mod maps;
 pub mod pairing;
+pub mod slots;
 pub mod sock;
 
 #[cfg(feature = "user")]

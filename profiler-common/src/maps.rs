@@ -9,20 +9,21 @@ pub const TRACKED_MAX: u32 = 4096;
 pub const PROXY_PORTS: &str = "PROXY_PORTS";
 pub const PROXY_PORTS_MAX: u32 = 1024;
 
-/// tid -> [`crate::pairing::ThreadState`] (LRU: a thread that vanished ages out).
+/// Per-thread pairing state: [`crate::slots::ThreadSlot`] array indexed by
+/// tid (see [`crate::slots`]), and the LRU map tid ->
+/// [`crate::pairing::ThreadState`] for threads whose slot is taken.
+pub const THREAD_SLOTS: &str = "THREAD_SLOTS";
 pub const THREADS: &str = "THREADS";
 pub const THREADS_MAX: u32 = 16384;
 
-/// socket address -> last arrival time, for sockets of tracked proxies only
-/// (0 = none yet). LRU: closed sockets age out.
+/// Proxy sockets and their last arrival: [`crate::slots::SockSlot`] array
+/// indexed by socket address, and the LRU map socket -> last arrival for
+/// sockets whose slot is taken (0 = none yet).
+pub const SOCK_SLOTS: &str = "SOCK_SLOTS";
 pub const ARRIVALS: &str = "ARRIVALS";
 pub const ARRIVALS_MAX: u32 = 65536;
 
-/// socket address -> [`crate::sock::SockInfo`] learnt from `inet_sock_set_state`.
-pub const SOCKS: &str = "SOCKS";
-pub const SOCKS_MAX: u32 = 65536;
-
-/// Ring buffer of [`crate::pairing::Forward`] records.
+/// Ring buffer of events: [`crate::events::Forward`] and [`crate::events::SockEvent`].
 pub const FORWARDS: &str = "FORWARDS";
 pub const FORWARDS_BYTES: u32 = 4 * 1024 * 1024;
 
@@ -57,10 +58,9 @@ impl Counter {
 
 pub const COUNTERS_LEN: u32 = Counter::ALL.len() as u32;
 
-/// Direct-mapped filters in front of the hash maps, so the common case (a
-/// task or socket that is not a proxy's) costs one inlined array load
-/// instead of a hash lookup. A slot holds the one key that maps there, or
-/// a collision marker that sends the lookup on to the hash map.
+/// Direct-mapped filter in front of TRACKED, so an untracked task costs one
+/// inlined array load instead of a hash lookup. A slot holds the one tgid
+/// that maps there, or a collision marker that sends the lookup on to TRACKED.
 pub mod filter {
     pub const LEN: u32 = 1 << 16;
     const MASK: u64 = LEN as u64 - 1;
@@ -69,18 +69,8 @@ pub mod filter {
     pub const TRACKED_FILTER: &str = "TRACKED_FILTER";
     pub const TGID_COLLISION: u32 = u32::MAX;
 
-    /// socket address -> slot of SK_FILTER (values: sk, SK_COLLISION or 0).
-    pub const SK_FILTER: &str = "SK_FILTER";
-    pub const SK_COLLISION: u64 = u64::MAX;
-
     pub const fn tgid_slot(tgid: u32) -> u32 {
         (tgid as u64 & MASK) as u32
-    }
-
-    /// Sockets are slab objects a few hundred bytes to kilobytes apart:
-    /// drop the low bits and fold the high ones in.
-    pub const fn sk_slot(sk: u64) -> u32 {
-        (((sk >> 6) ^ (sk >> 22)) & MASK) as u32
     }
 
     /// What a slot must hold for `tgid` to pass the filter.
@@ -101,53 +91,5 @@ pub mod filter {
         Yes,
         No,
         AskMap,
-    }
-
-    /// The value a slot takes when `sk` is added to it.
-    pub const fn sk_slot_after_add(current: u64, sk: u64) -> u64 {
-        if current == 0 || current == sk {
-            sk
-        } else {
-            SK_COLLISION
-        }
-    }
-
-    /// Whether a socket may be watched, from its slot's value.
-    pub const fn sk_may_be_watched(slot_value: u64, sk: u64) -> bool {
-        sk != 0 && (slot_value == sk || slot_value == SK_COLLISION)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    extern crate std;
-    use std::{collections::BTreeMap, vec::Vec};
-
-    use super::filter::*;
-
-    #[test]
-    fn sk_filter_never_hides_a_watched_socket() {
-        let socks: Vec<u64> = (0..5000u64)
-            .map(|i| 0xffff_8880_0000_0000 + i * 2304)
-            .collect();
-        let mut slots = BTreeMap::new();
-        for &sk in socks.iter().step_by(3) {
-            let v = slots.entry(sk_slot(sk)).or_insert(0);
-            *v = sk_slot_after_add(*v, sk);
-        }
-        for &sk in socks.iter().step_by(3) {
-            assert!(sk_may_be_watched(slots[&sk_slot(sk)], sk));
-        }
-        let passed_unwatched = socks
-            .iter()
-            .enumerate()
-            .filter(|(i, sk)| {
-                i % 3 != 0
-                    && sk_may_be_watched(slots.get(&sk_slot(**sk)).copied().unwrap_or(0), **sk)
-            })
-            .count();
-        // Unwatched sockets mostly stop at the filter.
-        assert!(passed_unwatched < socks.len() / 20, "{passed_unwatched}");
-        assert!(!sk_may_be_watched(0, 0));
     }
 }

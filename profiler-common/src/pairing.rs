@@ -7,8 +7,6 @@
 //! These functions are called by every hook set (tracepoint, kprobe, fentry)
 //! and unit-tested on the host with recorded event sequences.
 
-use crate::sock::SockInfo;
-
 /// Sources a thread may have read from before it writes. Event-loop proxies
 /// almost always forward one read before the next; two slots cover a thread
 /// that reads two sockets before writing without growing the per-thread state.
@@ -152,56 +150,6 @@ impl ThreadState {
             i += 1;
         }
         self.slots[SLOTS - 1] = Pending::default();
-    }
-}
-
-/// One forward, as the kernel reports it to userspace.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Forward {
-    pub tgid: u32,
-    pub tid: u32,
-    pub src_sk: u64,
-    pub dst_sk: u64,
-    /// Data became readable on the source socket (clock start).
-    pub arrival_ns: u64,
-    /// The proxy's last read of it returned.
-    pub read_ns: u64,
-    /// The proxy's write to the destination socket returned (clock stop).
-    pub write_ns: u64,
-    pub bytes: u64,
-    pub src: SockInfo,
-    pub dst: SockInfo,
-}
-
-impl Forward {
-    pub fn new(tgid: u32, tid: u32, from: Pending, dst_sk: u64, write_ns: u64) -> Self {
-        Forward {
-            tgid,
-            tid,
-            src_sk: from.sk,
-            dst_sk,
-            arrival_ns: from.arrival_ns,
-            read_ns: from.read_ns,
-            write_ns,
-            bytes: from.bytes,
-            src: SockInfo::default(),
-            dst: SockInfo::default(),
-        }
-    }
-
-    /// Arrival to read: waiting to be picked up (event loop, CPU contention).
-    pub const fn queue_ns(&self) -> u64 {
-        self.read_ns.saturating_sub(self.arrival_ns)
-    }
-
-    /// Read to write: the proxy's own work (parsing, routing, TLS, filters).
-    pub const fn process_ns(&self) -> u64 {
-        self.write_ns.saturating_sub(self.read_ns)
-    }
-
-    pub const fn total_ns(&self) -> u64 {
-        self.write_ns.saturating_sub(self.arrival_ns)
     }
 }
 

@@ -4,6 +4,12 @@
 // arrays with explicit padding fields, so any bit pattern is a valid value.
 unsafe impl aya::Pod for crate::pairing::ThreadState {}
 // SAFETY: as above.
-unsafe impl aya::Pod for crate::pairing::Forward {}
+unsafe impl aya::Pod for crate::events::Forward {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::events::SockEvent {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::slots::SockSlot {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::slots::ThreadSlot {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::sock::SockInfo {}

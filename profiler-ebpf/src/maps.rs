@@ -6,17 +6,14 @@ use aya_ebpf::{
 use profiler_common::{
     maps::{
         ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, FORWARDS_BYTES, PROXY_PORTS_MAX,
-        SOCKS_MAX, THREADS_MAX, TRACKED_MAX, filter,
+        THREADS_MAX, TRACKED_MAX, filter,
     },
     pairing::ThreadState,
-    sock::SockInfo,
+    slots::{SOCK_SLOTS_LEN, SockSlot, THREAD_SLOTS_LEN, ThreadSlot},
 };
 
 #[map(name = "TRACKED_FILTER")]
 pub static TRACKED_FILTER: Array<u32> = Array::with_max_entries(filter::LEN, 0);
-
-#[map(name = "SK_FILTER")]
-pub static SK_FILTER: Array<u64> = Array::with_max_entries(filter::LEN, 0);
 
 #[map(name = "TRACKED")]
 pub static TRACKED: HashMap<u32, u32> = HashMap::with_max_entries(TRACKED_MAX, 0);
@@ -24,14 +21,17 @@ pub static TRACKED: HashMap<u32, u32> = HashMap::with_max_entries(TRACKED_MAX, 0
 #[map(name = "PROXY_PORTS")]
 pub static PROXY_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(PROXY_PORTS_MAX, 0);
 
+#[map(name = "THREAD_SLOTS")]
+pub static THREAD_SLOTS: Array<ThreadSlot> = Array::with_max_entries(THREAD_SLOTS_LEN, 0);
+
 #[map(name = "THREADS")]
 pub static THREADS: LruHashMap<u32, ThreadState> = LruHashMap::with_max_entries(THREADS_MAX, 0);
 
+#[map(name = "SOCK_SLOTS")]
+pub static SOCK_SLOTS: Array<SockSlot> = Array::with_max_entries(SOCK_SLOTS_LEN, 0);
+
 #[map(name = "ARRIVALS")]
 pub static ARRIVALS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(ARRIVALS_MAX, 0);
-
-#[map(name = "SOCKS")]
-pub static SOCKS: LruHashMap<u64, SockInfo> = LruHashMap::with_max_entries(SOCKS_MAX, 0);
 
 #[map(name = "FORWARDS")]
 pub static FORWARDS: RingBuf = RingBuf::with_byte_size(FORWARDS_BYTES, 0);

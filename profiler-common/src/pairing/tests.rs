@@ -4,6 +4,7 @@ extern crate std;
 use std::{collections::HashMap, vec::Vec};
 
 use super::*;
+use crate::events::Forward;
 
 #[derive(Clone, Copy)]
 enum Ev {

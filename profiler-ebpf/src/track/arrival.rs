@@ -1,61 +1,101 @@
-//! Clock start: the moment data became readable on a proxy's socket.
-use profiler_common::maps::{Counter, filter};
+//! Clock start: the moment data became readable on a proxy's socket. Proxy
+//! sockets live in SOCK_SLOTS (one array entry per socket address), with the
+//! ARRIVALS LRU map behind for a socket whose slot is taken.
+use profiler_common::{
+    maps::Counter,
+    slots::{SockWhere, sock_slot},
+};
 
-use crate::maps::{ARRIVALS, SK_FILTER, count};
+use crate::maps::{ARRIVALS, SOCK_SLOTS, count};
 
-/// Called where the kernel queues data on a TCP socket (sk_data_ready). This
-/// runs in softirq context, so the current task is not the proxy: the socket
-/// itself must be known. A socket that is no proxy's stops at the filter
-/// (one inlined array load); a proxy's gets its arrival time.
+/// BPF_NOEXIST: insert only a new key, so overflow counts stay exact.
+const NOEXIST: u64 = 1;
+
+/// Called where the kernel queues data on a TCP socket (sk_data_ready), in
+/// softirq context: the socket itself must be known. A socket that is no
+/// proxy's costs one load and a compare.
 #[inline(always)]
 pub fn on_data_ready(sk: u64) {
-    let Some(slot) = SK_FILTER.get_ptr(filter::sk_slot(sk)) else {
+    let Some(slot) = SOCK_SLOTS.get_ptr_mut(sock_slot(sk)) else {
         return;
     };
-    // SAFETY: an array slot, read once.
-    if !filter::sk_may_be_watched(unsafe { *slot }, sk) {
-        return;
-    }
-    if let Some(p) = ARRIVALS.get_ptr_mut(&sk) {
-        // SAFETY: an 8-byte slot; a racing reader sees the old or the new value.
-        unsafe { *p = super::now_ns() };
+    // SAFETY: an array entry; a racing reader sees the old or the new value.
+    unsafe {
+        match (*slot).find(sk) {
+            SockWhere::Slot => (*slot).arrival_ns = super::now_ns(),
+            SockWhere::Map => {
+                if let Some(p) = ARRIVALS.get_ptr_mut(&sk) {
+                    *p = super::now_ns();
+                }
+            }
+            SockWhere::Nowhere => {}
+        }
     }
 }
 
-/// Start recording arrivals on a proxy's socket (no arrival yet).
+/// The last arrival on a watched socket (0: none yet); None when the socket
+/// is not watched.
 #[inline(always)]
-pub fn watch(sk: &u64) {
-    if ARRIVALS.insert(sk, &0, 0).is_err() {
-        count(Counter::MapFull);
+pub fn arrival_of(sk: u64) -> Option<u64> {
+    let slot = SOCK_SLOTS.get_ptr(sock_slot(sk))?;
+    // SAFETY: an array entry, read once.
+    unsafe {
+        match (*slot).find(sk) {
+            SockWhere::Slot => Some((*slot).arrival_ns),
+            SockWhere::Map => ARRIVALS.get(&sk).copied(),
+            SockWhere::Nowhere => None,
+        }
     }
-    mark(*sk);
 }
 
-/// Make the filter let `sk` through. Also called on a proxy's read, which
-/// repairs a slot lost to two CPUs marking it at once.
+/// Start recording arrivals on a proxy's socket. Returns false when it was
+/// already watched.
 #[inline(always)]
-pub fn mark(sk: u64) {
-    if let Some(slot) = SK_FILTER.get_ptr_mut(filter::sk_slot(sk)) {
-        // SAFETY: an array slot; see above for races.
-        unsafe {
-            let cur = *slot;
-            if !filter::sk_may_be_watched(cur, sk) {
-                *slot = filter::sk_slot_after_add(cur, sk);
+pub fn watch(sk: u64) -> bool {
+    let Some(slot) = SOCK_SLOTS.get_ptr_mut(sock_slot(sk)) else {
+        return false;
+    };
+    // SAFETY: an array entry. Two CPUs claiming one free slot at once: one
+    // socket loses it, and its next read watches it again (via the map).
+    unsafe {
+        if (*slot).sk == sk {
+            return false;
+        }
+        if (*slot).claim(sk) {
+            return true;
+        }
+        match ARRIVALS.insert(&sk, &0, NOEXIST) {
+            Ok(()) => {
+                (*slot).overflow += 1;
+                true
+            }
+            // Already there (EEXIST), or the map is full.
+            Err(e) => {
+                if e != -17 {
+                    count(Counter::MapFull);
+                }
+                false
             }
         }
     }
 }
 
-/// A socket closed: free its slot if it owns it (a collision marker stays).
+/// A socket closed: forget it, so an address reused by the allocator starts
+/// clean. Returns whether it was watched.
 #[inline(always)]
-pub fn unwatch(sk: u64) {
-    let _ = ARRIVALS.remove(&sk);
-    if let Some(slot) = SK_FILTER.get_ptr_mut(filter::sk_slot(sk)) {
-        // SAFETY: an array slot.
-        unsafe {
-            if *slot == sk {
-                *slot = 0;
-            }
+pub fn unwatch(sk: u64) -> bool {
+    let Some(slot) = SOCK_SLOTS.get_ptr_mut(sock_slot(sk)) else {
+        return false;
+    };
+    // SAFETY: an array entry.
+    unsafe {
+        if (*slot).release(sk) {
+            return true;
+        }
+        if (*slot).overflow > 0 && ARRIVALS.remove(&sk).is_ok() {
+            (*slot).overflow -= 1;
+            return true;
         }
     }
+    false
 }

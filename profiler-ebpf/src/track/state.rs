@@ -1,14 +1,13 @@
-//! Socket lifecycle: endpoints and role at ESTABLISHED, cleanup at CLOSE so a
-//! socket address reused by the allocator starts clean.
-use profiler_common::{
-    maps::Counter,
-    sock::{
-        ROLE_ACCEPTED, SockInfo, TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT, role_from_transition,
-    },
+//! Socket lifecycle of proxy sockets: watched from the connect (the proxy's
+//! own thread) or from the accept on a port a proxy listens on; endpoints
+//! reported at ESTABLISHED; forgotten at CLOSE so a socket address reused by
+//! the allocator starts clean.
+use profiler_common::sock::{
+    ROLE_ACCEPTED, SockInfo, TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT, role_from_transition,
 };
 
-use super::{arrival, tracked_task};
-use crate::maps::{PROXY_PORTS, SOCKS, THREADS, count};
+use super::{arrival, sockinfo, threads, tracked_task};
+use crate::maps::PROXY_PORTS;
 
 #[inline(always)]
 pub fn on_state(sk: u64, old: i32, new: i32, info: SockInfo) {
@@ -16,27 +15,28 @@ pub fn on_state(sk: u64, old: i32, new: i32, info: SockInfo) {
         // A proxy connecting upstream runs here in its own thread: watch the
         // socket before the first reply can arrive.
         if tracked_task().is_some() {
-            arrival::watch(&sk);
+            arrival::watch(sk);
         }
     } else if new == TCP_ESTABLISHED {
         let mut info = info;
         info.role = role_from_transition(old, new).unwrap_or(0);
-        if SOCKS.insert(&sk, &info, 0).is_err() {
-            count(Counter::MapFull);
-        }
         // Accepted on a port a tracked proxy listens on: its first request
         // may arrive before the proxy ever touches the socket.
         if info.role == ROLE_ACCEPTED && PROXY_PORTS.get_ptr(&info.local_port).is_some() {
-            arrival::watch(&sk);
+            arrival::watch(sk);
+        }
+        if arrival::arrival_of(sk).is_some() {
+            sockinfo::report_open(sk, &info);
         }
     } else if new == TCP_CLOSE {
-        let _ = SOCKS.remove(&sk);
-        arrival::unwatch(sk);
+        if arrival::unwatch(sk) {
+            sockinfo::report_close(sk);
+        }
         // A proxy closing its own socket runs here in its own thread.
         if let Some((_, tid)) = tracked_task()
-            && let Some(state) = THREADS.get_ptr_mut(&tid)
+            && let Some(state) = threads::state(tid, false)
         {
-            // SAFETY: the entry belongs to this thread.
+            // SAFETY: the state belongs to this thread.
             unsafe { (*state).on_close(sk) };
         }
     }

@@ -1,8 +1,14 @@
 //! A profiling session: attach the hook set this kernel supports, tell the
 //! kernel which processes are sidecars, and drain paired forwards from the
 //! ring buffer into histograms.
+mod decode;
 mod filter;
 mod merge;
+
+use decode::Event;
+
+/// Bound on the endpoints table (sockets of tracked proxies open at once).
+const SOCKS_MAX: usize = 1 << 18;
 
 use std::collections::{BTreeSet, HashMap as StdHashMap};
 
@@ -11,8 +17,9 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
 };
 use profiler_common::{
+    events::Forward,
     maps::{self as names, Counter},
-    pairing::Forward,
+    sock::SockInfo,
 };
 
 use crate::{
@@ -44,6 +51,10 @@ pub struct Tally {
     pub excluded: u64,
     pub unclassified: u64,
     pub untracked: u64,
+    /// Records of an unknown kind or size (a kernel/user version mismatch).
+    pub bad_records: u64,
+    /// Times the endpoints table was cleared because closes had been lost.
+    pub sock_table_resets: u64,
 }
 
 pub struct Session {
@@ -63,6 +74,8 @@ pub struct Session {
     pub excluded_ports: Vec<u16>,
     pub hops: Hops,
     pub tally: Tally,
+    /// Endpoints of the tracked proxies' sockets, from open/close events.
+    socks: StdHashMap<u64, SockInfo>,
 }
 
 fn take<T>(
@@ -126,6 +139,7 @@ impl Session {
             excluded_ports,
             hops: Hops::default(),
             tally: Tally::default(),
+            socks: StdHashMap::new(),
         };
         s.set_sidecars(sidecars)?;
         Ok(s)
@@ -205,32 +219,50 @@ impl Session {
     /// Take every forward the kernel has reported so far.
     pub fn drain(&mut self) -> usize {
         let mut n = 0;
-        while let Some(item) = self.ring.next() {
-            if item.len() < size_of::<Forward>() {
-                continue;
-            }
-            // SAFETY: the kernel wrote a whole Forward (checked length);
-            // read_unaligned copes with the ring's 8-byte alignment.
-            let f: Forward = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            drop(item);
+        loop {
+            let ev = match self.ring.next() {
+                Some(item) => decode::decode(&item),
+                None => break,
+            };
             n += 1;
-            let Some(&i) = self.by_tgid.get(&f.tgid) else {
-                self.tally.untracked += 1;
-                continue;
-            };
-            let sc = &self.sidecars[i];
-            let view = PodView {
-                local_addrs: &sc.local_addrs,
-                listen_ports: &sc.listen_ports,
-                excluded_ports: &self.excluded_ports,
-            };
-            match view.classify(&f.src, &f.dst) {
-                Verdict::Hop(d, l) => self.hops.record(i as u32, d, l, &f),
-                Verdict::Excluded => self.tally.excluded += 1,
-                Verdict::Unclassified => self.tally.unclassified += 1,
+            match ev {
+                Some(Event::Forward(f)) => self.record(&f),
+                Some(Event::SockOpen(sk, info)) => {
+                    if self.socks.len() >= SOCKS_MAX && !self.socks.contains_key(&sk) {
+                        // Closes were lost (ring full): start over rather than grow.
+                        self.socks.clear();
+                        self.tally.sock_table_resets += 1;
+                    }
+                    self.socks.insert(sk, info);
+                }
+                Some(Event::SockClose(sk)) => {
+                    self.socks.remove(&sk);
+                }
+                None => self.tally.bad_records += 1,
             }
         }
         n
+    }
+
+    fn record(&mut self, f: &Forward) {
+        let Some(&i) = self.by_tgid.get(&f.tgid) else {
+            self.tally.untracked += 1;
+            return;
+        };
+        let unknown = SockInfo::default();
+        let src = self.socks.get(&f.src_sk).unwrap_or(&unknown);
+        let dst = self.socks.get(&f.dst_sk).unwrap_or(&unknown);
+        let sc = &self.sidecars[i];
+        let view = PodView {
+            local_addrs: &sc.local_addrs,
+            listen_ports: &sc.listen_ports,
+            excluded_ports: &self.excluded_ports,
+        };
+        match view.classify(src, dst) {
+            Verdict::Hop(d, l) => self.hops.record(i as u32, d, l, f),
+            Verdict::Excluded => self.tally.excluded += 1,
+            Verdict::Unclassified => self.tally.unclassified += 1,
+        }
     }
 
     /// Kernel counters summed over CPUs.

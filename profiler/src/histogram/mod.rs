@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use profiler_common::pairing::Forward;
+use profiler_common::events::Forward;
 use serde::Serialize;
 
 use crate::classify::{Direction, Leg};

@@ -1,0 +1,184 @@
+//! Direct-mapped slots that keep the hot paths free of hash lookups: one
+//! array entry per socket address and per thread id, with an LRU map behind
+//! for the rare key whose slot is taken. Array lookups are inlined by the
+//! JIT; a socket that is no proxy's costs one load and a compare.
+
+use crate::pairing::ThreadState;
+
+pub const SOCK_SLOTS_LEN: u32 = 1 << 16;
+pub const THREAD_SLOTS_LEN: u32 = 1 << 14;
+
+/// A proxy socket and the last time data became readable on it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockSlot {
+    /// The socket owning the slot, 0 when free.
+    pub sk: u64,
+    /// Last arrival (CLOCK_MONOTONIC ns), 0 when none yet.
+    pub arrival_ns: u64,
+    /// How many other watched sockets of this slot live in the LRU map
+    /// (0: a miss here is a miss everywhere).
+    pub overflow: u64,
+}
+
+/// Sockets are slab objects hundreds of bytes to kilobytes apart: drop the
+/// low bits and fold the high ones in.
+pub const fn sock_slot(sk: u64) -> u32 {
+    (((sk >> 6) ^ (sk >> 22)) & (SOCK_SLOTS_LEN as u64 - 1)) as u32
+}
+
+/// Where a socket's arrival lives, judged from its slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockWhere {
+    /// In the slot.
+    Slot,
+    /// Maybe in the LRU map (the slot has overflow).
+    Map,
+    /// Not watched.
+    Nowhere,
+}
+
+impl SockSlot {
+    pub const fn find(&self, sk: u64) -> SockWhere {
+        if sk != 0 && self.sk == sk {
+            SockWhere::Slot
+        } else if self.overflow > 0 {
+            SockWhere::Map
+        } else {
+            SockWhere::Nowhere
+        }
+    }
+
+    /// Watch `sk`: take the slot if free; returns false when the slot
+    /// belongs to another socket (the caller uses the LRU map then).
+    pub fn claim(&mut self, sk: u64) -> bool {
+        if self.sk == sk {
+            return true;
+        }
+        if self.sk == 0 {
+            self.sk = sk;
+            self.arrival_ns = 0;
+            return true;
+        }
+        false
+    }
+
+    /// Stop watching `sk`; returns false when it was not in the slot (the
+    /// caller checks the LRU map then).
+    pub fn release(&mut self, sk: u64) -> bool {
+        if self.sk == sk {
+            self.sk = 0;
+            self.arrival_ns = 0;
+            return true;
+        }
+        false
+    }
+}
+
+/// A thread's pairing state, in the slot of its tid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ThreadSlot {
+    /// The thread owning the slot, 0 when free.
+    pub tid: u32,
+    pub _pad: u32,
+    pub state: ThreadState,
+}
+
+pub const fn thread_slot(tid: u32) -> u32 {
+    tid & (THREAD_SLOTS_LEN - 1)
+}
+
+impl ThreadSlot {
+    /// The state of `tid` if the slot is (or, with `create`, becomes) its own.
+    pub fn state_of(&mut self, tid: u32, create: bool) -> Option<&mut ThreadState> {
+        if tid != 0 && self.tid == tid {
+            return Some(&mut self.state);
+        }
+        if create && tid != 0 && self.tid == 0 {
+            self.tid = tid;
+            self.state = ThreadState::default();
+            return Some(&mut self.state);
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::{collections::BTreeMap, vec::Vec};
+
+    use super::*;
+
+    #[test]
+    fn sockets_in_slots_or_the_map_never_vanish() {
+        let socks: Vec<u64> = (0..20_000u64)
+            .map(|i| 0xffff_8880_0000_0000 + i * 2304)
+            .collect();
+        let mut slots: BTreeMap<u32, SockSlot> = BTreeMap::new();
+        let mut map = Vec::new();
+        let watched: Vec<u64> = socks.iter().copied().step_by(4).collect();
+        for &sk in &watched {
+            let slot = slots.entry(sock_slot(sk)).or_default();
+            if !slot.claim(sk) {
+                map.push(sk);
+                slot.overflow += 1;
+            }
+        }
+        for &sk in &watched {
+            match slots[&sock_slot(sk)].find(sk) {
+                SockWhere::Slot => {}
+                SockWhere::Map => assert!(map.contains(&sk)),
+                SockWhere::Nowhere => panic!("watched socket {sk:#x} lost"),
+            }
+        }
+        // Most sockets live in their slot; most others stop at it.
+        assert!(
+            map.len() < watched.len() / 10,
+            "{} of {}",
+            map.len(),
+            watched.len()
+        );
+        let passed = socks
+            .iter()
+            .enumerate()
+            .filter(|(i, sk)| {
+                i % 4 != 0
+                    && slots
+                        .get(&sock_slot(**sk))
+                        .is_some_and(|s| s.find(**sk) != SockWhere::Nowhere)
+            })
+            .count();
+        assert!(passed < socks.len() / 10, "{passed}");
+    }
+
+    #[test]
+    fn release_frees_the_slot_for_a_reused_address() {
+        let mut s = SockSlot::default();
+        assert!(s.claim(0xa0));
+        s.arrival_ns = 77;
+        assert!(!s.claim(0xb0));
+        assert!(s.release(0xa0));
+        assert_eq!(s.find(0xa0), SockWhere::Nowhere);
+        assert!(s.claim(0xa0));
+        assert_eq!(
+            s.arrival_ns, 0,
+            "a reused address starts without an arrival"
+        );
+        assert!(!s.release(0xb0));
+    }
+
+    #[test]
+    fn thread_slots_belong_to_one_tid() {
+        let mut t = ThreadSlot::default();
+        assert!(t.state_of(7, false).is_none());
+        t.state_of(7, true).expect("claimed").on_read(1, 10, 5, 6);
+        assert!(!t.state_of(7, false).expect("own").is_empty());
+        assert!(
+            t.state_of(7 + THREAD_SLOTS_LEN, true).is_none(),
+            "taken by 7"
+        );
+        assert!(t.state_of(0, true).is_none());
+    }
+}
