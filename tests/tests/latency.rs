@@ -304,3 +304,36 @@ fn cpu_contention_shows_in_queue_not_process() {
         );
     }
 }
+
+#[test]
+fn snapshot_without_privilege_names_the_capability() {
+    profiler_tests::require_root();
+    // As nobody, with no capabilities: the profiler must say which it needs.
+    // A copy in a world-readable place, since the checkout may not be.
+    let dir = std::env::temp_dir().join(format!("profiler-nopriv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bin = dir.join("profiler");
+    std::fs::copy(profiler_tests::profiler_bin(), &bin).expect("copy the binary");
+    use std::os::unix::fs::PermissionsExt;
+    for (p, mode) in [(&dir, 0o755), (&bin, 0o755)] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&bin)
+        .args(["snapshot", "--duration", "200ms"])
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = out.expect("run setpriv (util-linux)");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("missing privilege") && err.contains("CAP_BPF"),
+        "{err}"
+    );
+}
