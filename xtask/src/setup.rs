@@ -12,7 +12,8 @@ pub const EBPF_TOOLCHAIN: &str = "nightly-2026-05-20";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 /// bpf-linker must use the LLVM of the pinned nightly (LLVM 22 there).
 const BPF_LINKER_LLVM_FEATURE: &str = "llvm-22";
-const OHA_VERSION: &str = "1";
+/// Pinned: the JSON output the load parser reads is this version's.
+const OHA_VERSION: &str = "1.16.0";
 
 /// Debian packages the tests and the demo mesh use.
 pub const DEBIAN_PACKAGES: &[&str] = &[
@@ -212,7 +213,7 @@ fn oha() -> Result<String> {
     println!("  building oha (a few minutes)");
     run_cmd(
         Command::new("cargo").args(["install", "oha", "--locked", "--version", OHA_VERSION]),
-        "cargo install oha --locked",
+        &format!("cargo install oha --locked --version {OHA_VERSION}"),
     )?;
     Ok("installed".into())
 }
