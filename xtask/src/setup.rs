@@ -207,8 +207,16 @@ pub fn is_root() -> bool {
 }
 
 fn oha() -> Result<String> {
-    if quiet(Command::new("oha").arg("--version")) {
-        return Ok("present".into());
+    let installed = Command::new("oha")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    match &installed {
+        Some(v) if v.ends_with(OHA_VERSION) => return Ok(format!("{v} present")),
+        Some(v) => println!("  {v} found; the load parser expects {OHA_VERSION}"),
+        None => {}
     }
     println!("  building oha (a few minutes)");
     run_cmd(

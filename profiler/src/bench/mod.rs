@@ -25,6 +25,16 @@ pub struct BenchOptions {
     pub helper: PathBuf,
 }
 
+/// oha at a fixed request rate over 8 connections.
+fn oha_at(rate: u32, duration: Duration) -> LoadSpec {
+    LoadSpec {
+        generator: LoadGen::Oha,
+        duration,
+        connections: 8,
+        rate: Some(rate),
+    }
+}
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn mesh(helper: &std::path::Path, intercept: bool) -> Result<Mesh, BoxError> {
@@ -108,15 +118,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
         },
     };
     ebpf::loader::attach(&mut reference, &empty, None)?;
-    let untracked = phase(
-        &m,
-        LoadSpec {
-            generator: LoadGen::Oha,
-            duration: secs,
-            connections: 8,
-            rate: Some(o.rate),
-        },
-    )?;
+    let untracked = phase(&m, oha_at(o.rate, secs))?;
     let floor = reference
         .program("probe_tracepoint")
         .and_then(|p| p.info().ok())
@@ -134,15 +136,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
         o.rate,
         o.rate * 4
     );
-    let tracked = phase(
-        &m,
-        LoadSpec {
-            generator: LoadGen::Oha,
-            duration: secs,
-            connections: 8,
-            rate: Some(o.rate),
-        },
-    )?;
+    let tracked = phase(&m, oha_at(o.rate, secs))?;
     eprintln!("bench 3/3: unthrottled load (wrk, 32 connections): the highest forward rate here");
     let max = phase(
         &m,
