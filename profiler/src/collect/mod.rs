@@ -99,10 +99,13 @@ impl Session {
         let logger = aya_log::EbpfLogger::init(&mut ebpf)
             .map_err(|e| log::debug!("no eBPF logger: {e}"))
             .ok();
-        let btf = aya::Btf::from_sys_fs().ok();
         let mut failures = Vec::new();
         let mut chosen = None;
         for set in HookSet::PREFERENCE {
+            // Kernel BTF is parsed (several MB) only for the set that needs it.
+            let btf = (set == HookSet::Fentry)
+                .then(|| aya::Btf::from_sys_fs().ok())
+                .flatten();
             let mut ok = true;
             for hook in set.hooks() {
                 if let Err(e) = loader::attach(&mut ebpf, hook, btf.as_ref()) {
