@@ -80,6 +80,20 @@ pub fn ns_per_forward_ab(tracked: &Phase, untracked: &Phase) -> f64 {
     (sum(tracked) - scale * sum(untracked)) / tracked.forwards as f64
 }
 
+/// Hook invocations the sidecars' forwarding added (A/B, as above), per forward.
+pub fn invocations_per_forward_ab(tracked: &Phase, untracked: &Phase) -> f64 {
+    let runs = |p: &Phase| p.programs.iter().map(|d| d.runs).sum::<u64>() as f64;
+    if tracked.forwards == 0 {
+        return f64::NAN;
+    }
+    let scale = if untracked.load.completed == 0 {
+        1.0
+    } else {
+        tracked.load.completed as f64 / untracked.load.completed as f64
+    };
+    (runs(tracked) - scale * runs(untracked)) / tracked.forwards as f64
+}
+
 /// All program run time during the phase divided by forwards: an upper
 /// bound on what one forward costs, since it also carries the invocations
 /// of untracked processes (load generator, app) and softirq arrivals.
@@ -161,6 +175,19 @@ impl Figures {
                 "program time per forward, upper bound (all programs / forwards): {per_fwd:.0} ns"
             ),
         );
+        if let Some(f) = &self.floor {
+            let calls = invocations_per_forward_ab(&self.tracked, &self.untracked);
+            line(
+                &mut out,
+                format!(
+                    "  of which the floor: {calls:.1} hook invocations per forward x {:.1} ns = {:.0} ns; \
+                     the programs' own work: {:.0} ns",
+                    f.mean_ns(),
+                    calls * f.mean_ns(),
+                    per_fwd_ab - calls * f.mean_ns()
+                ),
+            );
+        }
         line(
             &mut out,
             format!(
