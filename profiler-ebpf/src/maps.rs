@@ -49,3 +49,7 @@ pub fn count(c: Counter) {
         unsafe { *p += 1 };
     }
 }
+
+/// BPF_RB_NO_WAKEUP: userspace drains the ring on a timer, so records need
+/// not wake it (saves an irq_work per batch).
+pub const NO_WAKEUP: u64 = 1;

@@ -8,7 +8,7 @@ use profiler_common::{
 };
 
 use super::{arrival, sockinfo, threads};
-use crate::maps::{FORWARDS, count};
+use crate::maps::{FORWARDS, NO_WAKEUP, count};
 
 /// Make sure a socket the proxy uses is watched; a socket it had before the
 /// profiler started is learnt here. Returns its last arrival (0: none).
@@ -63,7 +63,7 @@ pub fn on_write((tgid, tid): (u32, u32), sk: u64, ret: i64) {
         return;
     };
     if FORWARDS
-        .output::<Forward>(Forward::new(tgid, tid, from, sk, now), 0)
+        .output::<Forward>(Forward::new(tgid, tid, from, sk, now), NO_WAKEUP)
         .is_err()
     {
         count(Counter::RingFull);

@@ -7,7 +7,7 @@ use profiler_common::{
     sock::{AF_INET, SockInfo, sock_common},
 };
 
-use crate::maps::{FORWARDS, count};
+use crate::maps::{FORWARDS, NO_WAKEUP, count};
 
 #[inline(always)]
 pub fn report_open(sk: u64, info: &SockInfo) {
@@ -27,7 +27,7 @@ fn emit(kind: u32, sk: u64, info: &SockInfo) {
         sk,
         info: *info,
     };
-    if FORWARDS.output::<SockEvent>(ev, 0).is_err() {
+    if FORWARDS.output::<SockEvent>(ev, NO_WAKEUP).is_err() {
         count(Counter::RingFull);
     }
 }
