@@ -137,6 +137,7 @@ fn counts_match(kind: SidecarKind) {
         for leg in [Leg::Request, Leg::Response] {
             let f = hop(s, d, leg).forwards as f64;
             let want = load.completed as f64;
+            eprintln!("{kind:?} {pod} {d:?} {leg:?}: {f} forwards, {want} completed requests");
             assert!(
                 (f - want).abs() <= 0.01 * want,
                 "{kind:?} {pod} {d:?} {leg:?}: {f} forwards vs {want} completed requests"
