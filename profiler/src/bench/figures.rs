@@ -63,15 +63,15 @@ pub fn untracked_ns(p: &Phase) -> f64 {
     }
 }
 
-/// The program time the sidecars' forwarding added: tracked phase minus
-/// the untracked phase (same requests, same rate, no sidecars in the path),
-/// per forward. The A/B way, as the Istio benchmark measures overhead.
-pub fn ns_per_forward_ab(tracked: &Phase, untracked: &Phase) -> f64 {
-    let sum = |p: &Phase| p.programs.iter().map(|d| d.run_ns).sum::<u64>() as f64;
+/// What the sidecars' forwarding added to a per-program quantity: tracked
+/// phase minus the untracked phase (same requests, same rate, no sidecars
+/// in the path, scaled to the tracked phase's request count), per forward.
+/// The A/B way, as the Istio benchmark measures overhead.
+fn ab_per_forward(tracked: &Phase, untracked: &Phase, of: fn(&ProgramDelta) -> u64) -> f64 {
+    let sum = |p: &Phase| p.programs.iter().map(of).sum::<u64>() as f64;
     if tracked.forwards == 0 {
         return f64::NAN;
     }
-    // Scale the baseline to the tracked phase's request count.
     let scale = if untracked.load.completed == 0 {
         1.0
     } else {
@@ -80,18 +80,14 @@ pub fn ns_per_forward_ab(tracked: &Phase, untracked: &Phase) -> f64 {
     (sum(tracked) - scale * sum(untracked)) / tracked.forwards as f64
 }
 
-/// Hook invocations the sidecars' forwarding added (A/B, as above), per forward.
+/// Program time per forward, A/B.
+pub fn ns_per_forward_ab(tracked: &Phase, untracked: &Phase) -> f64 {
+    ab_per_forward(tracked, untracked, |d| d.run_ns)
+}
+
+/// Hook invocations per forward, A/B.
 pub fn invocations_per_forward_ab(tracked: &Phase, untracked: &Phase) -> f64 {
-    let runs = |p: &Phase| p.programs.iter().map(|d| d.runs).sum::<u64>() as f64;
-    if tracked.forwards == 0 {
-        return f64::NAN;
-    }
-    let scale = if untracked.load.completed == 0 {
-        1.0
-    } else {
-        tracked.load.completed as f64 / untracked.load.completed as f64
-    };
-    (runs(tracked) - scale * runs(untracked)) / tracked.forwards as f64
+    ab_per_forward(tracked, untracked, |d| d.runs)
 }
 
 /// All program run time during the phase divided by forwards: an upper
