@@ -229,6 +229,41 @@ impl Figures {
 mod tests {
     use super::*;
 
+    fn phase(forwards: u64, completed: u64, programs: Vec<ProgramDelta>) -> Phase {
+        Phase {
+            forwards,
+            lost: 0,
+            seconds: 1.0,
+            load_seconds: 1.0,
+            cpu_s: 0.0,
+            programs,
+            load: crate::testbed::LoadResult {
+                completed,
+                ..Default::default()
+            },
+        }
+    }
+
+    fn prog(runs: u64, run_ns: u64) -> ProgramDelta {
+        ProgramDelta {
+            name: "p".into(),
+            runs,
+            run_ns,
+        }
+    }
+
+    #[test]
+    fn ab_subtracts_the_baseline_scaled_to_the_same_requests() {
+        // Baseline: 100 requests, 200 runs, 10 µs. Tracked: 200 requests
+        // (800 forwards), 1200 runs, 100 µs. Added: 100 - 2*10 = 80 µs over
+        // 800 forwards; 1200 - 2*200 = 800 runs.
+        let base = phase(0, 100, vec![prog(200, 10_000)]);
+        let tracked = phase(800, 200, vec![prog(1200, 100_000)]);
+        assert_eq!(ns_per_forward_ab(&tracked, &base), 100.0);
+        assert_eq!(invocations_per_forward_ab(&tracked, &base), 1.0);
+        assert!(ns_per_forward_ab(&phase(0, 1, vec![]), &base).is_nan());
+    }
+
     #[test]
     fn deltas_subtract_and_drop_idle_programs() {
         let before = vec![("a".to_string(), 10, 1000), ("b".to_string(), 5, 50)];
