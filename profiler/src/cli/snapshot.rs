@@ -26,6 +26,7 @@ pub struct Args {
     /// Ports whose traffic is not a data-plane hop (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_EXCLUDED_PORTS)]
     exclude_ports: Vec<u16>,
+    /// Output format: a table for people, JSON for tools (see README for the contract).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
