@@ -17,107 +17,78 @@ fn sock(local: [u8; 4], lport: u16, peer: [u8; 4], pport: u16, role: u8) -> Sock
     s
 }
 
-fn view() -> (Vec<IpAddr>, Vec<u16>) {
-    (
-        vec![IpAddr::from(POD), IpAddr::from(LO)],
-        vec![15001, 15006],
-    )
+/// Classify as the server pod's sidecar sees it (its address, its ports).
+fn classify_with(excluded: &[u16], src: &SockInfo, dst: &SockInfo) -> Verdict {
+    let addrs = [IpAddr::from(POD), IpAddr::from(LO)];
+    PodView {
+        local_addrs: &addrs,
+        listen_ports: &[15001, 15006],
+        excluded_ports: excluded,
+    }
+    .classify(src, dst)
+}
+
+fn classify(src: &SockInfo, dst: &SockInfo) -> Verdict {
+    classify_with(&DEFAULT_EXCLUDED_PORTS, src, dst)
 }
 
 #[test]
 fn inbound_hop_both_legs() {
-    let (a, l) = view();
-    let v = PodView {
-        local_addrs: &a,
-        listen_ports: &l,
-        excluded_ports: &DEFAULT_EXCLUDED_PORTS,
-    };
     // Accepted from the other pod's sidecar on 15006; connected to the app on loopback.
     let down = sock(POD, 15006, OTHER_POD, 40000, ROLE_ACCEPTED);
     let up = sock(LO, 41000, LO, 8080, ROLE_CONNECTED);
     assert_eq!(
-        v.classify(&down, &up),
+        classify(&down, &up),
         Verdict::Hop(Direction::Inbound, Leg::Request)
     );
     assert_eq!(
-        v.classify(&up, &down),
+        classify(&up, &down),
         Verdict::Hop(Direction::Inbound, Leg::Response)
     );
 }
 
 #[test]
 fn outbound_hop_both_legs() {
-    let (a, l) = view();
-    let v = PodView {
-        local_addrs: &a,
-        listen_ports: &l,
-        excluded_ports: &DEFAULT_EXCLUDED_PORTS,
-    };
     // The app (pod address) was redirected to 15001; the proxy called the other pod.
     let down = sock(LO, 15001, POD, 50000, ROLE_ACCEPTED);
     let up = sock(POD, 51000, OTHER_POD, 8080, ROLE_CONNECTED);
     assert_eq!(
-        v.classify(&down, &up),
+        classify(&down, &up),
         Verdict::Hop(Direction::Outbound, Leg::Request)
     );
     assert_eq!(
-        v.classify(&up, &down),
+        classify(&up, &down),
         Verdict::Hop(Direction::Outbound, Leg::Response)
     );
 }
 
 #[test]
 fn roles_fall_back_to_listening_ports() {
-    let (a, l) = view();
-    let v = PodView {
-        local_addrs: &a,
-        listen_ports: &l,
-        excluded_ports: &DEFAULT_EXCLUDED_PORTS,
-    };
     let down = sock(POD, 15006, OTHER_POD, 40000, ROLE_UNKNOWN);
     let up = sock(LO, 41000, LO, 8080, ROLE_UNKNOWN);
     assert_eq!(
-        v.classify(&down, &up),
+        classify(&down, &up),
         Verdict::Hop(Direction::Inbound, Leg::Request)
     );
-    let nothing = SockInfo::default();
-    assert_eq!(v.classify(&nothing, &up), Verdict::Unclassified);
+    assert_eq!(classify(&SockInfo::default(), &up), Verdict::Unclassified);
 }
 
 #[test]
 fn control_ports_are_excluded_and_configurable() {
-    let (a, l) = view();
-    let v = PodView {
-        local_addrs: &a,
-        listen_ports: &l,
-        excluded_ports: &DEFAULT_EXCLUDED_PORTS,
-    };
     let down = sock(POD, 15021, OTHER_POD, 40000, ROLE_ACCEPTED);
     let up = sock(LO, 41000, LO, 8080, ROLE_CONNECTED);
-    assert_eq!(v.classify(&down, &up), Verdict::Excluded);
-    let none: [u16; 0] = [];
-    let v = PodView {
-        local_addrs: &a,
-        listen_ports: &l,
-        excluded_ports: &none,
-    };
+    assert_eq!(classify(&down, &up), Verdict::Excluded);
     assert_eq!(
-        v.classify(&down, &up),
+        classify_with(&[], &down, &up),
         Verdict::Hop(Direction::Inbound, Leg::Request)
     );
 }
 
 #[test]
 fn traffic_passing_through_is_unclassified() {
-    let (a, l) = view();
-    let v = PodView {
-        local_addrs: &a,
-        listen_ports: &l,
-        excluded_ports: &DEFAULT_EXCLUDED_PORTS,
-    };
     let down = sock(POD, 15006, [10, 0, 0, 1], 40000, ROLE_ACCEPTED);
     let up = sock(POD, 41000, [10, 0, 0, 2], 8080, ROLE_CONNECTED);
-    assert_eq!(v.classify(&down, &up), Verdict::Unclassified);
+    assert_eq!(classify(&down, &up), Verdict::Unclassified);
 }
 
 #[test]
