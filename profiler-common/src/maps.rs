@@ -47,13 +47,6 @@ pub enum Counter {
 
 impl Counter {
     pub const ALL: [Counter; 3] = [Counter::RingFull, Counter::NoArrival, Counter::MapFull];
-    pub const fn name(self) -> &'static str {
-        match self {
-            Counter::RingFull => "ring_full",
-            Counter::NoArrival => "no_arrival",
-            Counter::MapFull => "map_full",
-        }
-    }
 }
 
 pub const COUNTERS_LEN: u32 = Counter::ALL.len() as u32;

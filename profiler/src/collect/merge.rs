@@ -1,5 +1,5 @@
-//! Keeping sidecar indices stable across re-discovery: histograms are
-//! keyed by index, so a sidecar must never change it.
+//! Keeping sidecar positions stable across re-discovery: histograms are
+//! keyed by a sidecar's position in the list, so it must never move.
 use crate::discovery::Sidecar;
 
 /// The same sidecar in two discoveries: same pod and process name, or (no
@@ -16,16 +16,10 @@ fn same(a: &Sidecar, b: &Sidecar) -> bool {
 /// stay (their figures are still reported); their processes are no longer
 /// alive, so they are no longer tracked.
 pub fn merge(known: &mut Vec<Sidecar>, fresh: Vec<Sidecar>) {
-    for mut f in fresh {
+    for f in fresh {
         match known.iter_mut().find(|k| same(k, &f)) {
-            Some(k) => {
-                f.index = k.index;
-                *k = f;
-            }
-            None => {
-                f.index = known.len() as u32;
-                known.push(f);
-            }
+            Some(k) => *k = f,
+            None => known.push(f),
         }
     }
 }
@@ -36,7 +30,6 @@ mod tests {
 
     fn sc(pod: Option<&str>, comm: &str, procs: &[(u32, u64)]) -> Sidecar {
         Sidecar {
-            index: 99,
             comm: comm.into(),
             pid: procs[0].0,
             pod: None,
@@ -49,7 +42,7 @@ mod tests {
     }
 
     #[test]
-    fn indices_survive_new_workers_new_sidecars_and_order_changes() {
+    fn positions_survive_new_workers_new_sidecars_and_order_changes() {
         let mut known = Vec::new();
         merge(
             &mut known,
@@ -58,7 +51,8 @@ mod tests {
                 sc(None, "nginx", &[(20, 2)]),
             ],
         );
-        assert_eq!(known.iter().map(|s| s.index).collect::<Vec<_>>(), [0, 1]);
+        let pods = |k: &[Sidecar]| k.iter().map(|s| s.pod_uid.clone()).collect::<Vec<_>>();
+        assert_eq!(pods(&known), [Some("a".to_string()), None]);
         // A new sidecar sorts first in discovery; a worker joins nginx.
         merge(
             &mut known,
@@ -68,18 +62,14 @@ mod tests {
                 sc(Some("a"), "envoy", &[(10, 1)]),
             ],
         );
-        assert_eq!(known.len(), 3);
         assert_eq!(
-            (known[0].index, known[0].pod_uid.as_deref()),
-            (0, Some("a"))
+            pods(&known),
+            [Some("a".to_string()), None, Some("0".to_string())]
         );
-        assert_eq!((known[1].index, known[1].procs.len()), (1, 2));
-        assert_eq!(
-            (known[2].index, known[2].pod_uid.as_deref()),
-            (2, Some("0"))
-        );
-        // The same pod with a restarted proxy (new pid) keeps its index.
+        assert_eq!(known[1].procs.len(), 2);
+        // The same pod with a restarted proxy (new pid) keeps its position.
         merge(&mut known, vec![sc(Some("a"), "envoy", &[(11, 9)])]);
-        assert_eq!((known[0].index, known[0].pid), (0, 11));
+        assert_eq!(known.len(), 3);
+        assert_eq!((known[0].pod_uid.as_deref(), known[0].pid), (Some("a"), 11));
     }
 }

@@ -70,17 +70,6 @@ impl ProcInfo {
         })
     }
 
-    /// Every process now on the node (those that vanish while read are skipped).
-    pub fn all() -> Vec<ProcInfo> {
-        let Ok(dir) = std::fs::read_dir("/proc") else {
-            return Vec::new();
-        };
-        dir.flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter_map(ProcInfo::read)
-            .collect()
-    }
-
     /// Still the same process (pid not recycled)?
     pub fn is_alive(pid: u32, start_time: u64) -> bool {
         std::fs::read_to_string(format!("/proc/{pid}/stat"))

@@ -32,8 +32,6 @@ impl Selector {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sidecar {
-    /// Index used in the kernel's TRACKED map.
-    pub index: u32,
     /// The main process's name (the one that forwards most often differs
     /// from an agent parent; the first non-agent comm is shown).
     pub comm: String,
@@ -77,8 +75,7 @@ pub fn select(all: &[ProcInfo], selectors: &[Selector]) -> Vec<Sidecar> {
     }
     groups
         .into_values()
-        .enumerate()
-        .map(|(i, mut procs)| {
+        .map(|mut procs| {
             procs.sort_by_key(|p| p.pid);
             // Envoy, else the topmost process that is not the agent
             // (pilot-agent starts the proxy and forwards nothing).
@@ -97,7 +94,6 @@ pub fn select(all: &[ProcInfo], selectors: &[Selector]) -> Vec<Sidecar> {
                 .copied()
                 .expect("group is never empty");
             Sidecar {
-                index: i as u32,
                 comm: main.comm.clone(),
                 pid: main.pid,
                 pod: procs.iter().find_map(|p| p.env_pod_name.clone()),

@@ -1,8 +1,6 @@
 //! Traffic interception as istio-iptables sets it up in a pod: inbound TCP
 //! to 15006, the app's outbound TCP to 15001, the proxy's own traffic (UID
 //! 1337) exempt, with the loopback exceptions that make this work.
-use std::{io::Write, process::Stdio};
-
 use super::{TestbedError, netns};
 
 pub const PROXY_UID: u32 = 1337;
@@ -56,36 +54,11 @@ pub fn rules() -> String {
 
 /// Install the rules in a pod's namespace; they vanish with it.
 pub fn apply(pod_ns: &str) -> Result<(), TestbedError> {
-    let mut child = netns::exec_in(pod_ns, "iptables-restore")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| TestbedError::Command {
-            cmd: "iptables-restore".into(),
-            detail: format!("{e} (apt-get install iptables; cargo xtask setup does)"),
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(rules().as_bytes())
-            .map_err(|e| TestbedError::Command {
-                cmd: "iptables-restore".into(),
-                detail: e.to_string(),
-            })?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| TestbedError::Command {
-            cmd: "iptables-restore".into(),
-            detail: e.to_string(),
-        })?;
-    if !out.status.success() {
-        return Err(TestbedError::Command {
-            cmd: format!("iptables-restore in {pod_ns}"),
-            detail: String::from_utf8_lossy(&out.stderr).into(),
-        });
-    }
-    Ok(())
+    netns::run_with_input(
+        &mut netns::exec_in(pod_ns, "iptables-restore"),
+        rules().as_bytes(),
+    )
+    .map(|_| ())
 }
 
 #[cfg(test)]

@@ -1,14 +1,36 @@
 //! Network namespaces, veths and the node bridge, through iproute2.
-use std::process::Command;
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+};
 
 use super::TestbedError;
 
 /// Run a command, turning a failure into an error that shows its stderr.
 pub fn run(cmd: &mut Command) -> Result<String, TestbedError> {
-    let out = cmd.output().map_err(|e| TestbedError::Command {
+    run_with_input(cmd, &[])
+}
+
+/// Run a command with `input` on its stdin (none when empty).
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Result<String, TestbedError> {
+    let failed = |cmd: &Command, e: std::io::Error| TestbedError::Command {
         cmd: format!("{cmd:?}"),
         detail: e.to_string(),
-    })?;
+    };
+    let out = if input.is_empty() {
+        cmd.output().map_err(|e| failed(cmd, e))?
+    } else {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| failed(cmd, e))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input).map_err(|e| failed(cmd, e))?;
+        }
+        child.wait_with_output().map_err(|e| failed(cmd, e))?
+    };
     if !out.status.success() {
         return Err(TestbedError::Command {
             cmd: format!("{cmd:?}"),
