@@ -1,5 +1,5 @@
-//! What the kernel reports through the ring buffer. Every record starts
-//! with a `u32` kind so userspace can tell them apart.
+//! What the kernel reports through the per-CPU rings (see [`crate::ring`]).
+//! Every record starts with a `u32` kind so userspace can tell them apart.
 use crate::{pairing::Pending, sock::SockInfo};
 
 pub const KIND_FORWARD: u32 = 1;
@@ -64,5 +64,8 @@ pub struct SockEvent {
     pub kind: u32,
     pub _pad: u32,
     pub sk: u64,
+    /// When it happened (CLOCK_MONOTONIC ns): userspace merges the CPUs'
+    /// rings in time order, so an open is applied before the forwards on it.
+    pub at_ns: u64,
     pub info: SockInfo,
 }

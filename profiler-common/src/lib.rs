@@ -5,6 +5,7 @@
 pub mod events;
 pub mod maps;
 pub mod pairing;
+pub mod ring;
 pub mod slots;
 pub mod sock;
 

@@ -16,16 +16,14 @@ pub const THREAD_SLOTS: &str = "THREAD_SLOTS";
 pub const THREADS: &str = "THREADS";
 pub const THREADS_MAX: u32 = 16384;
 
-/// Proxy sockets and their last arrival: [`crate::slots::SockSlot`] array
-/// indexed by socket address, and the LRU map socket -> last arrival for
-/// sockets whose slot is taken (0 = none yet).
+/// Proxy sockets and their last arrival: the [`crate::slots::SockSlot`]
+/// array and the u64 array SOCK_ARRIVALS beside it, both indexed by socket
+/// address, and the LRU map socket -> last arrival for sockets whose slot is
+/// taken (0 = none yet).
 pub const SOCK_SLOTS: &str = "SOCK_SLOTS";
+pub const SOCK_ARRIVALS: &str = "SOCK_ARRIVALS";
 pub const ARRIVALS: &str = "ARRIVALS";
 pub const ARRIVALS_MAX: u32 = 65536;
-
-/// Ring buffer of events: [`crate::events::Forward`] and [`crate::events::SockEvent`].
-pub const FORWARDS: &str = "FORWARDS";
-pub const FORWARDS_BYTES: u32 = 4 * 1024 * 1024;
 
 /// Per-CPU counters indexed by [`Counter`].
 pub const COUNTERS: &str = "COUNTERS";
@@ -37,16 +35,24 @@ pub const ENTRY_ARGS_MAX: u32 = 16384;
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// A forward was paired but the ring buffer was full: the record is lost.
+    /// A record was ready but its CPU's ring was full: the record is lost.
     RingFull = 0,
     /// A read found no recorded arrival for its socket (queue time counted as zero).
     NoArrival = 1,
     /// A map insert failed (map full): pairing state for that thread or socket was lost.
     MapFull = 2,
+    /// A program interrupted another one on the same CPU while it wrote a
+    /// record, and its own record was dropped (fentry hooks only).
+    RingBusy = 3,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 3] = [Counter::RingFull, Counter::NoArrival, Counter::MapFull];
+    pub const ALL: [Counter; 4] = [
+        Counter::RingFull,
+        Counter::NoArrival,
+        Counter::MapFull,
+        Counter::RingBusy,
+    ];
 }
 
 pub const COUNTERS_LEN: u32 = Counter::ALL.len() as u32;

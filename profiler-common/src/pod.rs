@@ -13,3 +13,7 @@ unsafe impl aya::Pod for crate::slots::SockSlot {}
 unsafe impl aya::Pod for crate::slots::ThreadSlot {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::sock::SockInfo {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::ring::Record {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::ring::RingCtl {}

@@ -1,14 +1,15 @@
 //! Every map the programs use; names and sizes come from profiler-common.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use profiler_common::{
     maps::{
-        ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, FORWARDS_BYTES, PROXY_PORTS_MAX,
-        THREADS_MAX, TRACKED_MAX, filter,
+        ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, PROXY_PORTS_MAX, THREADS_MAX,
+        TRACKED_MAX, filter,
     },
     pairing::ThreadState,
+    ring::{BPF_F_MMAPABLE, RING_SLOTS_MIN, Record, RingCtl},
     slots::{SOCK_SLOTS_LEN, SockSlot, THREAD_SLOTS_LEN, ThreadSlot},
 };
 
@@ -30,11 +31,18 @@ pub static THREADS: LruHashMap<u32, ThreadState> = LruHashMap::with_max_entries(
 #[map(name = "SOCK_SLOTS")]
 pub static SOCK_SLOTS: Array<SockSlot> = Array::with_max_entries(SOCK_SLOTS_LEN, 0);
 
+#[map(name = "SOCK_ARRIVALS")]
+pub static SOCK_ARRIVALS: Array<u64> = Array::with_max_entries(SOCK_SLOTS_LEN, 0);
+
 #[map(name = "ARRIVALS")]
 pub static ARRIVALS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(ARRIVALS_MAX, 0);
 
-#[map(name = "FORWARDS")]
-pub static FORWARDS: RingBuf = RingBuf::with_byte_size(FORWARDS_BYTES, 0);
+// Sized here for one CPU; userspace sizes both for the machine at load.
+#[map(name = "RING_CTL")]
+pub static RING_CTL: Array<RingCtl> = Array::with_max_entries(1, BPF_F_MMAPABLE);
+
+#[map(name = "RING")]
+pub static RING: Array<Record> = Array::with_max_entries(RING_SLOTS_MIN, BPF_F_MMAPABLE);
 
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS_LEN, 0);
@@ -49,7 +57,3 @@ pub fn count(c: Counter) {
         unsafe { *p += 1 };
     }
 }
-
-/// BPF_RB_NO_WAKEUP: userspace drains the ring on a timer, so records need
-/// not wake it (saves an irq_work per batch).
-pub const NO_WAKEUP: u64 = 1;

@@ -1,28 +1,36 @@
 //! Clock start: the moment data became readable on a proxy's socket. Proxy
-//! sockets live in SOCK_SLOTS (one array entry per socket address), with the
-//! ARRIVALS LRU map behind for a socket whose slot is taken.
+//! sockets live in SOCK_SLOTS (one array entry per socket address) with
+//! their last arrival at the same index of SOCK_ARRIVALS, and the ARRIVALS
+//! LRU map behind for a socket whose slot is taken.
 use profiler_common::{
     maps::Counter,
-    slots::{SockWhere, sock_slot},
+    slots::{SockSlot, SockWhere, sock_slot},
 };
 
-use crate::maps::{ARRIVALS, SOCK_SLOTS, count};
+use crate::maps::{ARRIVALS, SOCK_ARRIVALS, SOCK_SLOTS, count};
 
 /// BPF_NOEXIST: insert only a new key, so overflow counts stay exact.
 const NOEXIST: u64 = 1;
+
+/// A socket's slot and the arrival entry beside it.
+#[inline(always)]
+fn slot_of(sk: u64) -> Option<(*mut SockSlot, *mut u64)> {
+    let i = sock_slot(sk);
+    Some((SOCK_SLOTS.get_ptr_mut(i)?, SOCK_ARRIVALS.get_ptr_mut(i)?))
+}
 
 /// Called where the kernel queues data on a TCP socket (sk_data_ready), in
 /// softirq context: the socket itself must be known. A socket that is no
 /// proxy's costs one load and a compare.
 #[inline(always)]
 pub fn on_data_ready(sk: u64) {
-    let Some(slot) = SOCK_SLOTS.get_ptr_mut(sock_slot(sk)) else {
+    let Some((slot, arrival)) = slot_of(sk) else {
         return;
     };
-    // SAFETY: an array entry; a racing reader sees the old or the new value.
+    // SAFETY: array entries; a racing reader sees the old or the new value.
     unsafe {
         match (*slot).find(sk) {
-            SockWhere::Slot => (*slot).arrival_ns = super::now_ns(),
+            SockWhere::Slot => *arrival = super::now_ns(),
             SockWhere::Map => {
                 if let Some(p) = ARRIVALS.get_ptr_mut(&sk) {
                     *p = super::now_ns();
@@ -37,14 +45,29 @@ pub fn on_data_ready(sk: u64) {
 /// is not watched.
 #[inline(always)]
 pub fn arrival_of(sk: u64) -> Option<u64> {
-    let slot = SOCK_SLOTS.get_ptr(sock_slot(sk))?;
-    // SAFETY: an array entry, read once.
+    let (slot, arrival) = slot_of(sk)?;
+    // SAFETY: array entries, read once.
     unsafe {
         match (*slot).find(sk) {
-            SockWhere::Slot => Some((*slot).arrival_ns),
+            SockWhere::Slot => Some(*arrival),
             SockWhere::Map => ARRIVALS.get(&sk).copied(),
             SockWhere::Nowhere => None,
         }
+    }
+}
+
+/// Whether a socket is watched, reading only its identity (not the arrival
+/// other CPUs keep writing).
+#[inline(always)]
+pub fn is_watched(sk: u64) -> bool {
+    let Some(slot) = SOCK_SLOTS.get_ptr(sock_slot(sk)) else {
+        return false;
+    };
+    // SAFETY: an array entry, read once.
+    match unsafe { (*slot).find(sk) } {
+        SockWhere::Slot => true,
+        SockWhere::Map => ARRIVALS.get_ptr(&sk).is_some(),
+        SockWhere::Nowhere => false,
     }
 }
 
@@ -52,16 +75,16 @@ pub fn arrival_of(sk: u64) -> Option<u64> {
 /// already watched.
 #[inline(always)]
 pub fn watch(sk: u64) -> bool {
-    let Some(slot) = SOCK_SLOTS.get_ptr_mut(sock_slot(sk)) else {
+    let Some((slot, arrival)) = slot_of(sk) else {
         return false;
     };
-    // SAFETY: an array entry. Two CPUs claiming one free slot at once: one
+    // SAFETY: array entries. Two CPUs claiming one free slot at once: one
     // socket loses it, and its next read watches it again (via the map).
     unsafe {
         if (*slot).sk == sk {
             return false;
         }
-        if (*slot).claim(sk) {
+        if (*slot).claim(sk, &mut *arrival) {
             return true;
         }
         match ARRIVALS.insert(&sk, &0, NOEXIST) {
@@ -84,12 +107,12 @@ pub fn watch(sk: u64) -> bool {
 /// clean. Returns whether it was watched.
 #[inline(always)]
 pub fn unwatch(sk: u64) -> bool {
-    let Some(slot) = SOCK_SLOTS.get_ptr_mut(sock_slot(sk)) else {
+    let Some((slot, arrival)) = slot_of(sk) else {
         return false;
     };
-    // SAFETY: an array entry.
+    // SAFETY: array entries.
     unsafe {
-        if (*slot).release(sk) {
+        if (*slot).release(sk, &mut *arrival) {
             return true;
         }
         if (*slot).overflow > 0 && ARRIVALS.remove(&sk).is_ok() {

@@ -1,5 +1,6 @@
 //! What every hook set feeds: arrivals, reads, writes and socket state.
 pub mod arrival;
+pub mod emit;
 pub mod pair;
 pub mod sockinfo;
 pub mod state;

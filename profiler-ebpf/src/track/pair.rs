@@ -7,22 +7,25 @@ use profiler_common::{
     pairing::{WriteOutcome, arrival_for_read},
 };
 
-use super::{arrival, sockinfo, threads};
-use crate::maps::{FORWARDS, NO_WAKEUP, count};
+use super::{arrival, emit::emit, sockinfo, threads};
+use crate::maps::count;
 
 /// Make sure a socket the proxy uses is watched; a socket it had before the
-/// profiler started is learnt here. Returns its last arrival (0: none).
+/// profiler started is learnt here (at `now`).
 #[inline(always)]
-fn touch(sk: u64) -> u64 {
-    match arrival::arrival_of(sk) {
-        Some(t) => t,
-        None => {
-            if arrival::watch(sk) {
-                sockinfo::report_open(sk, &sockinfo::read_existing(sk));
-            }
-            0
-        }
+fn learn(sk: u64, now: u64) {
+    if arrival::watch(sk) {
+        sockinfo::report_open(sk, &sockinfo::read_existing(sk), now);
     }
+}
+
+/// A read socket's last arrival (0: none), learning the socket if new.
+#[inline(always)]
+fn touch(sk: u64, now: u64) -> u64 {
+    arrival::arrival_of(sk).unwrap_or_else(|| {
+        learn(sk, now);
+        0
+    })
 }
 
 /// A tracked thread's read of `ret` bytes from socket `sk` returned. The
@@ -33,7 +36,7 @@ pub fn on_read<C: EbpfContext>(ctx: &C, (_tgid, tid): (u32, u32), sk: u64, ret: 
         return;
     }
     let now = super::now_ns();
-    let (arrival, known) = arrival_for_read(Some(touch(sk)), now);
+    let (arrival, known) = arrival_for_read(Some(touch(sk, now)), now);
     if !known {
         count(Counter::NoArrival);
     }
@@ -54,7 +57,9 @@ pub fn on_write((tgid, tid): (u32, u32), sk: u64, ret: i64) {
     }
     let now = super::now_ns();
     // The destination's replies must be timed too.
-    touch(sk);
+    if !arrival::is_watched(sk) {
+        learn(sk, now);
+    }
     let Some(state) = threads::state(tid, false) else {
         return;
     };
@@ -62,10 +67,5 @@ pub fn on_write((tgid, tid): (u32, u32), sk: u64, ret: i64) {
     let WriteOutcome::Forward(from) = (unsafe { (*state).on_write(sk) }) else {
         return;
     };
-    if FORWARDS
-        .output::<Forward>(Forward::new(tgid, tid, from, sk, now), NO_WAKEUP)
-        .is_err()
-    {
-        count(Counter::RingFull);
-    }
+    emit(Forward::new(tgid, tid, from, sk, now));
 }

@@ -3,33 +3,30 @@
 use aya_ebpf::helpers::bpf_probe_read_kernel;
 use profiler_common::{
     events::{KIND_SOCK_CLOSE, KIND_SOCK_OPEN, SockEvent},
-    maps::Counter,
     sock::{AF_INET, SockInfo, sock_common},
 };
 
-use crate::maps::{FORWARDS, NO_WAKEUP, count};
+use super::emit::emit;
 
 #[inline(always)]
-pub fn report_open(sk: u64, info: &SockInfo) {
-    emit(KIND_SOCK_OPEN, sk, info);
+pub fn report_open(sk: u64, info: &SockInfo, at_ns: u64) {
+    report(KIND_SOCK_OPEN, sk, info, at_ns);
 }
 
 #[inline(always)]
-pub fn report_close(sk: u64) {
-    emit(KIND_SOCK_CLOSE, sk, &SockInfo::default());
+pub fn report_close(sk: u64, at_ns: u64) {
+    report(KIND_SOCK_CLOSE, sk, &SockInfo::default(), at_ns);
 }
 
 #[inline(always)]
-fn emit(kind: u32, sk: u64, info: &SockInfo) {
-    let ev = SockEvent {
+fn report(kind: u32, sk: u64, info: &SockInfo, at_ns: u64) {
+    emit(SockEvent {
         kind,
         _pad: 0,
         sk,
+        at_ns,
         info: *info,
-    };
-    if FORWARDS.output::<SockEvent>(ev, NO_WAKEUP).is_err() {
-        count(Counter::RingFull);
-    }
+    });
 }
 
 /// Endpoints of a socket the proxy had before the profiler started, read

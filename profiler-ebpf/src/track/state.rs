@@ -6,7 +6,7 @@ use profiler_common::sock::{
     ROLE_ACCEPTED, SockInfo, TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT, role_from_transition,
 };
 
-use super::{arrival, sockinfo, threads, tracked_task};
+use super::{arrival, now_ns, sockinfo, threads, tracked_task};
 use crate::maps::PROXY_PORTS;
 
 #[inline(always)]
@@ -26,11 +26,11 @@ pub fn on_state(sk: u64, old: i32, new: i32, info: SockInfo) {
             arrival::watch(sk);
         }
         if arrival::arrival_of(sk).is_some() {
-            sockinfo::report_open(sk, &info);
+            sockinfo::report_open(sk, &info, now_ns());
         }
     } else if new == TCP_CLOSE {
         if arrival::unwatch(sk) {
-            sockinfo::report_close(sk);
+            sockinfo::report_close(sk, now_ns());
         }
         // A proxy closing its own socket runs here in its own thread.
         if let Some((_, tid)) = tracked_task()

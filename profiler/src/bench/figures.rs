@@ -41,6 +41,8 @@ pub fn deltas(before: &[(String, u64, u64)], after: &[(String, u64, u64)]) -> Ve
 pub struct Figures {
     /// An empty program on sock_send_length during the untracked phase.
     pub floor: Option<ProgramDelta>,
+    /// A program that only reads the clock, beside it.
+    pub clock_floor: Option<ProgramDelta>,
     pub untracked: Phase,
     pub tracked: Phase,
     pub max: Phase,
@@ -149,6 +151,17 @@ impl Figures {
                     "floor: an empty program costs {:.1} ns/run here ({} runs), stats bookkeeping included",
                     f.mean_ns(),
                     f.runs
+                ),
+            );
+        }
+        if let Some(c) = &self.clock_floor {
+            line(
+                &mut out,
+                format!(
+                    "clock floor: a program that only reads the clock costs {:.1} ns/run; a forward \
+                     needs three such hooks (arrival, read, write), so no design here costs under {:.0} ns",
+                    c.mean_ns(),
+                    3.0 * c.mean_ns()
                 ),
             );
         }

@@ -37,6 +37,10 @@ fn oha_at(rate: u32, duration: Duration) -> LoadSpec {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The reference programs (profiler-ebpf/src/hooks/probe.rs).
+const REF_EMPTY: &str = "probe_tracepoint";
+const REF_CLOCK: &str = "probe_clock";
+
 fn mesh(helper: &std::path::Path, intercept: bool) -> Result<Mesh, BoxError> {
     Ok(Mesh::up(&MeshConfig {
         sidecar: SidecarKind::Nginx,
@@ -107,26 +111,33 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
         o.rate
     );
     let m = mesh(&o.helper, false)?;
-    // An empty program on the same tracepoint gives the floor: what any
-    // program costs here, stats bookkeeping included.
+    // Reference programs on the same tracepoint give the floors: what any
+    // program costs here (stats bookkeeping included), and what one that
+    // only reads the clock costs.
     let mut reference = ebpf::open()?;
-    let empty = Hook {
-        program: "probe_tracepoint",
-        attach: Attach::Tracepoint {
-            category: "sock",
-            name: "sock_send_length",
-        },
-    };
-    ebpf::loader::attach(&mut reference, &empty, None)?;
+    for program in [REF_EMPTY, REF_CLOCK] {
+        let hook = Hook {
+            program,
+            attach: Attach::Tracepoint {
+                category: "sock",
+                name: "sock_send_length",
+            },
+        };
+        ebpf::loader::attach(&mut reference, &hook, None)?;
+    }
     let untracked = phase(&m, oha_at(o.rate, secs))?;
-    let floor = reference
-        .program("probe_tracepoint")
-        .and_then(|p| p.info().ok())
-        .map(|i| ProgramDelta {
-            name: "empty program".into(),
-            runs: i.run_count(),
-            run_ns: i.run_time().as_nanos() as u64,
-        });
+    let measured = |program: &str| {
+        reference
+            .program(program)
+            .and_then(|p| p.info().ok())
+            .map(|i| ProgramDelta {
+                name: program.into(),
+                runs: i.run_count(),
+                run_ns: i.run_time().as_nanos() as u64,
+            })
+    };
+    let floor = measured(REF_EMPTY);
+    let clock_floor = measured(REF_CLOCK);
     drop(reference);
     drop(m);
 
@@ -151,6 +162,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
 
     Ok(Figures {
         floor,
+        clock_floor,
         untracked,
         tracked,
         max,

@@ -1,14 +1,42 @@
-//! Ring-buffer records to events: every record starts with a u32 kind.
+//! Ring records to events (every record starts with a u32 kind), and the
+//! time order the CPUs' rings are merged in.
 use profiler_common::{
     events::{Forward, KIND_FORWARD, KIND_SOCK_CLOSE, KIND_SOCK_OPEN, SockEvent},
+    ring::Record,
     sock::SockInfo,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
     Forward(Forward),
-    SockOpen(u64, SockInfo),
-    SockClose(u64),
+    SockOpen { sk: u64, info: SockInfo, at: u64 },
+    SockClose { sk: u64, at: u64 },
+}
+
+impl Event {
+    /// When it happened; at one instant an open comes first (a write's
+    /// own open is reported with the write's time) and a close last.
+    fn order(&self) -> (u64, u8) {
+        match self {
+            Event::SockOpen { at, .. } => (*at, 0),
+            Event::Forward(f) => (f.write_ns, 1),
+            Event::SockClose { at, .. } => (*at, 2),
+        }
+    }
+}
+
+/// Records from all CPUs, in the order they happened: each CPU's ring is in
+/// its own order, but a socket opened on one CPU may carry forwards on another.
+pub fn in_time_order(events: &mut [Event]) {
+    events.sort_by_key(Event::order);
+}
+
+pub fn decode_record(r: &Record) -> Option<Event> {
+    // SAFETY: a Record is plain integers; viewed as its bytes.
+    let bytes = unsafe {
+        std::slice::from_raw_parts((r as *const Record).cast::<u8>(), size_of::<Record>())
+    };
+    decode(bytes)
 }
 
 fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
@@ -24,8 +52,15 @@ fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
 pub fn decode(bytes: &[u8]) -> Option<Event> {
     match read::<u32>(bytes)? {
         KIND_FORWARD => read::<Forward>(bytes).map(Event::Forward),
-        KIND_SOCK_OPEN => read::<SockEvent>(bytes).map(|e| Event::SockOpen(e.sk, e.info)),
-        KIND_SOCK_CLOSE => read::<SockEvent>(bytes).map(|e| Event::SockClose(e.sk)),
+        KIND_SOCK_OPEN => read::<SockEvent>(bytes).map(|e| Event::SockOpen {
+            sk: e.sk,
+            info: e.info,
+            at: e.at_ns,
+        }),
+        KIND_SOCK_CLOSE => read::<SockEvent>(bytes).map(|e| Event::SockClose {
+            sk: e.sk,
+            at: e.at_ns,
+        }),
         _ => None,
     }
 }
@@ -62,14 +97,84 @@ mod tests {
             kind: KIND_SOCK_OPEN,
             _pad: 0,
             sk: 9,
+            at_ns: 11,
             info,
         };
-        assert_eq!(decode(&bytes(&open)), Some(Event::SockOpen(9, info)));
+        assert_eq!(
+            decode(&bytes(&open)),
+            Some(Event::SockOpen {
+                sk: 9,
+                info,
+                at: 11
+            })
+        );
         let close = SockEvent {
             kind: KIND_SOCK_CLOSE,
             ..open
         };
-        assert_eq!(decode(&bytes(&close)), Some(Event::SockClose(9)));
+        assert_eq!(
+            decode(&bytes(&close)),
+            Some(Event::SockClose { sk: 9, at: 11 })
+        );
+        // Through a ring slot: the record is the struct's bytes, zero-padded.
+        let mut rec = Record::default();
+        // SAFETY: Forward fits in a Record (asserted in profiler_common::ring).
+        unsafe { (&raw mut rec).cast::<Forward>().write(f) };
+        assert_eq!(decode_record(&rec), Some(Event::Forward(f)));
+    }
+
+    fn fwd(sk: u64, write_ns: u64) -> Event {
+        Event::Forward(Forward {
+            kind: KIND_FORWARD,
+            src_sk: sk,
+            write_ns,
+            ..Forward::default()
+        })
+    }
+
+    #[test]
+    fn merged_rings_replay_socket_lifetimes_in_order() {
+        // CPU 0 saw the old socket's close and the forward on the new one;
+        // CPU 1 saw the open of the new socket at the same address. Drained
+        // CPU by CPU, the forward would precede the open it needs.
+        let info = SockInfo::default();
+        let mut evs = vec![
+            Event::SockClose { sk: 5, at: 100 },
+            fwd(5, 300),
+            Event::SockOpen {
+                sk: 5,
+                info,
+                at: 200,
+            },
+            // A write that opened its destination reports both at one instant.
+            fwd(6, 400),
+            Event::SockOpen {
+                sk: 6,
+                info,
+                at: 400,
+            },
+            Event::SockClose { sk: 6, at: 400 },
+        ];
+        in_time_order(&mut evs);
+        assert_eq!(
+            evs,
+            [
+                Event::SockClose { sk: 5, at: 100 },
+                Event::SockOpen {
+                    sk: 5,
+                    info,
+                    at: 200
+                },
+                fwd(5, 300),
+                Event::SockOpen {
+                    sk: 6,
+                    info,
+                    at: 400
+                },
+                fwd(6, 400),
+                Event::SockClose { sk: 6, at: 400 },
+            ]
+        );
     }
 
     #[test]

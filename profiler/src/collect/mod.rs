@@ -1,9 +1,10 @@
 //! A profiling session: attach the hook set this kernel supports, tell the
 //! kernel which processes are sidecars, and drain paired forwards from the
-//! ring buffer into histograms.
+//! per-CPU rings into histograms.
 mod decode;
 mod filter;
 mod merge;
+mod ring;
 
 use decode::Event;
 
@@ -14,11 +15,12 @@ use std::collections::{BTreeSet, HashMap as StdHashMap};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray},
 };
 use profiler_common::{
     events::Forward,
     maps::{self as names, Counter},
+    ring::{self as rings, Record},
     sock::SockInfo,
 };
 
@@ -43,6 +45,8 @@ pub enum CollectError {
     },
     #[error("map {0} is missing from the eBPF object")]
     MissingMap(&'static str),
+    #[error("mapping the per-CPU rings into memory failed: {0}")]
+    Rings(#[source] std::io::Error),
 }
 
 /// Counts of what the session saw besides recorded hops.
@@ -61,7 +65,10 @@ pub struct Session {
     ebpf: Ebpf,
     _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     pub hook_set: HookSet,
-    ring: RingBuf<MapData>,
+    rings: ring::Rings,
+    /// Reused between drains: the records taken, then their events.
+    records: Vec<Record>,
+    events: Vec<Event>,
     tracked: HashMap<MapData, u32, u32>,
     proxy_ports: HashMap<MapData, u16, u8>,
     tracked_filter: Array<MapData, u32>,
@@ -95,6 +102,12 @@ impl Session {
         excluded_ports: Vec<u16>,
     ) -> Result<Session, CollectError> {
         let mut ebpf = ebpf::open()?;
+        // Rings first: a program must find its ring sized when it first runs.
+        let rings = ring::Rings::new(
+            take(&mut ebpf, rings::RING_CTL, Array::try_from)?,
+            take(&mut ebpf, rings::RING, Array::try_from)?,
+        )
+        .map_err(CollectError::Rings)?;
         // The logger owns the log map the programs reference: keep it alive.
         let logger = aya_log::EbpfLogger::init(&mut ebpf)
             .map_err(|e| log::debug!("no eBPF logger: {e}"))
@@ -123,7 +136,6 @@ impl Session {
             }
         }
         let hook_set = chosen.ok_or_else(|| CollectError::NoHookSet(failures.join("; ")))?;
-        let ring = take(&mut ebpf, names::FORWARDS, RingBuf::try_from)?;
         let tracked = take(&mut ebpf, names::TRACKED, HashMap::try_from)?;
         let proxy_ports = take(&mut ebpf, names::PROXY_PORTS, HashMap::try_from)?;
         let tracked_filter = take(&mut ebpf, names::filter::TRACKED_FILTER, Array::try_from)?;
@@ -131,7 +143,9 @@ impl Session {
             ebpf,
             _logger: logger,
             hook_set,
-            ring,
+            rings,
+            records: Vec::new(),
+            events: Vec::new(),
             tracked,
             proxy_ports,
             tracked_filter,
@@ -219,18 +233,24 @@ impl Session {
         Ok(())
     }
 
-    /// Take every forward the kernel has reported so far.
+    /// Take every record the kernel has reported so far; returns how many.
     pub fn drain(&mut self) -> usize {
-        let mut n = 0;
-        loop {
-            let ev = match self.ring.next() {
-                Some(item) => decode::decode(&item),
-                None => break,
-            };
-            n += 1;
-            match ev {
-                Some(Event::Forward(f)) => self.record(&f),
-                Some(Event::SockOpen(sk, info)) => {
+        let mut records = std::mem::take(&mut self.records);
+        let mut events = std::mem::take(&mut self.events);
+        records.clear();
+        events.clear();
+        self.rings.drain(&mut records);
+        for r in &records {
+            match decode::decode_record(r) {
+                Some(ev) => events.push(ev),
+                None => self.tally.bad_records += 1,
+            }
+        }
+        decode::in_time_order(&mut events);
+        for ev in &events {
+            match *ev {
+                Event::Forward(f) => self.record(&f),
+                Event::SockOpen { sk, info, .. } => {
                     if self.socks.len() >= SOCKS_MAX && !self.socks.contains_key(&sk) {
                         // Closes were lost (ring full): start over rather than grow.
                         self.socks.clear();
@@ -238,12 +258,14 @@ impl Session {
                     }
                     self.socks.insert(sk, info);
                 }
-                Some(Event::SockClose(sk)) => {
+                Event::SockClose { sk, .. } => {
                     self.socks.remove(&sk);
                 }
-                None => self.tally.bad_records += 1,
             }
         }
+        let n = records.len();
+        self.records = records;
+        self.events = events;
         n
     }
 
@@ -266,6 +288,11 @@ impl Session {
             Verdict::Excluded => self.tally.excluded += 1,
             Verdict::Unclassified => self.tally.unclassified += 1,
         }
+    }
+
+    /// Records the per-CPU rings hold together between two drains.
+    pub fn ring_capacity(&self) -> u64 {
+        self.rings.capacity()
     }
 
     /// Kernel counters summed over CPUs.
@@ -295,8 +322,11 @@ impl Session {
             .collect()
     }
 
-    /// Forwards lost: ring buffer full, or pairing state that could not be stored.
+    /// Records lost (a CPU's ring full, or a writer interrupted) and
+    /// pairing state that could not be stored.
     pub fn lost_events(&self) -> u64 {
-        self.counter(Counter::RingFull) + self.counter(Counter::MapFull)
+        self.counter(Counter::RingFull)
+            + self.counter(Counter::RingBusy)
+            + self.counter(Counter::MapFull)
     }
 }

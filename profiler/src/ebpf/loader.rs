@@ -4,6 +4,8 @@ use aya::{
     programs::{FEntry, FExit, KProbe, Program, ProgramError, TracePoint},
 };
 
+use profiler_common::ring;
+
 use super::hookset::{Attach, Hook};
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,8 @@ pub enum EbpfError {
     },
     #[error("reading kernel BTF from /sys/kernel/btf/vmlinux failed: {0}")]
     Btf(#[from] aya::BtfError),
+    #[error("counting this machine's CPUs (to size the per-CPU rings) failed: {0}")]
+    Cpus(#[source] std::io::Error),
 }
 
 /// The kernel programs, compiled from profiler-ebpf by build.rs.
@@ -31,12 +35,17 @@ pub fn object() -> &'static [u8] {
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"))
 }
 
-/// Load the object (maps are created; programs are loaded one by one by [`attach`]).
+/// Load the object (maps are created, the per-CPU rings sized for this
+/// machine; programs are loaded one by one by [`attach`]).
 pub fn open() -> Result<Ebpf, EbpfError> {
     if object().is_empty() {
         return Err(EbpfError::NoObject);
     }
-    Ok(EbpfLoader::new().load(object())?)
+    let cpus = crate::kernel::cpus::possible_ids_end().map_err(EbpfError::Cpus)?;
+    Ok(EbpfLoader::new()
+        .map_max_entries(ring::RING_CTL, cpus)
+        .map_max_entries(ring::RING, cpus * ring::slots_per_cpu(cpus))
+        .load(object())?)
 }
 
 /// Load `hook`'s program and attach it. The link lives as long as `ebpf`
