@@ -10,6 +10,16 @@ use profiler::{
 };
 use profiler_tests::mesh;
 
+/// Capture options for the default (Istio) selector.
+fn istio(duration: Duration) -> snapshot::Options {
+    snapshot::Options {
+        duration,
+        selectors: vec![Selector::Istio],
+        excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
+        progress: false,
+    }
+}
+
 fn profile_under_load(m: &Mesh, spec: LoadSpec) -> (Snapshot, LoadResult) {
     thread::scope(|s| {
         let url = m.url();
@@ -20,13 +30,7 @@ fn profile_under_load(m: &Mesh, spec: LoadSpec) -> (Snapshot, LoadResult) {
             thread::sleep(Duration::from_millis(700));
             testbed::load::run(&ns, &url, &spec)
         });
-        let snap = snapshot::run(&snapshot::Options {
-            duration: secs + Duration::from_millis(2000),
-            selectors: vec![Selector::Istio],
-            excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
-            progress: false,
-        })
-        .expect("snapshot");
+        let snap = snapshot::run(&istio(secs + Duration::from_millis(2000))).expect("snapshot");
         (snap, load.join().expect("load thread").expect("load"))
     })
 }
@@ -164,13 +168,7 @@ fn forwards_equal_completed_requests_with_haproxy() {
 fn a_stalled_drain_loses_records_and_counts_every_one() {
     profiler_tests::require_root();
     let m = mesh::up(&mesh::config(SidecarKind::Nginx));
-    let opts = snapshot::Options {
-        duration: Duration::ZERO,
-        selectors: vec![Selector::Istio],
-        excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
-        progress: false,
-    };
-    let mut capture = snapshot::start(&opts).expect("attach");
+    let mut capture = snapshot::start(&istio(Duration::ZERO)).expect("attach");
     let spec = LoadSpec {
         generator: LoadGen::Wrk,
         duration: Duration::from_secs(2),
@@ -368,13 +366,7 @@ fn cpu_contention_shows_in_queue_not_process() {
     pin(&m.client.pids(), 0);
     let _self_pin = PinSelf::to(0);
     let _no_idle = NoDeepIdle::hold();
-    let mut capture = snapshot::start(&snapshot::Options {
-        duration: Duration::ZERO,
-        selectors: vec![Selector::Istio],
-        excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
-        progress: false,
-    })
-    .expect("attach");
+    let mut capture = snapshot::start(&istio(Duration::ZERO)).expect("attach");
     let server = capture
         .session
         .sidecars
@@ -405,13 +397,14 @@ fn cpu_contention_shows_in_queue_not_process() {
         };
         let load = s.spawn(move || testbed::load::run(&ns, &url, &spec));
         let session = &mut capture.session;
-        let hist = |session: &profiler::collect::Session, leg, queue: bool| {
-            let h = &session.hops.by_key[&key(leg)];
-            if queue {
-                h.queue.clone()
-            } else {
-                h.process.clone()
-            }
+        // Per leg: queue, then process, as recorded so far.
+        let hists = |session: &profiler::collect::Session| -> Vec<_> {
+            legs.iter()
+                .flat_map(|&l| {
+                    let h = &session.hops.by_key[&key(l)];
+                    [h.queue.clone(), h.process.clone()]
+                })
+                .collect()
         };
         let run = |session: &mut profiler::collect::Session, d: Duration| {
             let t0 = std::time::Instant::now();
@@ -422,10 +415,7 @@ fn cpu_contention_shows_in_queue_not_process() {
         };
         // Warm-up, not pooled: connections open, the first requests pass.
         run(session, Duration::from_secs(1));
-        let mut prev: Vec<_> = legs
-            .iter()
-            .flat_map(|&l| [hist(session, l, true), hist(session, l, false)])
-            .collect();
+        let mut prev = hists(session);
         let empty = |h: &hdrhistogram::Histogram<u64>| {
             let mut e = h.clone();
             e.reset();
@@ -438,10 +428,7 @@ fn cpu_contention_shows_in_queue_not_process() {
             run(session, SEGMENT);
             drop(hogs);
             session.drain();
-            let now: Vec<_> = legs
-                .iter()
-                .flat_map(|&l| [hist(session, l, true), hist(session, l, false)])
-                .collect();
+            let now = hists(session);
             let pool = if seg % 2 == 1 { &mut busy } else { &mut calm };
             for ((p, n), old) in pool.iter_mut().zip(&now).zip(&prev) {
                 let mut delta = n.clone();
