@@ -1,9 +1,11 @@
-//! What kernel and user code share: map names, `#[repr(C)]` records, and the
-//! pure pairing logic the eBPF programs call, unit-tested on the host.
-#![no_std]
+//! What kernel and user code share: map names, `#[repr(C)]` records, ring
+//! layout and slot logic; and, for userspace only (feature `std`), the
+//! pairing of reads with writes, unit-tested on the host.
+#![cfg_attr(not(any(feature = "std", test)), no_std)]
 
 pub mod events;
 pub mod maps;
+#[cfg(any(feature = "std", test))]
 pub mod pairing;
 pub mod ring;
 pub mod slots;

@@ -9,13 +9,6 @@ pub const TRACKED_MAX: u32 = 4096;
 pub const PROXY_PORTS: &str = "PROXY_PORTS";
 pub const PROXY_PORTS_MAX: u32 = 1024;
 
-/// Per-thread pairing state: [`crate::slots::ThreadSlot`] array indexed by
-/// tid (see [`crate::slots`]), and the LRU map tid ->
-/// [`crate::pairing::ThreadState`] for threads whose slot is taken.
-pub const THREAD_SLOTS: &str = "THREAD_SLOTS";
-pub const THREADS: &str = "THREADS";
-pub const THREADS_MAX: u32 = 16384;
-
 /// Proxy sockets and their last arrival: the [`crate::slots::SockSlot`]
 /// array and the u64 array SOCK_ARRIVALS beside it, both indexed by socket
 /// address, and the LRU map socket -> last arrival for sockets whose slot is
@@ -37,22 +30,15 @@ pub const ENTRY_ARGS_MAX: u32 = 16384;
 pub enum Counter {
     /// A record was ready but its CPU's ring was full: the record is lost.
     RingFull = 0,
-    /// A read found no recorded arrival for its socket (queue time counted as zero).
-    NoArrival = 1,
-    /// A map insert failed (map full): pairing state for that thread or socket was lost.
-    MapFull = 2,
+    /// A map insert failed (map full): a socket's arrivals are not recorded.
+    MapFull = 1,
     /// A program interrupted another one on the same CPU while it wrote a
     /// record, and its own record was dropped (fentry hooks only).
-    RingBusy = 3,
+    RingBusy = 2,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 4] = [
-        Counter::RingFull,
-        Counter::NoArrival,
-        Counter::MapFull,
-        Counter::RingBusy,
-    ];
+    pub const ALL: [Counter; 3] = [Counter::RingFull, Counter::MapFull, Counter::RingBusy];
 }
 
 pub const COUNTERS_LEN: u32 = Counter::ALL.len() as u32;

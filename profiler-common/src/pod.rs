@@ -2,15 +2,11 @@
 
 // SAFETY: every type here is #[repr(C)], Copy, made of integers and byte
 // arrays with explicit padding fields, so any bit pattern is a valid value.
-unsafe impl aya::Pod for crate::pairing::ThreadState {}
-// SAFETY: as above.
-unsafe impl aya::Pod for crate::events::Forward {}
+unsafe impl aya::Pod for crate::events::Io {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::events::SockEvent {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::slots::SockSlot {}
-// SAFETY: as above.
-unsafe impl aya::Pod for crate::slots::ThreadSlot {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::sock::SockInfo {}
 // SAFETY: as above.

@@ -8,7 +8,7 @@
 //! moving `tail`. Both maps are sized for the machine's CPUs when the object
 //! loads, and userspace writes each ring's size into its control block
 //! before any program is attached.
-use crate::events::{Forward, SockEvent};
+use crate::events::{Io, SockEvent};
 
 pub const RING: &str = "RING";
 pub const RING_CTL: &str = "RING_CTL";
@@ -44,7 +44,7 @@ pub const fn slots_per_cpu(cpus: u32) -> u32 {
 /// BPF_F_MMAPABLE: the array's memory can be mapped by userspace.
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 
-/// One ring slot: a [`Forward`] or a [`SockEvent`], told apart by their
+/// One ring slot: an [`Io`] or a [`SockEvent`], told apart by their
 /// leading `kind`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub struct Record {
     pub words: [u64; 8],
 }
 
-const _: () = assert!(size_of::<Forward>() <= size_of::<Record>());
+const _: () = assert!(size_of::<Io>() <= size_of::<Record>());
 const _: () = assert!(size_of::<SockEvent>() <= size_of::<Record>());
 
 /// A CPU's ring positions. Positions only grow; slot = position mod

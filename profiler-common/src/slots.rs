@@ -1,12 +1,9 @@
 //! Direct-mapped slots that keep the hot paths free of hash lookups: one
-//! array entry per socket address and per thread id, with an LRU map behind
+//! array entry per socket address, with an LRU map behind
 //! for the rare key whose slot is taken. Array lookups are inlined by the
 //! JIT; a socket that is no proxy's costs one load and a compare.
 
-use crate::pairing::ThreadState;
-
 pub const SOCK_SLOTS_LEN: u32 = 1 << 16;
-pub const THREAD_SLOTS_LEN: u32 = 1 << 14;
 
 /// Which proxy socket owns a slot. The socket's last arrival (CLOCK_MONOTONIC
 /// ns, 0 when none yet) sits at the same index of a separate array
@@ -79,35 +76,6 @@ impl SockSlot {
     }
 }
 
-/// A thread's pairing state, in the slot of its tid.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ThreadSlot {
-    /// The thread owning the slot, 0 when free.
-    pub tid: u32,
-    pub _pad: u32,
-    pub state: ThreadState,
-}
-
-pub const fn thread_slot(tid: u32) -> u32 {
-    tid & (THREAD_SLOTS_LEN - 1)
-}
-
-impl ThreadSlot {
-    /// The state of `tid` if the slot is (or, with `create`, becomes) its own.
-    pub fn state_of(&mut self, tid: u32, create: bool) -> Option<&mut ThreadState> {
-        if tid != 0 && self.tid == tid {
-            return Some(&mut self.state);
-        }
-        if create && tid != 0 && self.tid == 0 {
-            self.tid = tid;
-            self.state = ThreadState::default();
-            return Some(&mut self.state);
-        }
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -174,18 +142,5 @@ mod tests {
         assert!(s.claim(0xa0, &mut arrival));
         assert_eq!(arrival, 0, "a reused address starts without an arrival");
         assert!(!s.release(0xb0, &mut arrival));
-    }
-
-    #[test]
-    fn thread_slots_belong_to_one_tid() {
-        let mut t = ThreadSlot::default();
-        assert!(t.state_of(7, false).is_none());
-        t.state_of(7, true).expect("claimed").on_read(1, 10, 5, 6);
-        assert!(!t.state_of(7, false).expect("own").is_empty());
-        assert!(
-            t.state_of(7 + THREAD_SLOTS_LEN, true).is_none(),
-            "taken by 7"
-        );
-        assert!(t.state_of(0, true).is_none());
     }
 }

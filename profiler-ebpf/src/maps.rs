@@ -5,12 +5,10 @@ use aya_ebpf::{
 };
 use profiler_common::{
     maps::{
-        ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, PROXY_PORTS_MAX, THREADS_MAX,
-        TRACKED_MAX, filter,
+        ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, PROXY_PORTS_MAX, TRACKED_MAX, filter,
     },
-    pairing::ThreadState,
     ring::{BPF_F_MMAPABLE, RING_SLOTS_MIN, Record, RingCtl},
-    slots::{SOCK_SLOTS_LEN, SockSlot, THREAD_SLOTS_LEN, ThreadSlot},
+    slots::{SOCK_SLOTS_LEN, SockSlot},
 };
 
 #[map(name = "TRACKED_FILTER")]
@@ -21,12 +19,6 @@ pub static TRACKED: HashMap<u32, u32> = HashMap::with_max_entries(TRACKED_MAX, 0
 
 #[map(name = "PROXY_PORTS")]
 pub static PROXY_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(PROXY_PORTS_MAX, 0);
-
-#[map(name = "THREAD_SLOTS")]
-pub static THREAD_SLOTS: Array<ThreadSlot> = Array::with_max_entries(THREAD_SLOTS_LEN, 0);
-
-#[map(name = "THREADS")]
-pub static THREADS: LruHashMap<u32, ThreadState> = LruHashMap::with_max_entries(THREADS_MAX, 0);
 
 #[map(name = "SOCK_SLOTS")]
 pub static SOCK_SLOTS: Array<SockSlot> = Array::with_max_entries(SOCK_SLOTS_LEN, 0);

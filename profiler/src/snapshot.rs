@@ -130,7 +130,7 @@ pub fn capture(c: &mut Capture, opts: &Options) -> Result<f64, SnapshotError> {
             }
         }
     }
-    session.drain();
+    session.finish();
     if tty {
         eprintln!();
     }

@@ -1,4 +1,5 @@
 //! Helpers shared by the privileged integration tests (root, BPF, namespaces).
+pub mod capture;
 pub mod mesh;
 
 /// Fail, naming what is missing, when not root: these tests never skip.
@@ -27,4 +28,28 @@ pub fn profiler_bin() -> std::path::PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Idle CPUs poll instead of halting while held (a PM QoS request of 0 µs
+/// through /dev/cpu_dma_latency, which the kernel drops when the file
+/// closes, also if the test dies). On a VM a halted vCPU gives its core to
+/// the host's other tenants and resumes with cold caches, which adds
+/// milliseconds to a lightly loaded proxy's queue time: real latency on
+/// such a machine, but not what a pairing or contention test compares.
+pub struct NoDeepIdle {
+    // Held open: closing it drops the request.
+    _request: std::fs::File,
+}
+
+impl NoDeepIdle {
+    pub fn hold() -> NoDeepIdle {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/cpu_dma_latency")
+            .expect("open /dev/cpu_dma_latency (needs root)");
+        f.write_all(&0i32.to_ne_bytes())
+            .expect("write a 0 µs latency request");
+        NoDeepIdle { _request: f }
+    }
 }

@@ -1,7 +1,7 @@
 //! Building meshes for tests.
 use std::time::Duration;
 
-use profiler::testbed::{Mesh, MeshConfig, SidecarKind};
+use profiler::testbed::{Mesh, MeshConfig, SidecarKind, app::AppResponse, delay_proxy::ProxyMode};
 
 pub fn config(sidecar: SidecarKind) -> MeshConfig {
     MeshConfig {
@@ -10,7 +10,10 @@ pub fn config(sidecar: SidecarKind) -> MeshConfig {
         app_delay: Duration::ZERO,
         app_size: 128,
         proxy_delay: Duration::ZERO,
+        proxy_mode: ProxyMode::Threads,
+        app_response: AppResponse::OneWrite,
         mtls: false,
+        http2: false,
         helper: crate::profiler_bin(),
     }
 }

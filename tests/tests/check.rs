@@ -29,7 +29,7 @@ fn check_probes_this_kernel() {
     for tp in [
         "tracepoint sock:sock_recv_length",
         "tracepoint sock:sock_send_length",
-        "tracepoint sock:sk_data_ready",
+        "raw tracepoint sk_data_ready",
         "tracepoint sock:inet_sock_set_state",
         "tracepoint sched:sched_switch",
         "tracepoint sched:sched_wakeup",

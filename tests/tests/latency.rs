@@ -2,50 +2,15 @@
 use std::{thread, time::Duration};
 
 use profiler::{
-    classify::{DEFAULT_EXCLUDED_PORTS, Direction, Leg},
-    discovery::Selector,
-    report::{Hop, SidecarReport, Snapshot},
+    classify::{Direction, Leg},
     snapshot,
-    testbed::{self, LoadGen, LoadResult, LoadSpec, Mesh, SidecarKind, delay_proxy},
+    testbed::{self, LoadGen, LoadSpec, SidecarKind, delay_proxy},
 };
-use profiler_tests::mesh;
-
-/// Capture options for the default (Istio) selector.
-fn istio(duration: Duration) -> snapshot::Options {
-    snapshot::Options {
-        duration,
-        selectors: vec![Selector::Istio],
-        excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
-        progress: false,
-    }
-}
-
-fn profile_under_load(m: &Mesh, spec: LoadSpec) -> (Snapshot, LoadResult) {
-    thread::scope(|s| {
-        let url = m.url();
-        let ns = m.client.netns.clone();
-        let secs = spec.duration;
-        let load = s.spawn(move || {
-            // Hooks attach first; the load starts after.
-            thread::sleep(Duration::from_millis(700));
-            testbed::load::run(&ns, &url, &spec)
-        });
-        let snap = snapshot::run(&istio(secs + Duration::from_millis(2000))).expect("snapshot");
-        (snap, load.join().expect("load thread").expect("load"))
-    })
-}
-
-fn hop(s: &SidecarReport, d: Direction, l: Leg) -> &Hop {
-    s.hops
-        .iter()
-        .find(|h| h.direction == d && h.leg == l)
-        .unwrap_or_else(|| {
-            panic!(
-                "no {d:?} {l:?} hop for {}: {s:?}",
-                s.pod.as_deref().unwrap_or("?")
-            )
-        })
-}
+use profiler_tests::{
+    NoDeepIdle,
+    capture::{hop, istio, profile_under_load},
+    mesh,
+};
 
 fn oha(secs: u64, rate: u32) -> LoadSpec {
     LoadSpec {
@@ -53,6 +18,7 @@ fn oha(secs: u64, rate: u32) -> LoadSpec {
         duration: Duration::from_secs(secs),
         connections: 2,
         rate: Some(rate),
+        streams: 1,
     }
 }
 
@@ -116,6 +82,7 @@ fn a_slow_app_does_not_leak_into_sidecar_time() {
         let s = snap.sidecar(pod).expect("sidecar");
         for leg in [Leg::Request, Leg::Response] {
             let t = &hop(s, d, leg).total_us;
+            eprintln!("{pod} {d:?} {leg:?}: {:?}", hop(s, d, leg));
             assert!(
                 t.p99 < 1000.0,
                 "{pod} {d:?} {leg:?} total p99 {:.1} us",
@@ -161,58 +128,83 @@ fn forwards_equal_completed_requests_with_haproxy() {
 }
 
 /// Stall the drain while wrk overfills every CPU's ring: the records that
-/// did not fit are lost, and each is counted. Delivered forwards (recorded,
-/// or unclassified because their socket's open record was the one lost) plus
-/// lost records account for every forward the load caused.
+/// did not fit are lost, and each is counted. A calm run first measures how
+/// many records a request causes (reads, writes, socket events, with
+/// nothing lost); then records taken plus records lost account for every
+/// record the stalled load caused.
 #[test]
 fn a_stalled_drain_loses_records_and_counts_every_one() {
     profiler_tests::require_root();
     let m = mesh::up(&mesh::config(SidecarKind::Nginx));
     let mut capture = snapshot::start(&istio(Duration::ZERO)).expect("attach");
-    let spec = LoadSpec {
+    let spec = |secs| LoadSpec {
         generator: LoadGen::Wrk,
-        duration: Duration::from_secs(2),
+        duration: Duration::from_secs(secs),
         connections: 16,
         rate: None,
+        streams: 1,
     };
-    let rings = capture.session.ring_capacity();
+    let session = &mut capture.session;
+    // Calm: drained every 10 ms while the load runs.
+    let (calm_taken, calm) = thread::scope(|s| {
+        let url = m.url();
+        let ns = m.client.netns.clone();
+        let load = s.spawn(move || testbed::load::run(&ns, &url, &spec(2)));
+        let mut taken = 0;
+        while !load.is_finished() {
+            thread::sleep(Duration::from_millis(10));
+            taken += session.drain();
+        }
+        thread::sleep(Duration::from_millis(50));
+        taken += session.finish();
+        (
+            taken as u64,
+            load.join().expect("load thread").expect("load"),
+        )
+    });
+    let counters: Vec<_> = profiler_common::maps::Counter::ALL
+        .iter()
+        .map(|&c| (c, session.counter(c)))
+        .collect();
+    assert_eq!(
+        session.lost_events(),
+        0,
+        "nothing is lost while drained: {counters:?}, {calm_taken} taken for {} requests",
+        calm.completed
+    );
+    let per_request = calm_taken as f64 / calm.completed as f64;
+    let rings = session.ring_capacity();
     // No drain while the load runs, until it caused twice what the rings
     // hold (bounded: five runs of two seconds).
     let mut completed = 0;
     for _ in 0..5 {
-        let load = testbed::load::run(&m.client.netns, &m.url(), &spec).expect("load");
+        let load = testbed::load::run(&m.client.netns, &m.url(), &spec(2)).expect("load");
         completed += load.completed;
-        if 4 * completed > 2 * rings {
+        if per_request * completed as f64 > 2.0 * rings as f64 {
             break;
         }
     }
-    let session = &mut capture.session;
-    session.drain();
-    let recorded: u64 = session.hops.by_key.values().map(|h| h.forwards).sum();
-    let delivered = recorded + session.tally.unclassified + session.tally.excluded;
+    let taken = session.finish() as u64;
     let lost = session.lost_events();
-    // Two hops, two legs: four forwards a request.
-    let caused = 4 * completed;
+    let caused = per_request * completed as f64;
     eprintln!(
-        "{completed} completed, {caused} forwards caused: {recorded} recorded, {} unclassified, {lost} lost",
-        session.tally.unclassified
+        "calm: {calm_taken} records for {} requests ({per_request:.2} a request); \
+         stalled: {completed} requests caused ~{caused:.0} records: {taken} taken, {lost} lost",
+        calm.completed
     );
     assert!(
-        caused > 2 * rings,
-        "the load must overfill the rings: {caused} forwards"
+        caused > 2.0 * rings as f64,
+        "the load must overfill the rings: {caused:.0} records"
     );
     assert!(
         lost > 0,
-        "rings of {rings} records in all cannot hold {caused}"
+        "rings of {rings} records in all cannot hold {caused:.0}"
     );
+    assert!(taken <= rings, "more taken ({taken}) than the rings hold");
+    let accounted = (taken + lost) as f64;
     assert!(
-        recorded <= rings,
-        "more recorded ({recorded}) than the rings hold"
-    );
-    let accounted = (delivered + lost) as f64;
-    assert!(
-        (accounted - caused as f64).abs() <= 0.01 * caused as f64,
-        "{delivered} delivered + {lost} lost vs {caused} forwards caused"
+        (accounted - caused).abs() <= 0.02 * caused,
+        "{taken} taken + {lost} lost vs {caused:.0} records caused"
     );
 }
 
@@ -287,30 +279,6 @@ impl Drop for Hogs {
     }
 }
 
-/// Idle CPUs poll instead of halting while held (a PM QoS request of 0 µs
-/// through /dev/cpu_dma_latency, which the kernel drops when the file
-/// closes, also if the test dies). On a VM a halted vCPU gives its core to
-/// the host's other tenants and resumes with cold caches: calm periods
-/// would then pay a cost contended ones (whose vCPU the hog keeps busy) do
-/// not, which is not what the test compares.
-struct NoDeepIdle {
-    // Held open: closing it drops the request.
-    _request: std::fs::File,
-}
-
-impl NoDeepIdle {
-    fn hold() -> NoDeepIdle {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .open("/dev/cpu_dma_latency")
-            .expect("open /dev/cpu_dma_latency (needs root)");
-        f.write_all(&0i32.to_ne_bytes())
-            .expect("write a 0 µs latency request");
-        NoDeepIdle { _request: f }
-    }
-}
-
 /// This thread (and what it starts) on one CPU until dropped.
 struct PinSelf(libc::cpu_set_t);
 
@@ -365,6 +333,8 @@ fn cpu_contention_shows_in_queue_not_process() {
     pin(&m.server.pids(), 0);
     pin(&m.client.pids(), 0);
     let _self_pin = PinSelf::to(0);
+    // Calm periods must not pay a halted vCPU's wake-up that contended
+    // ones (whose vCPU the hog keeps busy) do not.
     let _no_idle = NoDeepIdle::hold();
     let mut capture = snapshot::start(&istio(Duration::ZERO)).expect("attach");
     let server = capture

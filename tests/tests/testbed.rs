@@ -11,6 +11,7 @@ fn load(secs: u64, generator: LoadGen) -> LoadSpec {
         duration: Duration::from_secs(secs),
         connections: 4,
         rate: Some(300),
+        streams: testbed::load::DEFAULT_STREAMS,
     }
 }
 

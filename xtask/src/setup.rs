@@ -22,6 +22,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "nginx",
     "haproxy",
     "wrk",
+    // h2load: HTTP/2 load with many streams per connection.
+    "nghttp2-client",
     "prometheus",
     "openssl",
     "procps",

@@ -5,14 +5,14 @@ use aya_ebpf::{
     programs::{FEntryContext, FExitContext},
 };
 
-use crate::track::{arrival, pair, tracked_task};
+use crate::track::{arrival, io, tracked_task};
 
 #[fexit(function = "tcp_recvmsg")]
 pub fn fx_tcp_recvmsg(ctx: FExitContext) -> u32 {
     if let Some(task) = tracked_task()
         && let Ok(ret) = ctx.ret::<i32>()
     {
-        pair::on_read(&ctx, task, ctx.arg::<u64>(0), i64::from(ret));
+        io::on_read(task, ctx.arg::<u64>(0), i64::from(ret));
     }
     0
 }
@@ -22,7 +22,7 @@ pub fn fx_tcp_sendmsg(ctx: FExitContext) -> u32 {
     if let Some(task) = tracked_task()
         && let Ok(ret) = ctx.ret::<i32>()
     {
-        pair::on_write(task, ctx.arg::<u64>(0), i64::from(ret));
+        io::on_write(task, ctx.arg::<u64>(0), i64::from(ret));
     }
     0
 }

@@ -8,7 +8,7 @@ use aya_ebpf::{
 
 use crate::{
     maps::ENTRY_ARGS,
-    track::{arrival, pair, tracked_task},
+    track::{arrival, io, tracked_task},
 };
 
 #[inline(always)]
@@ -38,7 +38,7 @@ pub fn kp_tcp_recvmsg(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn krp_tcp_recvmsg(ctx: RetProbeContext) -> u32 {
     if let Some((task, sk)) = take_sk() {
-        pair::on_read(&ctx, task, sk, ctx.ret::<i64>());
+        io::on_read(task, sk, ctx.ret::<i64>());
     }
     0
 }
@@ -52,7 +52,7 @@ pub fn kp_tcp_sendmsg(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn krp_tcp_sendmsg(ctx: RetProbeContext) -> u32 {
     if let Some((task, sk)) = take_sk() {
-        pair::on_write(task, sk, ctx.ret::<i64>());
+        io::on_write(task, sk, ctx.ret::<i64>());
     }
     0
 }

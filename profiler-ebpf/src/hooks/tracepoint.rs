@@ -1,9 +1,15 @@
 //! Stable sock tracepoints (Linux 6.2+ for send/recv length and data_ready).
+//! send/recv and set_state are classic tracepoints (their records carry the
+//! protocol and endpoints); data_ready is raw (see below).
 //! Offsets are those of the format files under events/sock/*/format.
-use aya_ebpf::{EbpfContext, macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    EbpfContext,
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+};
 use profiler_common::sock::{AF_INET, AF_INET6, IPPROTO_TCP, SockInfo};
 
-use crate::track::{arrival, pair, state, tracked_task};
+use crate::track::{arrival, io, state, tracked_task};
 
 /// A field of the tracepoint record: a plain load, which the verifier
 /// allows for tracepoint context (no helper call on the hot path).
@@ -29,7 +35,7 @@ pub fn tp_sock_recv_length(ctx: TracePointContext) -> u32 {
     if let Some(task) = tracked_task()
         && let Some((sk, ret)) = tcp_sk_and_ret(&ctx)
     {
-        pair::on_read(&ctx, task, sk, ret);
+        io::on_read(task, sk, ret);
     }
     0
 }
@@ -39,16 +45,19 @@ pub fn tp_sock_send_length(ctx: TracePointContext) -> u32 {
     if let Some(task) = tracked_task()
         && let Some((sk, ret)) = tcp_sk_and_ret(&ctx)
     {
-        pair::on_write(task, sk, ret);
+        io::on_write(task, sk, ret);
     }
     0
 }
 
-#[tracepoint(category = "sock", name = "sk_data_ready")]
-pub fn tp_sk_data_ready(ctx: TracePointContext) -> u32 {
-    if field::<u16>(&ctx, 18) == IPPROTO_TCP {
-        arrival::on_data_ready(field::<u64>(&ctx, 8));
-    }
+/// Raw, not classic: a classic tracepoint's program is skipped while any
+/// other program runs on the CPU, and data_ready often fires in a softirq
+/// that interrupted one (a delayed-ACK timer releasing a Nagle-held segment
+/// over loopback), which lost arrivals. Only watched sockets pass, and only
+/// TCP sockets are ever watched, so the protocol needs no check.
+#[raw_tracepoint(tracepoint = "sk_data_ready")]
+pub fn rtp_sk_data_ready(ctx: RawTracePointContext) -> i32 {
+    arrival::on_data_ready(ctx.arg::<u64>(0));
     0
 }
 

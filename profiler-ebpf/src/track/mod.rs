@@ -1,10 +1,9 @@
 //! What every hook set feeds: arrivals, reads, writes and socket state.
 pub mod arrival;
 pub mod emit;
-pub mod pair;
+pub mod io;
 pub mod sockinfo;
 pub mod state;
-pub mod threads;
 
 use aya_ebpf::helpers::bpf_get_current_pid_tgid;
 use profiler_common::maps::filter::{self, TgidVerdict};

@@ -6,7 +6,7 @@ use profiler_common::sock::{
     ROLE_ACCEPTED, SockInfo, TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT, role_from_transition,
 };
 
-use super::{arrival, now_ns, sockinfo, threads, tracked_task};
+use super::{arrival, now_ns, sockinfo, tracked_task};
 use crate::maps::PROXY_PORTS;
 
 #[inline(always)]
@@ -29,15 +29,9 @@ pub fn on_state(sk: u64, old: i32, new: i32, info: SockInfo) {
             sockinfo::report_open(sk, &info, now_ns());
         }
     } else if new == TCP_CLOSE {
+        // Userspace forgets the socket's pending data with it.
         if arrival::unwatch(sk) {
             sockinfo::report_close(sk, now_ns());
-        }
-        // A proxy closing its own socket runs here in its own thread.
-        if let Some((_, tid)) = tracked_task()
-            && let Some(state) = threads::state(tid, false)
-        {
-            // SAFETY: the state belongs to this thread.
-            unsafe { (*state).on_close(sk) };
         }
     }
 }

@@ -32,6 +32,7 @@ fn oha_at(rate: u32, duration: Duration) -> LoadSpec {
         duration,
         connections: 8,
         rate: Some(rate),
+        streams: 1,
     }
 }
 
@@ -48,7 +49,10 @@ fn mesh(helper: &std::path::Path, intercept: bool) -> Result<Mesh, BoxError> {
         app_delay: Duration::ZERO,
         app_size: 128,
         proxy_delay: Duration::ZERO,
+        proxy_mode: testbed::delay_proxy::ProxyMode::Threads,
+        app_response: testbed::app::AppResponse::OneWrite,
         mtls: false,
+        http2: false,
         helper: helper.to_path_buf(),
     })?)
 }
@@ -156,6 +160,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
             duration: secs,
             connections: 32,
             rate: None,
+            streams: 1,
         },
     )?;
     drop(m);

@@ -181,9 +181,12 @@ fn hooks(btf: Option<&Btf>) -> (Vec<Finding>, Option<HookSet>) {
         }
     }
     for (hook, r) in &results {
-        if let Attach::Tracepoint { category, name } = hook.attach {
+        if matches!(
+            hook.attach,
+            Attach::Tracepoint { .. } | Attach::RawTracepoint { .. }
+        ) {
             out.push(finding(
-                format!("tracepoint {category}:{name}"),
+                hook.describe(),
                 r.is_ok(),
                 r.as_ref()
                     .err()
@@ -217,7 +220,11 @@ fn hooks(btf: Option<&Btf>) -> (Vec<Finding>, Option<HookSet>) {
         let own: Vec<_> = results
             .iter()
             .filter(|(h, _)| {
-                set.hooks().contains(h) && !matches!(h.attach, Attach::Tracepoint { .. })
+                set.hooks().contains(h)
+                    && !matches!(
+                        h.attach,
+                        Attach::Tracepoint { .. } | Attach::RawTracepoint { .. }
+                    )
             })
             .collect();
         let names: Vec<String> = own.iter().map(|(h, _)| h.describe()).collect();

@@ -7,8 +7,9 @@
 //! (downstream) socket's peer is inside the pod (the app called out).
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use profiler_common::sock::{
-    AF_INET, AF_INET6, ROLE_ACCEPTED, ROLE_CONNECTED, ROLE_UNKNOWN, SockInfo,
+use profiler_common::{
+    pairing::Role,
+    sock::{AF_INET, AF_INET6, ROLE_ACCEPTED, ROLE_CONNECTED, ROLE_UNKNOWN, SockInfo},
 };
 use serde::Serialize;
 
@@ -63,7 +64,7 @@ impl PodView<'_> {
 
     /// A socket's role: from its connection's opening when the kernel saw
     /// it, else accepted when its local port is one the pod listens on.
-    fn role(&self, s: &SockInfo) -> u8 {
+    fn role_of(&self, s: &SockInfo) -> u8 {
         if s.role != ROLE_UNKNOWN {
             return s.role;
         }
@@ -77,12 +78,21 @@ impl PodView<'_> {
         }
     }
 
+    /// A socket's role, as pairing uses it.
+    pub fn role(&self, s: &SockInfo) -> Role {
+        match self.role_of(s) {
+            ROLE_ACCEPTED => Role::Accepted,
+            ROLE_CONNECTED => Role::Connected,
+            _ => Role::Unknown,
+        }
+    }
+
     pub fn classify(&self, src: &SockInfo, dst: &SockInfo) -> Verdict {
         let ports = [src.local_port, src.peer_port, dst.local_port, dst.peer_port];
         if ports.iter().any(|p| self.excluded_ports.contains(p)) {
             return Verdict::Excluded;
         }
-        let (down, up, leg) = match (self.role(src), self.role(dst)) {
+        let (down, up, leg) = match (self.role_of(src), self.role_of(dst)) {
             (ROLE_ACCEPTED, ROLE_CONNECTED) => (src, dst, Leg::Request),
             (ROLE_CONNECTED, ROLE_ACCEPTED) => (dst, src, Leg::Response),
             _ => return Verdict::Unclassified,

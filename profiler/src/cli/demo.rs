@@ -50,7 +50,11 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         app_delay: Duration::from_micros(200),
         app_size: 512,
         proxy_delay: Duration::ZERO,
+        proxy_mode: crate::testbed::delay_proxy::ProxyMode::Threads,
+        app_response: crate::testbed::app::AppResponse::OneWrite,
         mtls: a.mtls,
+        // h2load speaks only HTTP/2: it gets an HTTP/2 mesh (haproxy sidecars).
+        http2: a.load == LoadGen::H2load,
         helper,
     })?;
     println!(
@@ -66,6 +70,7 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         duration: Duration::from_secs(a.seconds),
         connections: 4,
         rate: Some(a.rate),
+        streams: crate::testbed::load::DEFAULT_STREAMS,
     };
     // Profile while the load runs; the load starts once the hooks are in.
     let (result, snap) = std::thread::scope(|s| {

@@ -10,8 +10,26 @@ pub enum Helper {
         #[arg(trailing_var_arg = true, required = true)]
         command: Vec<String>,
     },
-    /// HTTP/1.1 keepalive app with a response delay and size.
+    /// HTTP/1.1 keepalive app with a response delay, size and framing.
     App {
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        #[arg(long, default_value_t = 0)]
+        delay_us: u64,
+        #[arg(long, default_value_t = 128)]
+        size: usize,
+        /// one-write: head and body in one write; split: head, then body
+        /// with Nagle on; chunked: --chunks chunks, --chunk-gap-us apart.
+        #[arg(long, value_enum, default_value_t = crate::testbed::app::ResponseName::OneWrite)]
+        response: crate::testbed::app::ResponseName,
+        #[arg(long, default_value_t = 5)]
+        chunks: usize,
+        #[arg(long, default_value_t = 10_000)]
+        chunk_gap_us: u64,
+    },
+    /// h2c (HTTP/2 prior knowledge) app with a response delay and size;
+    /// streams of a connection are answered concurrently.
+    H2App {
         #[arg(long, default_value_t = 8080)]
         port: u16,
         #[arg(long, default_value_t = 0)]
@@ -25,8 +43,18 @@ pub enum Helper {
         inbound_to: SocketAddr,
         #[arg(long)]
         outbound_to: SocketAddr,
-        #[arg(long)]
+        /// threads: a thread per connection direction, each chunk held
+        /// --delay-us; event-loop: one thread, each chunk held uniformly in
+        /// [--hold-min-us, --hold-max-us]; batch: one thread, each turn's
+        /// reads before its writes.
+        #[arg(long, value_enum, default_value_t = crate::testbed::delay_proxy::ModeName::Threads)]
+        mode: crate::testbed::delay_proxy::ModeName,
+        #[arg(long, default_value_t = 0)]
         delay_us: u64,
+        #[arg(long, default_value_t = 0)]
+        hold_min_us: u64,
+        #[arg(long, default_value_t = 0)]
+        hold_max_us: u64,
         #[arg(long)]
         stats: PathBuf,
     },
@@ -39,18 +67,42 @@ pub fn run(h: Helper) -> ExitCode {
             port,
             delay_us,
             size,
-        } => crate::testbed::app::serve(port, Duration::from_micros(delay_us), size),
+            response,
+            chunks,
+            chunk_gap_us,
+        } => crate::testbed::app::AppResponse::from_flags(
+            response,
+            chunks,
+            Duration::from_micros(chunk_gap_us),
+        )
+        .and_then(|r| crate::testbed::app::serve(port, Duration::from_micros(delay_us), size, r)),
+        Helper::H2App {
+            port,
+            delay_us,
+            size,
+        } => crate::testbed::h2app::serve(port, Duration::from_micros(delay_us), size),
         Helper::DelayProxy {
             inbound_to,
             outbound_to,
+            mode,
             delay_us,
+            hold_min_us,
+            hold_max_us,
             stats,
-        } => crate::testbed::delay_proxy::run(
-            inbound_to,
-            outbound_to,
-            Duration::from_micros(delay_us),
-            stats,
-        ),
+        } => crate::testbed::delay_proxy::ProxyMode::from_flags(
+            mode,
+            Duration::from_micros(hold_min_us),
+            Duration::from_micros(hold_max_us),
+        )
+        .and_then(|m| {
+            crate::testbed::delay_proxy::run(
+                m,
+                Duration::from_micros(delay_us),
+                inbound_to,
+                outbound_to,
+                stats,
+            )
+        }),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

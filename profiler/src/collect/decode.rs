@@ -1,32 +1,34 @@
 //! Ring records to events (every record starts with a u32 kind), and the
 //! time order the CPUs' rings are merged in.
 use profiler_common::{
-    events::{Forward, KIND_FORWARD, KIND_SOCK_CLOSE, KIND_SOCK_OPEN, SockEvent},
+    events::{Io, KIND_READ, KIND_SOCK_CLOSE, KIND_SOCK_OPEN, KIND_WRITE, SockEvent},
     ring::Record,
     sock::SockInfo,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
-    Forward(Forward),
+    Read(Io),
+    Write(Io),
     SockOpen { sk: u64, info: SockInfo, at: u64 },
     SockClose { sk: u64, at: u64 },
 }
 
 impl Event {
-    /// When it happened; at one instant an open comes first (a write's
-    /// own open is reported with the write's time) and a close last.
-    fn order(&self) -> (u64, u8) {
+    /// When it happened; at one instant an open comes first (a read's or
+    /// write's own open is reported with its time) and a close last.
+    pub fn order(&self) -> (u64, u8) {
         match self {
             Event::SockOpen { at, .. } => (*at, 0),
-            Event::Forward(f) => (f.write_ns, 1),
+            Event::Read(io) | Event::Write(io) => (io.at_ns, 1),
             Event::SockClose { at, .. } => (*at, 2),
         }
     }
 }
 
 /// Records from all CPUs, in the order they happened: each CPU's ring is in
-/// its own order, but a socket opened on one CPU may carry forwards on another.
+/// its own order, but a thread that read on one CPU may write on another.
+/// The sort is stable, so one CPU's records at one instant keep their order.
 pub fn in_time_order(events: &mut [Event]) {
     events.sort_by_key(Event::order);
 }
@@ -51,7 +53,8 @@ fn read<T: Copy>(bytes: &[u8]) -> Option<T> {
 /// None for a record too short for its kind, or of an unknown kind.
 pub fn decode(bytes: &[u8]) -> Option<Event> {
     match read::<u32>(bytes)? {
-        KIND_FORWARD => read::<Forward>(bytes).map(Event::Forward),
+        KIND_READ => read::<Io>(bytes).map(Event::Read),
+        KIND_WRITE => read::<Io>(bytes).map(Event::Write),
         KIND_SOCK_OPEN => read::<SockEvent>(bytes).map(|e| Event::SockOpen {
             sk: e.sk,
             info: e.info,
@@ -76,19 +79,22 @@ mod tests {
 
     #[test]
     fn kinds_round_trip() {
-        let f = Forward {
-            kind: KIND_FORWARD,
+        let f = Io {
+            kind: KIND_READ,
             tgid: 1,
             tid: 2,
-            src_sk: 3,
-            dst_sk: 4,
+            sk: 3,
+            at_ns: 6,
             arrival_ns: 5,
-            read_ns: 6,
-            write_ns: 7,
             bytes: 8,
-            ..Forward::default()
+            ..Io::default()
         };
-        assert_eq!(decode(&bytes(&f)), Some(Event::Forward(f)));
+        assert_eq!(decode(&bytes(&f)), Some(Event::Read(f)));
+        let w = Io {
+            kind: KIND_WRITE,
+            ..f
+        };
+        assert_eq!(decode(&bytes(&w)), Some(Event::Write(w)));
         let info = SockInfo {
             local_port: 15006,
             ..SockInfo::default()
@@ -118,17 +124,17 @@ mod tests {
         );
         // Through a ring slot: the record is the struct's bytes, zero-padded.
         let mut rec = Record::default();
-        // SAFETY: Forward fits in a Record (asserted in profiler_common::ring).
-        unsafe { (&raw mut rec).cast::<Forward>().write(f) };
-        assert_eq!(decode_record(&rec), Some(Event::Forward(f)));
+        // SAFETY: Io fits in a Record (asserted in profiler_common::ring).
+        unsafe { (&raw mut rec).cast::<Io>().write(f) };
+        assert_eq!(decode_record(&rec), Some(Event::Read(f)));
     }
 
-    fn fwd(sk: u64, write_ns: u64) -> Event {
-        Event::Forward(Forward {
-            kind: KIND_FORWARD,
-            src_sk: sk,
-            write_ns,
-            ..Forward::default()
+    fn fwd(sk: u64, at_ns: u64) -> Event {
+        Event::Write(Io {
+            kind: KIND_WRITE,
+            sk,
+            at_ns,
+            ..Io::default()
         })
     }
 
@@ -180,7 +186,7 @@ mod tests {
     #[test]
     fn short_or_unknown_records_are_refused() {
         assert_eq!(decode(&[]), None);
-        assert_eq!(decode(&KIND_FORWARD.to_ne_bytes()), None);
+        assert_eq!(decode(&KIND_READ.to_ne_bytes()), None);
         assert_eq!(decode(&[9, 0, 0, 0, 0, 0, 0, 0]), None);
     }
 }

@@ -1,6 +1,6 @@
 //! A profiling session: attach the hook set this kernel supports, tell the
-//! kernel which processes are sidecars, and drain paired forwards from the
-//! per-CPU rings into histograms.
+//! kernel which processes are sidecars, drain the proxies' reads and writes
+//! from the per-CPU rings, pair them into forwards and fill histograms.
 mod decode;
 mod filter;
 mod merge;
@@ -10,6 +10,10 @@ use decode::Event;
 
 /// Bound on the endpoints table (sockets of tracked proxies open at once).
 const SOCKS_MAX: usize = 1 << 18;
+/// Events this recent wait for the next drain: a CPU's ring may still be
+/// receiving an earlier one (a thread that read on one CPU and wrote on
+/// another), and pairing needs every thread's events in time order.
+const SETTLE_NS: u64 = 2_000_000;
 
 use std::collections::{BTreeSet, HashMap as StdHashMap};
 
@@ -18,8 +22,9 @@ use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray},
 };
 use profiler_common::{
-    events::Forward,
+    events::Io,
     maps::{self as names, Counter},
+    pairing::{Forward, Pairing, Read, Role, Write},
     ring::{self as rings, Record},
     sock::SockInfo,
 };
@@ -66,9 +71,12 @@ pub struct Session {
     _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     pub hook_set: HookSet,
     rings: ring::Rings,
-    /// Reused between drains: the records taken, then their events.
+    /// Reused between drains: the records taken, and the forwards paired.
     records: Vec<Record>,
+    forwards: Vec<Forward>,
+    /// Events not yet paired, in time order after each drain.
     events: Vec<Event>,
+    pub pairing: Pairing,
     tracked: HashMap<MapData, u32, u32>,
     proxy_ports: HashMap<MapData, u16, u8>,
     tracked_filter: Array<MapData, u32>,
@@ -145,7 +153,9 @@ impl Session {
             hook_set,
             rings,
             records: Vec::new(),
+            forwards: Vec::new(),
             events: Vec::new(),
+            pairing: Pairing::default(),
             tracked,
             proxy_ports,
             tracked_filter,
@@ -233,40 +243,108 @@ impl Session {
         Ok(())
     }
 
-    /// Take every record the kernel has reported so far; returns how many.
+    /// Take every record the kernel has reported so far and pair all but
+    /// the most recent events (they wait for the next drain, see
+    /// [`SETTLE_NS`]); returns how many records were taken.
     pub fn drain(&mut self) -> usize {
+        let horizon = crate::kernel::clock::monotonic_ns().saturating_sub(SETTLE_NS);
+        self.drain_until(horizon)
+    }
+
+    /// Take every record and pair every event: the capture is over.
+    pub fn finish(&mut self) -> usize {
+        self.drain_until(u64::MAX)
+    }
+
+    fn drain_until(&mut self, horizon: u64) -> usize {
         let mut records = std::mem::take(&mut self.records);
-        let mut events = std::mem::take(&mut self.events);
         records.clear();
-        events.clear();
         self.rings.drain(&mut records);
         for r in &records {
             match decode::decode_record(r) {
-                Some(ev) => events.push(ev),
+                Some(ev) => self.events.push(ev),
                 None => self.tally.bad_records += 1,
             }
         }
-        decode::in_time_order(&mut events);
-        for ev in &events {
-            match *ev {
-                Event::Forward(f) => self.record(&f),
-                Event::SockOpen { sk, info, .. } => {
-                    if self.socks.len() >= SOCKS_MAX && !self.socks.contains_key(&sk) {
-                        // Closes were lost (ring full): start over rather than grow.
-                        self.socks.clear();
-                        self.tally.sock_table_resets += 1;
-                    }
-                    self.socks.insert(sk, info);
-                }
-                Event::SockClose { sk, .. } => {
-                    self.socks.remove(&sk);
-                }
-            }
+        decode::in_time_order(&mut self.events);
+        let ready = self.events.partition_point(|e| e.order().0 < horizon);
+        let mut events = std::mem::take(&mut self.events);
+        for ev in events.drain(..ready) {
+            self.apply(ev);
         }
+        self.events = events;
         let n = records.len();
         self.records = records;
-        self.events = events;
         n
+    }
+
+    fn apply(&mut self, ev: Event) {
+        match ev {
+            Event::Read(io) => {
+                if let Some(role) = self.role(&io) {
+                    let r = Read {
+                        tgid: io.tgid,
+                        tid: io.tid,
+                        sk: io.sk,
+                        at_ns: io.at_ns,
+                        arrival_ns: io.arrival_ns,
+                        bytes: io.bytes,
+                    };
+                    self.pairing.on_read(&r, role);
+                }
+            }
+            Event::Write(io) => {
+                if let Some(role) = self.role(&io) {
+                    let w = Write {
+                        tgid: io.tgid,
+                        tid: io.tid,
+                        sk: io.sk,
+                        at_ns: io.at_ns,
+                        bytes: io.bytes,
+                    };
+                    let mut forwards = std::mem::take(&mut self.forwards);
+                    self.pairing.on_write(&w, role, &mut forwards);
+                    for f in forwards.drain(..) {
+                        self.record(&f);
+                    }
+                    self.forwards = forwards;
+                }
+            }
+            Event::SockOpen { sk, info, .. } => {
+                if self.socks.len() >= SOCKS_MAX && !self.socks.contains_key(&sk) {
+                    // Closes were lost (ring full): start over rather than grow.
+                    self.socks.clear();
+                    self.tally.sock_table_resets += 1;
+                }
+                self.socks.insert(sk, info);
+            }
+            Event::SockClose { sk, .. } => {
+                self.socks.remove(&sk);
+                self.pairing.on_close(sk);
+            }
+        }
+    }
+
+    /// The view classification has of the sidecar process `tgid` belongs to.
+    fn view(&self, i: usize) -> PodView<'_> {
+        let sc = &self.sidecars[i];
+        PodView {
+            local_addrs: &sc.local_addrs,
+            listen_ports: &sc.listen_ports,
+            excluded_ports: &self.excluded_ports,
+        }
+    }
+
+    /// The role of the socket of a read or write, or None (counted) when
+    /// its process is no longer tracked.
+    fn role(&mut self, io: &Io) -> Option<Role> {
+        let Some(&i) = self.by_tgid.get(&io.tgid) else {
+            self.tally.untracked += 1;
+            return None;
+        };
+        let unknown = SockInfo::default();
+        let info = self.socks.get(&io.sk).unwrap_or(&unknown);
+        Some(self.view(i).role(info))
     }
 
     fn record(&mut self, f: &Forward) {
@@ -277,13 +355,7 @@ impl Session {
         let unknown = SockInfo::default();
         let src = self.socks.get(&f.src_sk).unwrap_or(&unknown);
         let dst = self.socks.get(&f.dst_sk).unwrap_or(&unknown);
-        let sc = &self.sidecars[i];
-        let view = PodView {
-            local_addrs: &sc.local_addrs,
-            listen_ports: &sc.listen_ports,
-            excluded_ports: &self.excluded_ports,
-        };
-        match view.classify(src, dst) {
+        match self.view(i).classify(src, dst) {
             Verdict::Hop(d, l) => self.hops.record(i as u32, d, l, f),
             Verdict::Excluded => self.tally.excluded += 1,
             Verdict::Unclassified => self.tally.unclassified += 1,
@@ -323,7 +395,7 @@ impl Session {
     }
 
     /// Records lost (a CPU's ring full, or a writer interrupted) and
-    /// pairing state that could not be stored.
+    /// sockets whose arrivals could not be recorded (map full).
     pub fn lost_events(&self) -> u64 {
         self.counter(Counter::RingFull)
             + self.counter(Counter::RingBusy)

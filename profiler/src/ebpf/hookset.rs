@@ -9,6 +9,14 @@ pub enum Attach {
         category: &'static str,
         name: &'static str,
     },
+    /// A raw tracepoint: the tracepoint's arguments, no record filled first,
+    /// and the kernel skips it only when the same program is already running
+    /// on the CPU (a classic tracepoint's program is skipped whenever any
+    /// program runs there, which loses arrivals delivered by a softirq that
+    /// interrupted one).
+    RawTracepoint {
+        name: &'static str,
+    },
     Kprobe {
         function: &'static str,
     },
@@ -34,6 +42,7 @@ impl Hook {
     pub fn describe(&self) -> String {
         match self.attach {
             Attach::Tracepoint { category, name } => format!("tracepoint {category}:{name}"),
+            Attach::RawTracepoint { name } => format!("raw tracepoint {name}"),
             Attach::Kprobe { function } => format!("kprobe {function}"),
             Attach::Kretprobe { function } => format!("kretprobe {function}"),
             Attach::Fentry { function } => format!("fentry {function}"),
@@ -45,7 +54,7 @@ impl Hook {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum HookSet {
-    /// sock:sock_recv_length / sock_send_length / sk_data_ready (Linux 6.2+).
+    /// sock:sock_recv_length / sock_send_length, raw sk_data_ready (Linux 6.2+).
     Tracepoints,
     /// fexit tcp_recvmsg / tcp_sendmsg, fentry tcp_data_ready (BPF trampolines).
     Fentry,
@@ -66,7 +75,12 @@ pub const SET_STATE: Hook = tp("tp_inet_sock_set_state", "sock", "inet_sock_set_
 const TRACEPOINTS: [Hook; 4] = [
     tp("tp_sock_recv_length", "sock", "sock_recv_length"),
     tp("tp_sock_send_length", "sock", "sock_send_length"),
-    tp("tp_sk_data_ready", "sock", "sk_data_ready"),
+    Hook {
+        program: "rtp_sk_data_ready",
+        attach: Attach::RawTracepoint {
+            name: "sk_data_ready",
+        },
+    },
     SET_STATE,
 ];
 

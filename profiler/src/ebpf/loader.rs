@@ -1,7 +1,7 @@
 //! The compiled object and attaching one hook.
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    programs::{FEntry, FExit, KProbe, Program, ProgramError, TracePoint},
+    programs::{FEntry, FExit, KProbe, Program, ProgramError, RawTracePoint, TracePoint},
 };
 
 use profiler_common::ring;
@@ -64,6 +64,11 @@ pub fn attach(ebpf: &mut Ebpf, hook: &Hook, btf: Option<&Btf>) -> Result<(), Ebp
             p.load().map_err(err)?;
             p.attach(category, name).map_err(err)?;
         }
+        Attach::RawTracepoint { name } => {
+            let p: &mut RawTracePoint = prog.try_into().map_err(err)?;
+            p.load().map_err(err)?;
+            p.attach(name).map_err(err)?;
+        }
         Attach::Kprobe { function } | Attach::Kretprobe { function } => {
             let p: &mut KProbe = prog.try_into().map_err(err)?;
             p.load().map_err(err)?;
@@ -95,6 +100,7 @@ pub fn attach(ebpf: &mut Ebpf, hook: &Hook, btf: Option<&Btf>) -> Result<(), Ebp
 pub fn unload(ebpf: &mut Ebpf, program: &str) {
     let _ = match ebpf.program_mut(program) {
         Some(Program::TracePoint(p)) => p.unload(),
+        Some(Program::RawTracePoint(p)) => p.unload(),
         Some(Program::KProbe(p)) => p.unload(),
         Some(Program::FEntry(p)) => p.unload(),
         Some(Program::FExit(p)) => p.unload(),

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
-use profiler_common::events::Forward;
+use profiler_common::pairing::{Basis, Forward};
 use serde::Serialize;
 
 use crate::classify::{Direction, Leg};
@@ -16,6 +16,8 @@ pub const SIGFIG: u8 = 3;
 
 pub struct HopStats {
     pub forwards: u64,
+    /// Forwards whose source pairing could not decide (the oldest was taken).
+    pub ambiguous: u64,
     pub bytes: u64,
     pub total: Histogram<u64>,
     pub queue: Histogram<u64>,
@@ -31,6 +33,7 @@ impl Default for HopStats {
     fn default() -> Self {
         HopStats {
             forwards: 0,
+            ambiguous: 0,
             bytes: 0,
             total: hist(),
             queue: hist(),
@@ -44,6 +47,7 @@ impl HopStats {
     /// as the lowest bucket (reported as < 1 µs resolution), above 60 s as 60 s.
     pub fn record(&mut self, f: &Forward) {
         self.forwards += 1;
+        self.ambiguous += u64::from(f.basis == Basis::Ambiguous);
         self.bytes += f.bytes;
         let clamp = |v: u64| v.clamp(LOWEST_NS, HIGHEST_NS);
         self.total.saturating_record(clamp(f.total_ns()));
@@ -101,11 +105,15 @@ mod tests {
 
     fn fwd(arrival: u64, read: u64, write: u64) -> Forward {
         Forward {
+            tgid: 1,
+            tid: 1,
+            src_sk: 2,
+            dst_sk: 3,
             arrival_ns: arrival,
             read_ns: read,
             write_ns: write,
             bytes: 100,
-            ..Forward::default()
+            basis: Basis::Only,
         }
     }
 

@@ -13,6 +13,8 @@ pub struct Hop {
     pub direction: Direction,
     pub leg: Leg,
     pub forwards: u64,
+    /// Of `forwards`, those whose source pairing could not decide.
+    pub ambiguous: u64,
     pub bytes: u64,
     pub total_us: Percentiles,
     pub queue_us: Percentiles,
@@ -36,11 +38,15 @@ pub struct Snapshot {
     pub hook_set: &'static str,
     pub excluded_forwards: u64,
     pub unclassified_forwards: u64,
+    pub ambiguous_forwards: u64,
+    pub local_replies: u64,
+    pub unforwarded_reads_dropped: u64,
     pub reads_without_arrival: u64,
 }
 
 impl Snapshot {
     pub fn from_session(s: &Session, duration_s: f64) -> Snapshot {
+        let pairing = s.pairing.counts();
         let sidecars = s
             .sidecars
             .iter()
@@ -59,6 +65,7 @@ impl Snapshot {
                         direction: *d,
                         leg: *l,
                         forwards: h.forwards,
+                        ambiguous: h.ambiguous,
                         bytes: h.bytes,
                         total_us: Percentiles::of(&h.total),
                         queue_us: Percentiles::of(&h.queue),
@@ -74,7 +81,10 @@ impl Snapshot {
             hook_set: s.hook_set.name(),
             excluded_forwards: s.tally.excluded,
             unclassified_forwards: s.tally.unclassified,
-            reads_without_arrival: s.counter(profiler_common::maps::Counter::NoArrival),
+            ambiguous_forwards: pairing.ambiguous,
+            local_replies: pairing.local_replies,
+            unforwarded_reads_dropped: pairing.evicted,
+            reads_without_arrival: pairing.reads_without_arrival,
         }
     }
 
@@ -86,12 +96,13 @@ impl Snapshot {
 
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "{:.1} s, hook set {}, lost events {}, excluded {}, unclassified {}\n",
+            "{:.1} s, hook set {}, lost events {}, excluded {}, unclassified {}, ambiguous {}\n",
             self.duration_s,
             self.hook_set,
             self.lost_events,
             self.excluded_forwards,
-            self.unclassified_forwards
+            self.unclassified_forwards,
+            self.ambiguous_forwards
         );
         for sc in &self.sidecars {
             let who = match (&sc.pod, &sc.namespace) {
@@ -104,10 +115,11 @@ impl Snapshot {
                 continue;
             }
             out.push_str(&format!(
-                "  {:<8} {:<8} {:>9} {:>8} {:>10}  {:<9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+                "  {:<8} {:<8} {:>9} {:>9} {:>8} {:>10}  {:<9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
                 "dir",
                 "leg",
                 "forwards",
+                "ambiguous",
                 "rate/s",
                 "bytes",
                 "(us)",
@@ -129,15 +141,19 @@ impl Snapshot {
                 {
                     let lead = if i == 0 {
                         format!(
-                            "  {:<8} {:<8} {:>9} {:>8.0} {:>10}",
+                            "  {:<8} {:<8} {:>9} {:>9} {:>8.0} {:>10}",
                             format!("{:?}", h.direction).to_lowercase(),
                             format!("{:?}", h.leg).to_lowercase(),
                             h.forwards,
+                            h.ambiguous,
                             rate,
                             h.bytes
                         )
                     } else {
-                        format!("  {:<8} {:<8} {:>9} {:>8} {:>10}", "", "", "", "", "")
+                        format!(
+                            "  {:<8} {:<8} {:>9} {:>9} {:>8} {:>10}",
+                            "", "", "", "", "", ""
+                        )
                     };
                     out.push_str(&format!(
                         "{lead}  {name:<9} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}\n",

@@ -1,5 +1,7 @@
-//! Load from real load generators (oha, wrk) run inside the client pod,
-//! parsed into completed requests and latency percentiles.
+//! Load from real load generators (oha, wrk, h2load) run inside the client
+//! pod, parsed into completed requests and latency percentiles.
+pub mod h2load;
+
 use std::time::Duration;
 
 use serde::Serialize;
@@ -11,15 +13,25 @@ use super::{TestbedError, netns};
 pub enum LoadGen {
     Oha,
     Wrk,
+    /// HTTP/2 (h2c, prior knowledge) with `LoadSpec::streams` concurrent
+    /// streams per connection; needs an HTTP/2 mesh.
+    H2load,
 }
+
+/// Concurrent streams per connection for h2load unless a test asks otherwise.
+pub const DEFAULT_STREAMS: u32 = 10;
 
 #[derive(Clone, Debug)]
 pub struct LoadSpec {
     pub generator: LoadGen,
     pub duration: Duration,
     pub connections: u32,
-    /// Requests per second in total (oha only; wrk runs open-throttle).
+    /// Requests per second in total (oha; h2load, rounded to a multiple of
+    /// `connections`; wrk runs open-throttle).
     pub rate: Option<u32>,
+    /// Concurrent requests per connection: h2load's streams (`-m`). oha and
+    /// wrk ignore it and keep one request in flight per connection.
+    pub streams: u32,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -45,6 +57,9 @@ pub fn run(client_ns: &str, url: &str, spec: &LoadSpec) -> Result<LoadResult, Te
                 "oha",
                 "-z",
                 &secs,
+                // Requests in flight at the deadline finish and count, so
+                // every request the proxies forwarded is a completed one.
+                "-w",
                 "-c",
                 &conns,
                 "--no-tui",
@@ -70,6 +85,10 @@ pub fn run(client_ns: &str, url: &str, spec: &LoadSpec) -> Result<LoadResult, Te
                 url,
             ]);
             parse_wrk(&netns::run(&mut cmd)?)
+        }
+        LoadGen::H2load => {
+            cmd.arg(&limit);
+            h2load::run(&mut cmd, url, spec)
         }
     }
 }

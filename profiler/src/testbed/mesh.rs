@@ -30,10 +30,17 @@ pub struct MeshConfig {
     pub intercept: bool,
     pub app_delay: Duration,
     pub app_size: usize,
-    /// Hold time of the delay-proxy sidecar.
+    /// Hold time of the delay-proxy sidecar in its threads mode.
     pub proxy_delay: Duration,
+    /// How the delay-proxy sidecar forwards (threads, event loop, batch).
+    pub proxy_mode: super::delay_proxy::ProxyMode,
+    /// How the HTTP/1.1 app writes its responses (one write, split, chunked).
+    pub app_response: super::app::AppResponse,
     /// Mutual TLS between the two sidecars (nginx and haproxy only).
     pub mtls: bool,
+    /// HTTP/2 on every leg: the h2c app, haproxy sidecars speaking h2c
+    /// (h2 by ALPN with `mtls`), load from h2load. haproxy sidecars only.
+    pub http2: bool,
     /// The profiler binary; it carries the app and the delay proxy.
     pub helper: PathBuf,
 }
@@ -113,6 +120,16 @@ impl Mesh {
             let what = what.to_string();
             move |source| TestbedError::Io { what, source }
         };
+        if cfg.http2 {
+            // Refused before anything is built.
+            sidecar::check_http2(cfg.sidecar).map_err(TestbedError::NotReady)?;
+            if cfg.app_response != super::app::AppResponse::default() {
+                return Err(TestbedError::NotReady(
+                    "response framings are HTTP/1.1 app modes; HTTP/2 meshes run the h2c app"
+                        .into(),
+                ));
+            }
+        }
         std::fs::create_dir_all(&self.dir).map_err(io("creating the testbed directory"))?;
         // The sidecars run as UID 1337 and write their logs and pid files here.
         set_mode(&self.dir, 0o777).map_err(io("chmod testbed directory"))?;
@@ -135,9 +152,15 @@ impl Mesh {
         // The app in the server pod.
         let app_dir = self.dir.clone();
         let mut app = Command::new(&cfg.helper);
-        app.args(["testbed", "app", "--port", &APP_PORT.to_string()])
+        let app_cmd = if cfg.http2 { "h2-app" } else { "app" };
+        app.args(["testbed", app_cmd, "--port", &APP_PORT.to_string()])
             .args(["--delay-us", &cfg.app_delay.as_micros().to_string()])
             .args(["--size", &cfg.app_size.to_string()]);
+        // Only a framing other than the default is passed, so the flags
+        // reach the HTTP/1.1 app only when asked for.
+        if cfg.app_response != super::app::AppResponse::default() {
+            app.args(cfg.app_response.args());
+        }
         start(&mut self.server, &app_dir, "app", app, None, vec![])?;
         if cfg.mtls && cfg.sidecar == SidecarKind::DelayProxy {
             return Err(TestbedError::NotReady(
@@ -173,6 +196,7 @@ impl Mesh {
                 outbound: SocketAddr::from((peer, APP_PORT)),
                 tls,
                 peer_identity: tls::identity(peer_wl),
+                http2: cfg.http2,
             };
             let pod_dir = self.dir.join(&pod.name);
             std::fs::create_dir_all(&pod_dir).map_err(io("creating sidecar directory"))?;
@@ -185,6 +209,9 @@ impl Mesh {
             cmd.args(["testbed", "agent", "--"])
                 .arg(proxy.get_program())
                 .args(proxy.get_args());
+            if cfg.sidecar == SidecarKind::DelayProxy {
+                cmd.args(cfg.proxy_mode.args());
+            }
             let env = vec![
                 ("POD_NAME".into(), pod.name.clone()),
                 ("POD_NAMESPACE".into(), pod.namespace.clone()),

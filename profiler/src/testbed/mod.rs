@@ -7,6 +7,7 @@ pub mod agent;
 pub mod app;
 pub mod cgroups;
 pub mod delay_proxy;
+pub mod h2app;
 pub mod intercept;
 pub mod load;
 mod mesh;

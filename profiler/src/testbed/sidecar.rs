@@ -1,6 +1,8 @@
 //! Sidecar proxies: real ones from Debian (nginx, haproxy) and the
 //! ground-truth delay proxy. Each listens on 15006 (inbound, to the local
 //! app) and 15001 (outbound, to the destination pod), with keepalive pools.
+//! With `Routes::http2`, haproxy speaks h2c (HTTP/2, prior knowledge) on
+//! every leg: app to 15001, sidecar to sidecar, sidecar to app.
 use std::{net::SocketAddr, path::Path, process::Command, time::Duration};
 
 use super::{
@@ -38,6 +40,25 @@ pub struct Routes {
     pub tls: Option<PodCerts>,
     /// The identity the outbound upstream's certificate must carry.
     pub peer_identity: String,
+    /// HTTP/2 on every leg (haproxy only): h2c in the clear, h2 by ALPN
+    /// under mutual TLS.
+    pub http2: bool,
+}
+
+/// Refuse HTTP/2 for sidecars that cannot carry it end to end here.
+pub fn check_http2(kind: SidecarKind) -> Result<(), String> {
+    match kind {
+        SidecarKind::Haproxy => Ok(()),
+        // nginx proxies to upstreams in HTTP/1.x only.
+        SidecarKind::Nginx => Err(
+            "HTTP/2 meshes need haproxy sidecars: nginx speaks only HTTP/1.x to its upstreams"
+                .into(),
+        ),
+        SidecarKind::DelayProxy => Err(
+            "HTTP/2 meshes need haproxy sidecars: the delay-proxy fixture is not an HTTP proxy"
+                .into(),
+        ),
+    }
 }
 
 pub fn nginx_conf(dir: &Path, r: &Routes) -> String {
@@ -87,29 +108,33 @@ pub fn nginx_conf(dir: &Path, r: &Routes) -> String {
 }
 
 pub fn haproxy_conf(r: &Routes) -> String {
+    // Under TLS, HTTP/2 is also announced by ALPN, as a TLS peer expects.
+    let alpn = if r.http2 { " alpn h2" } else { "" };
     let (bind_tls, server_tls) = match &r.tls {
         Some(t) => (
             format!(
-                " ssl crt {} ca-file {} verify required",
+                " ssl crt {} ca-file {} verify required{alpn}",
                 t.pem.display(),
                 t.ca.display()
             ),
             format!(
-                " ssl crt {} ca-file {} verify required",
+                " ssl crt {} ca-file {} verify required{alpn}",
                 t.pem.display(),
                 t.ca.display()
             ),
         ),
         None => (String::new(), String::new()),
     };
+    // `proto h2` forces HTTP/2 without upgrade or ALPN: h2c on clear legs.
+    let h2 = if r.http2 { " proto h2" } else { "" };
     format!(
-        "global\n  maxconn 4096\n  nbthread 2\n\
+        "global\n  maxconn 4096\n  nbthread 1\n\
          defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
          \x20 option http-keep-alive\n  http-reuse always\n\
-         frontend inbound\n  bind :{INBOUND_PORT}{bind_tls}\n  default_backend app\n\
-         backend app\n  server app {inb}\n\
-         frontend outbound\n  bind :{OUTBOUND_PORT}\n  default_backend dst\n\
-         backend dst\n  server dst {outb}{server_tls}\n",
+         frontend inbound\n  bind :{INBOUND_PORT}{bind_tls}{h2}\n  default_backend app\n\
+         backend app\n  server app {inb}{h2}\n\
+         frontend outbound\n  bind :{OUTBOUND_PORT}{h2}\n  default_backend dst\n\
+         backend dst\n  server dst {outb}{server_tls}{h2}\n",
         inb = r.inbound,
         outb = r.outbound,
     )
@@ -124,6 +149,9 @@ pub fn command(
     helper: &Path,
     delay: Duration,
 ) -> std::io::Result<Command> {
+    if routes.http2 {
+        check_http2(kind).map_err(std::io::Error::other)?;
+    }
     match kind {
         SidecarKind::Nginx => {
             for sub in ["body", "proxy", "fcgi", "uwsgi", "scgi"] {
@@ -178,6 +206,7 @@ mod tests {
             outbound: "10.244.0.11:8080".parse().expect("addr"),
             tls: None,
             peer_identity: "server.meshbox.svc".into(),
+            http2: false,
         }
     }
 
@@ -231,5 +260,59 @@ mod tests {
             "bind :15001\n  default_backend dst\nbackend dst\n  server dst 10.244.0.11:8080"
         ));
         assert!(c.contains("http-reuse always"));
+    }
+
+    #[test]
+    fn haproxy_http2_speaks_h2c_on_every_leg() {
+        let h2 = Routes {
+            http2: true,
+            ..routes()
+        };
+        let c = haproxy_conf(&h2);
+        assert!(c.contains("bind :15006 proto h2\n"));
+        assert!(c.contains("server app 127.0.0.1:8080 proto h2\n"));
+        assert!(c.contains("bind :15001 proto h2\n"));
+        assert!(c.contains("server dst 10.244.0.11:8080 proto h2\n"));
+        assert!(!c.contains("alpn"));
+        // HTTP/1.1 meshes keep their config.
+        assert!(!haproxy_conf(&routes()).contains("h2"));
+    }
+
+    #[test]
+    fn haproxy_http2_under_mutual_tls_announces_h2_by_alpn() {
+        let c = haproxy_conf(&Routes {
+            http2: true,
+            ..tls_routes()
+        });
+        assert!(c.contains(
+            "bind :15006 ssl crt /c/p.pem ca-file /c/ca.crt verify required alpn h2 proto h2\n"
+        ));
+        assert!(c.contains(
+            "server dst 10.244.0.11:8080 ssl crt /c/p.pem ca-file /c/ca.crt verify required \
+             alpn h2 proto h2\n"
+        ));
+        assert!(c.contains("server app 127.0.0.1:8080 proto h2\n"));
+    }
+
+    #[test]
+    fn http2_is_refused_for_sidecars_other_than_haproxy() {
+        assert!(check_http2(SidecarKind::Haproxy).is_ok());
+        for kind in [SidecarKind::Nginx, SidecarKind::DelayProxy] {
+            let e = check_http2(kind).expect_err("refused");
+            assert!(e.contains("haproxy"), "{e}");
+            let h2 = Routes {
+                http2: true,
+                ..routes()
+            };
+            let err = command(
+                kind,
+                Path::new("/nonexistent"),
+                &h2,
+                Path::new("p"),
+                Duration::ZERO,
+            )
+            .expect_err("refused");
+            assert!(err.to_string().contains("HTTP/2"), "{err}");
+        }
     }
 }

@@ -1,0 +1,170 @@
+//! Where a forward is paired: which read fed which write, in one proxy.
+//!
+//! A forward is data that became readable on one TCP socket of a proxy and
+//! was then written by the proxy to a different TCP socket. The clock starts
+//! at the arrival of the last piece read before the write (time spent
+//! waiting on a slow peer is never the proxy's) and stops when the write
+//! returns.
+//!
+//! The kernel reports every read and write of a tracked proxy
+//! ([`crate::events::Io`]); pairing runs in userspace, where state per socket
+//! costs nothing in the kernel's hot path and the rules can use all a proxy
+//! has shown so far. Data read from a socket stays *pending* on that socket
+//! until a write consumes it; another read of the same socket adds a piece
+//! (the clock restarts at its arrival). A write to socket `W` by thread `T`
+//! is paired by these rules ([`choose`]), in order:
+//!
+//! 1. Candidates: sockets other than `W` with pending data whose role is not
+//!    `W`'s (a forward joins an accepted socket and a connected one; an
+//!    unknown role matches either), read by `T`; or read by any thread when
+//!    the socket is `W`'s partner.
+//! 2. `W`'s partner (the other socket of the last forward `W` was part of)
+//!    decides when it is a candidate. Every other candidate of `T` whose
+//!    partner is `W` is forwarded by the same write too (several streams
+//!    written to one multiplexed upstream); and when `W` is *multiplexed*
+//!    (it took data from a source and nothing went back yet, or it ever took
+//!    data from a second source before anything went back to the first:
+//!    HTTP/1.1 does neither), so is every candidate of `T` not in a live pair
+//!    with another socket.
+//! 3. Otherwise the *free* candidates of `T` (not in a live pair with a
+//!    third socket): exactly one decides.
+//! 4. No free one but exactly one candidate: it (an HTTP/1.1 pool pairs a
+//!    downstream with a different upstream per request).
+//! 5. Several: the only one whose pending bytes equal the write's, if
+//!    exactly one does (a byte-transparent proxy); else the oldest pending
+//!    read. This is counted as *ambiguous*.
+//! 6. No candidate: a write back to a socket with pending data is a local
+//!    reply (no forward); that data is then *answered*: from now on only
+//!    its partner may take it (HTTP/2 answers a DATA frame with a
+//!    WINDOW_UPDATE before writing the data on), until the socket is read
+//!    again. Any other write continues an earlier forward, and is not
+//!    counted again.
+//!
+//! Answered data never feeds rules 2 (riding along), 3, 4 or 5.
+mod choose;
+mod state;
+
+pub use state::Pairing;
+
+/// How a socket came to be connected, as far as pairing is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Accepted by the proxy (downstream side).
+    Accepted,
+    /// Connected by the proxy (upstream side).
+    Connected,
+    Unknown,
+}
+
+impl Role {
+    /// Whether data read on a socket of role `self` may be forwarded to one
+    /// of role `dst`.
+    pub const fn may_feed(self, dst: Role) -> bool {
+        !matches!(
+            (self, dst),
+            (Role::Accepted, Role::Accepted) | (Role::Connected, Role::Connected)
+        )
+    }
+}
+
+/// A read of `bytes > 0` bytes from `sk` that returned at `at_ns`;
+/// `arrival_ns` is the last time data became readable on the socket before
+/// it (0: unknown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Read {
+    pub tgid: u32,
+    pub tid: u32,
+    pub sk: u64,
+    pub at_ns: u64,
+    pub arrival_ns: u64,
+    pub bytes: u64,
+}
+
+/// A write of `bytes > 0` bytes to `sk` that returned at `at_ns`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Write {
+    pub tgid: u32,
+    pub tid: u32,
+    pub sk: u64,
+    pub at_ns: u64,
+    pub bytes: u64,
+}
+
+/// What decided a forward's source (rules 2 to 5 above).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Basis {
+    /// The destination's partner, or another stream to the same partner.
+    Partner,
+    /// A new source riding along on a multiplexed destination.
+    Multiplexed,
+    /// The only free candidate, or the only candidate.
+    Only,
+    /// The only candidate whose pending bytes equal the write's.
+    Bytes,
+    /// Several candidates and nothing decided: the oldest was taken.
+    Ambiguous,
+}
+
+/// One forward: data read from `src_sk`, then written to `dst_sk`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    pub tgid: u32,
+    /// The thread that wrote.
+    pub tid: u32,
+    pub src_sk: u64,
+    pub dst_sk: u64,
+    /// Data became readable on the source socket (clock start): the arrival
+    /// of the last piece read, or its read when the arrival is unknown.
+    pub arrival_ns: u64,
+    /// The proxy's last read of it returned.
+    pub read_ns: u64,
+    /// The proxy's write to the destination returned (clock stop).
+    pub write_ns: u64,
+    /// Bytes read from the source for this forward.
+    pub bytes: u64,
+    pub basis: Basis,
+}
+
+impl Forward {
+    /// Arrival to read: waiting to be picked up (event loop, CPU contention).
+    pub const fn queue_ns(&self) -> u64 {
+        self.read_ns.saturating_sub(self.arrival_ns)
+    }
+
+    /// Read to write: the proxy's own work (parsing, routing, TLS, filters).
+    pub const fn process_ns(&self) -> u64 {
+        self.write_ns.saturating_sub(self.read_ns)
+    }
+
+    pub const fn total_ns(&self) -> u64 {
+        self.write_ns.saturating_sub(self.arrival_ns)
+    }
+}
+
+/// What pairing saw besides forwards.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PairingCounts {
+    /// Forwards whose source nothing decided (rule 5, oldest taken).
+    pub ambiguous: u64,
+    /// Writes back to the socket just read (rule 6): not forwards.
+    pub local_replies: u64,
+    /// Reads whose arrival was unknown (queue counted as zero).
+    pub reads_without_arrival: u64,
+    /// Pending reads dropped unforwarded because a process had too many.
+    pub evicted: u64,
+    /// Times the socket table was cleared because it was full (closes lost).
+    pub table_resets: u64,
+}
+
+/// The arrival to charge a read with: the recorded one when it is known and
+/// not after the read, else the read itself (queue time zero).
+pub const fn arrival_for_read(recorded_ns: u64, read_ns: u64) -> (u64, bool) {
+    if recorded_ns != 0 && recorded_ns <= read_ns {
+        (recorded_ns, true)
+    } else {
+        (read_ns, false)
+    }
+}
+
+#[cfg(test)]
+mod tests;

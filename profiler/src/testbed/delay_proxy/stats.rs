@@ -1,0 +1,167 @@
+//! The fixture's own account of its forwards: every chunk read and every
+//! chunk written per (direction, leg), read-to-write times in an HDR
+//! histogram, published as JSON for the tests to compare with the profiler.
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{Mutex, PoisonError},
+};
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// The fixture's own account of one (direction, leg): read-to-write in µs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct LegStats {
+    pub forwards: u64,
+    pub p50_us: f64,
+    pub p90_us: f64,
+    pub p99_us: f64,
+    pub max_us: f64,
+}
+
+/// Keyed "inbound/request", "outbound/response", ...
+pub type Stats = BTreeMap<String, LegStats>;
+
+/// Exact counts of one (direction, leg), for checks that percentiles can't make.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LegCounts {
+    /// Chunks read (one per read call that returned data).
+    pub reads: u64,
+    /// Chunks written in full; equals `reads` once nothing is in flight.
+    pub forwards: u64,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    /// Shortest and longest read-to-write, in ns (0 before the first forward).
+    pub min_ns: u64,
+    pub max_ns: u64,
+}
+
+struct Leg {
+    hist: Histogram<u64>,
+    counts: LegCounts,
+}
+
+impl Default for Leg {
+    fn default() -> Leg {
+        Leg {
+            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds"),
+            counts: LegCounts::default(),
+        }
+    }
+}
+
+/// Shared by the proxy's thread(s) and the publisher; the lock is taken
+/// once per chunk and is uncontended but for the publisher's 10 Hz.
+#[derive(Default)]
+pub struct Recorder {
+    legs: Mutex<BTreeMap<&'static str, Leg>>,
+}
+
+impl Recorder {
+    fn with<R>(&self, key: &'static str, f: impl FnOnce(&mut Leg) -> R) -> R {
+        let mut legs = self.legs.lock().unwrap_or_else(PoisonError::into_inner);
+        f(legs.entry(key).or_default())
+    }
+
+    /// A read returned `bytes` (> 0): one chunk.
+    pub fn read(&self, key: &'static str, bytes: usize) {
+        self.with(key, |l| {
+            l.counts.reads += 1;
+            l.counts.bytes_read += bytes as u64;
+        });
+    }
+
+    /// The write that completed a chunk of `bytes` returned `took_ns` after its read did.
+    pub fn forward(&self, key: &'static str, bytes: usize, took_ns: u64) {
+        self.with(key, |l| {
+            let c = &mut l.counts;
+            c.min_ns = if c.forwards == 0 {
+                took_ns
+            } else {
+                c.min_ns.min(took_ns)
+            };
+            c.max_ns = c.max_ns.max(took_ns);
+            c.forwards += 1;
+            c.bytes_written += bytes as u64;
+            // Values past the histogram's 60 s are clamped rather than lost,
+            // so the forwards count stays exact.
+            l.hist.saturating_record(took_ns.max(1));
+        });
+    }
+
+    pub fn counts(&self, key: &'static str) -> LegCounts {
+        let legs = self.legs.lock().unwrap_or_else(PoisonError::into_inner);
+        legs.get(key).map(|l| l.counts).unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let legs = self.legs.lock().unwrap_or_else(PoisonError::into_inner);
+        legs.iter()
+            .filter(|(_, l)| l.counts.forwards > 0)
+            .map(|(k, l)| {
+                let h = &l.hist;
+                let us = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+                let stats = LegStats {
+                    forwards: l.counts.forwards,
+                    p50_us: us(0.5),
+                    p90_us: us(0.9),
+                    p99_us: us(0.99),
+                    max_us: l.counts.max_ns as f64 / 1000.0,
+                };
+                (k.to_string(), stats)
+            })
+            .collect()
+    }
+
+    /// Write the stats to `path`, replaced atomically so a reader never
+    /// sees half of it.
+    pub fn publish(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec(&self.stats()).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, json).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("writing {}: {e}", tmp.display()))
+        })?;
+        std::fs::rename(&tmp, path).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("renaming {} into place: {e}", tmp.display()),
+            )
+        })
+    }
+}
+
+pub fn read_stats(path: &Path) -> std::io::Result<Stats> {
+    let bytes = std::fs::read(path)?;
+    serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_every_chunk_and_publishes_what_it_counted() {
+        let r = Recorder::default();
+        for took in [5_000, 1_000, 9_000] {
+            r.read("inbound/request", 10);
+            r.forward("inbound/request", 10, took);
+        }
+        r.read("inbound/request", 4);
+        let c = r.counts("inbound/request");
+        assert_eq!((c.reads, c.forwards), (4, 3));
+        assert_eq!((c.bytes_read, c.bytes_written), (34, 30));
+        assert_eq!((c.min_ns, c.max_ns), (1_000, 9_000));
+        let dir = std::env::temp_dir().join(format!("delay-proxy-stats-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("stats.json");
+        r.publish(&path).expect("publish");
+        let back = read_stats(&path).expect("read back");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+        assert_eq!(back.len(), 1);
+        let leg = &back["inbound/request"];
+        assert_eq!(leg.forwards, 3);
+        assert_eq!(leg.max_us, 9.0);
+        assert!((leg.p50_us - 5.0).abs() < 0.01, "{leg:?}");
+    }
+}

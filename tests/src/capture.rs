@@ -1,0 +1,61 @@
+//! Profiling the mesh in a box while a load crosses it.
+use std::{thread, time::Duration};
+
+use profiler::{
+    classify::{DEFAULT_EXCLUDED_PORTS, Direction, Leg},
+    discovery::Selector,
+    report::{Hop, SidecarReport, Snapshot},
+    snapshot,
+    testbed::{self, LoadResult, LoadSpec, Mesh},
+};
+
+/// Capture options for the default (Istio) selector.
+pub fn istio(duration: Duration) -> snapshot::Options {
+    snapshot::Options {
+        duration,
+        selectors: vec![Selector::Istio],
+        excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
+        progress: false,
+    }
+}
+
+/// A snapshot that starts before the load and ends 2 s after it.
+pub fn profile_under_load(m: &Mesh, spec: LoadSpec) -> (Snapshot, LoadResult) {
+    thread::scope(|s| {
+        let url = m.url();
+        let ns = m.client.netns.clone();
+        let secs = spec.duration;
+        let load = s.spawn(move || {
+            // Hooks attach first; the load starts after.
+            thread::sleep(Duration::from_millis(700));
+            testbed::load::run(&ns, &url, &spec)
+        });
+        let snap = snapshot::run(&istio(secs + Duration::from_millis(2000))).expect("snapshot");
+        (snap, load.join().expect("load thread").expect("load"))
+    })
+}
+
+/// One direction and leg of a sidecar's report; panics naming what is missing.
+pub fn hop(s: &SidecarReport, d: Direction, l: Leg) -> &Hop {
+    s.hops
+        .iter()
+        .find(|h| h.direction == d && h.leg == l)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {d:?} {l:?} hop for {}: {s:?}",
+                s.pod.as_deref().unwrap_or("?")
+            )
+        })
+}
+
+/// The sidecar of the pod whose name starts with `pod`.
+pub fn sidecar<'a>(snap: &'a Snapshot, pod: &str) -> &'a SidecarReport {
+    snap.sidecar(pod)
+        .unwrap_or_else(|| panic!("{pod} sidecar not found: {snap:?}"))
+}
+
+/// The two hops of the mesh: the client's outbound and the server's inbound.
+pub const HOPS: [(&str, Direction); 2] = [
+    ("client-", Direction::Outbound),
+    ("server-", Direction::Inbound),
+];

@@ -1,0 +1,219 @@
+//! Pairing under concurrency, at 1, 16 and 64 connections: against the
+//! event-loop and batch fixtures' own account of every chunk, and, with a
+//! slow app, real proxies (nginx, haproxy; HTTP/1.1 with one-write, split
+//! and chunked responses, and HTTP/2) must never charge the app's time to
+//! the proxy.
+use std::{thread, time::Duration};
+
+use profiler::{
+    classify::Leg,
+    report::Snapshot,
+    testbed::{
+        LoadGen, LoadResult, LoadSpec, SidecarKind, app::AppResponse, delay_proxy,
+        delay_proxy::ProxyMode,
+    },
+};
+use profiler_tests::{
+    NoDeepIdle,
+    capture::{HOPS, hop, profile_under_load, sidecar},
+    mesh,
+};
+
+const CONNECTIONS: [u32; 3] = [1, 16, 64];
+
+fn oha(connections: u32, rate: u32, secs: u64) -> LoadSpec {
+    LoadSpec {
+        generator: LoadGen::Oha,
+        duration: Duration::from_secs(secs),
+        connections,
+        rate: Some(rate),
+        streams: 1,
+    }
+}
+
+/// Ambiguous and unclassified forwards together, as a share of all.
+fn undecided_share(snap: &Snapshot) -> (u64, u64, f64) {
+    let all: u64 = snap
+        .sidecars
+        .iter()
+        .flat_map(|s| &s.hops)
+        .map(|h| h.forwards)
+        .sum::<u64>()
+        + snap.unclassified_forwards;
+    let undecided = snap.ambiguous_forwards + snap.unclassified_forwards;
+    (undecided, all, undecided as f64 / all.max(1) as f64)
+}
+
+/// The fixture as both sidecars, timing itself; the server's inbound hop is
+/// compared with its account of the same chunks.
+fn fixture_matches_its_account(mode: ProxyMode) {
+    let _no_idle = NoDeepIdle::hold();
+    for conns in CONNECTIONS {
+        let mut cfg = mesh::config(SidecarKind::DelayProxy);
+        cfg.proxy_mode = mode;
+        let m = mesh::up(&cfg);
+        let stats = m.delay_proxy_stats(&m.server);
+        let before = delay_proxy::read_stats(&stats).unwrap_or_default();
+        let (snap, load) = profile_under_load(&m, oha(conns, (conns * 40).min(400), 4));
+        assert!(load.completed > 50, "{conns} connections: {load:?}");
+        thread::sleep(Duration::from_millis(300));
+        let truth = delay_proxy::read_stats(&stats).expect("fixture stats");
+        let server = sidecar(&snap, "server-");
+        let (undecided, all, share) = undecided_share(&snap);
+        eprintln!("{mode:?} {conns} connections: {undecided} of {all} forwards undecided");
+        for (leg, key) in [
+            (Leg::Request, "inbound/request"),
+            (Leg::Response, "inbound/response"),
+        ] {
+            let ours = hop(server, HOPS[1].1, leg);
+            let t = &truth[key];
+            let chunks = t.forwards - before.get(key).map_or(0, |b| b.forwards);
+            let p = &ours.process_us;
+            eprintln!(
+                "{mode:?} {conns} connections {key}: {} forwards ({} ambiguous) for {chunks} chunks; \
+                 process p50 {:.1} p99 {:.1} us, fixture p50 {:.1} p99 {:.1} us",
+                ours.forwards, ours.ambiguous, p.p50, p.p99, t.p50_us, t.p99_us
+            );
+            assert!(
+                ours.forwards as f64 >= 0.99 * chunks as f64 && ours.forwards <= chunks + 2,
+                "{conns} connections {key}: {} forwards for {chunks} chunks",
+                ours.forwards
+            );
+            for (q, o, f) in [("p50", p.p50, t.p50_us), ("p99", p.p99, t.p99_us)] {
+                assert!(
+                    (o - f).abs() <= (0.05 * f).max(100.0),
+                    "{conns} connections {key}: process {q} {o:.1} us vs the fixture's {f:.1} us"
+                );
+            }
+        }
+        assert!(
+            share <= 0.01,
+            "{conns} connections: {undecided} of {all} undecided"
+        );
+    }
+}
+
+#[test]
+fn event_loop_fixture_holding_chunks_matches_its_own_account() {
+    fixture_matches_its_account(ProxyMode::EventLoop {
+        hold_min: Duration::from_micros(200),
+        hold_max: Duration::from_millis(3),
+    });
+}
+
+#[test]
+fn batch_fixture_reading_all_then_writing_all_matches_its_own_account() {
+    fixture_matches_its_account(ProxyMode::Batch);
+}
+
+/// With the app taking 50 ms (plus Nagle's ~40 ms for split responses, or
+/// 40 ms of chunks), no sidecar hop may show it.
+fn no_leak(kind: SidecarKind, response: AppResponse, http2: bool) {
+    // At 1 connection the machine idles between requests; a halted vCPU's
+    // wake-up would show as milliseconds of (real) queue time.
+    let _no_idle = NoDeepIdle::hold();
+    for conns in CONNECTIONS {
+        let mut cfg = mesh::config(kind);
+        cfg.app_delay = Duration::from_millis(50);
+        cfg.app_response = response;
+        cfg.http2 = http2;
+        let m = mesh::up(&cfg);
+        // One request in flight per connection, below what the app can take.
+        let per_conn = if response == AppResponse::OneWrite {
+            16
+        } else {
+            8
+        };
+        let mut spec = oha(conns, (conns * per_conn).min(400), 5);
+        if http2 {
+            spec.generator = LoadGen::H2load;
+            spec.streams = 10;
+        }
+        let (snap, load) = profile_under_load(&m, spec);
+        check_no_leak(
+            &format!("{kind:?} {response:?} h2={http2} {conns} conns"),
+            &snap,
+            &load,
+            http2,
+        );
+    }
+}
+
+fn check_no_leak(what: &str, snap: &Snapshot, load: &LoadResult, http2: bool) {
+    assert!(
+        load.completed >= 20 && load.p50_us > 50_000.0,
+        "{what}: the app's delay shows at the client: {load:?}"
+    );
+    let (undecided, all, share) = undecided_share(snap);
+    eprintln!(
+        "{what}: {} requests, {undecided} of {all} forwards undecided",
+        load.completed
+    );
+    for (pod, d) in HOPS {
+        let s = sidecar(snap, pod);
+        for leg in [Leg::Request, Leg::Response] {
+            let h = hop(s, d, leg);
+            eprintln!(
+                "{what} {pod} {d:?} {leg:?}: {} forwards ({} ambiguous), total p50 {:.1} p99 {:.1} max {:.1} us",
+                h.forwards, h.ambiguous, h.total_us.p50, h.total_us.p99, h.total_us.max
+            );
+            assert!(
+                h.total_us.p99 < 1000.0,
+                "{what} {pod} {d:?} {leg:?}: total p99 {:.1} us",
+                h.total_us.p99
+            );
+        }
+        // A multiplexed connection carries several requests in one write.
+        if !http2 {
+            let f = hop(s, d, Leg::Request).forwards as f64;
+            let want = load.completed as f64;
+            assert!(
+                (f - want).abs() <= (0.01 * want).max(2.0),
+                "{what} {pod}: {f} request forwards for {want} completed requests"
+            );
+        }
+    }
+    assert!(share <= 0.01, "{what}: {undecided} of {all} undecided");
+}
+
+#[test]
+fn nginx_one_write_responses_do_not_leak() {
+    no_leak(SidecarKind::Nginx, AppResponse::OneWrite, false);
+}
+
+#[test]
+fn nginx_split_responses_do_not_leak() {
+    no_leak(SidecarKind::Nginx, AppResponse::Split, false);
+}
+
+#[test]
+fn nginx_chunked_responses_do_not_leak() {
+    no_leak(SidecarKind::Nginx, chunked(), false);
+}
+
+#[test]
+fn haproxy_one_write_responses_do_not_leak() {
+    no_leak(SidecarKind::Haproxy, AppResponse::OneWrite, false);
+}
+
+#[test]
+fn haproxy_split_responses_do_not_leak() {
+    no_leak(SidecarKind::Haproxy, AppResponse::Split, false);
+}
+
+#[test]
+fn haproxy_chunked_responses_do_not_leak() {
+    no_leak(SidecarKind::Haproxy, chunked(), false);
+}
+
+#[test]
+fn http2_through_haproxy_does_not_leak() {
+    no_leak(SidecarKind::Haproxy, AppResponse::OneWrite, true);
+}
+
+fn chunked() -> AppResponse {
+    AppResponse::Chunked {
+        chunks: 5,
+        gap: Duration::from_millis(10),
+    }
+}
