@@ -6,6 +6,9 @@ pub const KIND_SOCK_OPEN: u32 = 2;
 pub const KIND_SOCK_CLOSE: u32 = 3;
 pub const KIND_READ: u32 = 4;
 pub const KIND_WRITE: u32 = 5;
+/// A tracked thread started connecting a TCP socket (SYN sent): `Io` with
+/// `bytes` and `arrival_ns` 0.
+pub const KIND_CONNECT: u32 = 6;
 
 /// A tracked proxy thread's read from, or write to, a TCP socket that
 /// returned `bytes > 0`. Userspace pairs them into forwards
@@ -13,7 +16,7 @@ pub const KIND_WRITE: u32 = 5;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Io {
-    /// [`KIND_READ`] or [`KIND_WRITE`].
+    /// [`KIND_READ`], [`KIND_WRITE`] or [`KIND_CONNECT`].
     pub kind: u32,
     pub tgid: u32,
     pub tid: u32,

@@ -118,15 +118,20 @@ fn no_leak(kind: SidecarKind, response: AppResponse, http2: bool) {
         cfg.app_response = response;
         cfg.http2 = http2;
         let m = mesh::up(&cfg);
-        // One request in flight per connection, below what the app can take.
-        let per_conn = if response == AppResponse::OneWrite {
-            16
-        } else {
-            8
+        // Below what the app can take: one request in flight per HTTP/1.1
+        // connection (50 ms, or ~90 ms for split and chunked responses), ten
+        // streams per HTTP/2 one; at least 200 requests, so that a p99 is
+        // not just the largest value.
+        let per_conn = match (http2, response) {
+            (true, _) => 50,
+            (false, AppResponse::OneWrite) => 16,
+            (false, _) => 10,
         };
-        let mut spec = oha(conns, (conns * per_conn).min(400), 5);
+        let rate = (conns * per_conn).min(if http2 { 200 } else { 400 });
+        let secs = u64::from(200u32.div_ceil(rate)).clamp(5, 20);
+        let mut spec = oha(conns, rate, secs);
         if http2 {
-            spec.generator = LoadGen::H2load;
+            // Ten streams on each connection, paced evenly.
             spec.streams = 10;
         }
         let (snap, load) = profile_under_load(&m, spec);

@@ -20,6 +20,10 @@ pub(super) struct Candidate {
     /// The proxy already wrote back to this socket since it was read (a
     /// local reply, or a control frame such as HTTP/2's WINDOW_UPDATE).
     pub answered: bool,
+    /// When it was last read.
+    pub read_ns: u64,
+    /// It, or its partner, is a multiplexed connection.
+    pub mux: bool,
 }
 
 /// The write being paired.
@@ -33,10 +37,15 @@ pub(super) struct Target {
     /// The written socket has pending data of its own, not yet answered.
     pub has_pending: bool,
     /// The written socket has carried data of two sources at once (HTTP/2
-    /// upstream), or is about to: data went in and nothing came back yet.
-    /// Every open source of the writing thread that is not in a pair with
-    /// another socket then rides along.
+    /// upstream): every open source of the writing thread that is not in a
+    /// pair with another socket rides along.
     pub mux: bool,
+    /// When the writing thread's current burst of work began: its first
+    /// read or write after an idle gap ([`super::state::IDLE_GAP_NS`]).
+    pub burst_start_ns: u64,
+    /// The socket whose first data the thread had just read when it
+    /// connected the written socket.
+    pub connected_for: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,7 +61,12 @@ pub(super) enum Choice {
 }
 
 pub(super) fn choose(w: &Target, pending: &[Candidate]) -> Choice {
-    let fits = |c: &&Candidate| c.sk != w.sk && c.role.may_feed(w.role);
+    // On a multiplexed connection the proxy answers control frames itself
+    // (SETTINGS ACK, WINDOW_UPDATE, PING) and forwards nothing: data it read
+    // there and left behind when it last went idle was such a frame, not a
+    // stream it holds.
+    let left_idle = |c: &Candidate| (w.mux || c.mux) && c.read_ns < w.burst_start_ns;
+    let fits = |c: &&Candidate| c.sk != w.sk && c.role.may_feed(w.role) && !left_idle(c);
     // Data the proxy answered itself may still be forwarded, but only to
     // its partner (HTTP/2 acknowledges a DATA frame with a WINDOW_UPDATE on
     // the same connection before it writes the data on), or, for a new
@@ -94,26 +108,38 @@ pub(super) fn choose(w: &Target, pending: &[Candidate]) -> Choice {
             },
         };
     }
-    let mine: Vec<&Candidate> = pending
-        .iter()
-        .filter(open)
-        .filter(|c| c.tid == w.tid)
-        .collect();
-    // Rules 3 and 4.
-    let free: Vec<&Candidate> = mine.iter().copied().filter(|c| !c.paired).collect();
-    let pool = if free.is_empty() { mine } else { free };
+    let mine = |c: &&Candidate| open(c) && c.tid == w.tid;
+    // Rule 3 a: a new connection made for data the thread had just read.
+    if let Some(cause) = w.connected_for
+        && pending.iter().filter(mine).any(|c| c.sk == cause)
+    {
+        return Choice::Forward {
+            from: cause,
+            also: Vec::new(),
+            basis: Basis::Connect,
+        };
+    }
+    // Rules 3 and 4: the free ones of this thread if any, else all of it.
+    let any_free = pending.iter().filter(mine).any(|c| !c.paired);
+    let pool = || {
+        pending
+            .iter()
+            .filter(mine)
+            .filter(move |c| !any_free || !c.paired)
+    };
     let one = |from: u64, basis| Choice::Forward {
         from,
         also: Vec::new(),
         basis,
     };
-    match pool.as_slice() {
-        [] if w.has_pending => Choice::LocalReply,
-        [] => Choice::Nothing,
-        [c] => one(c.sk, Basis::Only),
-        [oldest, ..] => {
+    let mut it = pool();
+    match (it.next(), it.next()) {
+        (None, _) if w.has_pending => Choice::LocalReply,
+        (None, _) => Choice::Nothing,
+        (Some(c), None) => one(c.sk, Basis::Only),
+        (Some(oldest), Some(_)) => {
             // Rule 5.
-            let mut same = pool.iter().filter(|c| c.bytes == w.bytes);
+            let mut same = pool().filter(|c| c.bytes == w.bytes);
             match (same.next(), same.next()) {
                 (Some(c), None) => one(c.sk, Basis::Bytes),
                 _ => one(oldest.sk, Basis::Ambiguous),

@@ -21,13 +21,17 @@
 //! 2. `W`'s partner (the other socket of the last forward `W` was part of)
 //!    decides when it is a candidate. Every other candidate of `T` whose
 //!    partner is `W` is forwarded by the same write too (several streams
-//!    written to one multiplexed upstream); and when `W` is *multiplexed*
-//!    (it took data from a source and nothing went back yet, or it ever took
-//!    data from a second source before anything went back to the first:
-//!    HTTP/1.1 does neither), so is every candidate of `T` not in a live pair
-//!    with another socket.
-//! 3. Otherwise the *free* candidates of `T` (not in a live pair with a
-//!    third socket): exactly one decides.
+//!    written to one multiplexed upstream); and once `W` has shown it is
+//!    *multiplexed* (it took data from a second source before anything went
+//!    back to the first, which HTTP/1.1 never does), so is every candidate
+//!    of `T` not in a live pair with another socket. A socket whose data the proxy both answered
+//!    itself and forwarded is multiplexed too (HTTP/2's own frames beside
+//!    the streams).
+//! 3. Otherwise, when `W` is a new connection that `T` connected right
+//!    after reading a new connection's first data (an HTTP proxy connects
+//!    upstream for the request it just read), that data. Else the *free*
+//!    candidates of `T` (not in a live pair with a third socket): exactly
+//!    one decides.
 //! 4. No free one but exactly one candidate: it (an HTTP/1.1 pool pairs a
 //!    downstream with a different upstream per request).
 //! 5. Several: the only one whose pending bytes equal the write's, if
@@ -40,9 +44,14 @@
 //!    again. Any other write continues an earlier forward, and is not
 //!    counted again.
 //!
-//! Answered data never feeds rules 2 (riding along), 3, 4 or 5.
+//! Answered data never feeds rules 2 (riding along), 3, 4 or 5. And where a
+//! multiplexed connection is involved (the destination, the candidate or
+//! its partner), data the writing thread read before it last went idle (no
+//! read or write for [`state::IDLE_GAP_NS`]) is no candidate at all: such a
+//! proxy answers control frames itself (SETTINGS ACK, WINDOW_UPDATE, PING)
+//! and forwards a stream's data in the burst of work that read it.
 mod choose;
-mod state;
+pub mod state;
 
 pub use state::Pairing;
 
@@ -97,6 +106,8 @@ pub enum Basis {
     Partner,
     /// A new source riding along on a multiplexed destination.
     Multiplexed,
+    /// The data the thread had just read when it connected the destination.
+    Connect,
     /// The only free candidate, or the only candidate.
     Only,
     /// The only candidate whose pending bytes equal the write's.

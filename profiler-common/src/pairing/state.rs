@@ -3,6 +3,8 @@
 //! data, oldest first. Both are bounded, and whatever is dropped is counted.
 use std::{collections::HashMap, vec::Vec};
 
+use rustc_hash::FxBuildHasher;
+
 use super::{
     Basis, Forward, PairingCounts, Read, Role, Write, arrival_for_read,
     choose::{Candidate, Choice, Target, choose},
@@ -15,6 +17,20 @@ pub const SOCKS_MAX: usize = 1 << 18;
 /// dropped. An event loop holds far fewer: data is forwarded, or the socket
 /// is read again, or closed.
 pub const PENDING_MAX: usize = 4096;
+/// A thread with no read or write for this long went idle (back to its
+/// event loop's wait): what it does next is a new burst of work.
+pub const IDLE_GAP_NS: u64 = 1_000_000;
+/// Threads whose bursts are followed; past this the table starts over.
+const THREADS_MAX: usize = 1 << 16;
+
+/// A thread's current burst of work.
+#[derive(Clone, Copy, Debug, Default)]
+struct Burst {
+    start_ns: u64,
+    last_ns: u64,
+    /// The socket its last read or write read, if it was a read.
+    last_read: Option<u64>,
+}
 
 #[derive(Clone, Copy, Debug)]
 struct Pending {
@@ -37,14 +53,31 @@ struct Sock {
     /// socket multiplexed.
     last_src: Option<u64>,
     awaiting_reply: bool,
+    /// A source that was still waiting for data back when another one's
+    /// data was written here; when data does go back to it, the socket is
+    /// multiplexed. (A guess that paired the wrong source never sees that
+    /// reply, so it cannot make a socket look multiplexed.)
+    interleaved: Option<u64>,
+    /// The proxy answered this socket's peer itself before forwarding any
+    /// of its data (HTTP/2's SETTINGS to a new connection).
+    answered_first: bool,
+    forwarded_from: bool,
     mux: bool,
+    /// The socket whose data the thread had just read when it connected
+    /// this one: an HTTP proxy connects upstream for the request it read.
+    connected_for: Option<u64>,
 }
+
+type Map<K, V> = HashMap<K, V, FxBuildHasher>;
 
 #[derive(Default)]
 pub struct Pairing {
-    socks: HashMap<u64, Sock>,
+    socks: Map<u64, Sock>,
     /// tgid -> sockets with pending data, oldest first.
-    pending: HashMap<u32, Vec<u64>>,
+    pending: Map<u32, Vec<u64>>,
+    /// Reused for every write: the candidates it is paired from.
+    candidates: Vec<Candidate>,
+    threads: Map<u32, Burst>,
     counts: PairingCounts,
 }
 
@@ -71,7 +104,11 @@ impl Pairing {
             pending: None,
             last_src: None,
             awaiting_reply: false,
+            interleaved: None,
+            answered_first: false,
+            forwarded_from: false,
             mux: false,
+            connected_for: None,
         });
         if role != Role::Unknown {
             s.role = role;
@@ -80,7 +117,50 @@ impl Pairing {
     }
 
     /// A read returned; `role` is the socket's, as far as it is known.
+    /// Note an event of `tid` at `at_ns` (a read of `read`, or a write);
+    /// returns when its burst began.
+    fn burst(&mut self, tid: u32, at_ns: u64, read: Option<u64>) -> u64 {
+        if self.threads.len() >= THREADS_MAX && !self.threads.contains_key(&tid) {
+            self.threads.clear();
+        }
+        let b = self.threads.entry(tid).or_default();
+        if at_ns.saturating_sub(b.last_ns) >= IDLE_GAP_NS {
+            b.start_ns = at_ns;
+        }
+        b.last_ns = b.last_ns.max(at_ns);
+        b.last_read = read;
+        b.start_ns
+    }
+
+    /// Whether a socket, or its partner, is multiplexed or answered by the
+    /// proxy before it forwarded anything (both HTTP/2 signs).
+    fn mux_near(&self, s: &Sock) -> bool {
+        let shared = |s: &Sock| s.mux || s.answered_first;
+        shared(s)
+            || s.partner
+                .and_then(|p| self.socks.get(&p))
+                .is_some_and(shared)
+    }
+
+    /// Thread `tid` started connecting socket `sk`. When the thread's last
+    /// read or write was a read of a new connection's first data, that data
+    /// is what the new connection is for.
+    pub fn on_connect(&mut self, tid: u32, sk: u64) {
+        let Some(src) = self.threads.get(&tid).and_then(|b| b.last_read) else {
+            return;
+        };
+        let fresh = self
+            .socks
+            .get(&src)
+            .is_some_and(|s| s.pending.is_some() && s.partner.is_none() && !s.forwarded_from);
+        if fresh {
+            let tgid = self.socks.get(&src).map_or(0, |s| s.tgid);
+            self.sock(sk, tgid, Role::Unknown).connected_for = Some(src);
+        }
+    }
+
     pub fn on_read(&mut self, r: &Read, role: Role) {
+        self.burst(r.tid, r.at_ns, Some(r.sk));
         let (arrival_ns, known) = arrival_for_read(r.arrival_ns, r.at_ns);
         if !known {
             self.counts.reads_without_arrival += 1;
@@ -116,29 +196,34 @@ impl Pairing {
 
     /// A write returned; the forwards it completes are appended to `out`.
     pub fn on_write(&mut self, w: &Write, role: Role, out: &mut Vec<Forward>) {
+        let burst_start_ns = self.burst(w.tid, w.at_ns, None);
         let dst = *self.sock(w.sk, w.tgid, role);
-        let candidates: Vec<Candidate> = self
-            .pending
-            .get(&w.tgid)
-            .into_iter()
-            .flatten()
-            .filter_map(|sk| {
-                let s = self.socks.get(sk)?;
-                let p = s.pending?;
-                Some(Candidate {
-                    sk: *sk,
-                    tid: p.tid,
-                    role: s.role,
-                    bytes: p.bytes,
-                    partner: s.partner,
-                    answered: p.answered,
-                    paired: s
-                        .partner
-                        .and_then(|o| self.socks.get(&o))
-                        .is_some_and(|o| o.partner == Some(*sk)),
-                })
-            })
-            .collect();
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.clear();
+        candidates.extend(
+            self.pending
+                .get(&w.tgid)
+                .into_iter()
+                .flatten()
+                .filter_map(|sk| {
+                    let s = self.socks.get(sk)?;
+                    let p = s.pending?;
+                    Some(Candidate {
+                        sk: *sk,
+                        tid: p.tid,
+                        role: s.role,
+                        bytes: p.bytes,
+                        partner: s.partner,
+                        answered: p.answered,
+                        read_ns: p.read_ns,
+                        mux: self.mux_near(s),
+                        paired: s
+                            .partner
+                            .and_then(|o| self.socks.get(&o))
+                            .is_some_and(|o| o.partner == Some(*sk)),
+                    })
+                }),
+        );
         let target = Target {
             sk: w.sk,
             tid: w.tid,
@@ -146,11 +231,13 @@ impl Pairing {
             bytes: w.bytes,
             partner: dst.partner,
             has_pending: dst.pending.is_some_and(|p| !p.answered),
-            // Data went in and nothing came back: anything else written
-            // now shares the connection (HTTP/1.1 never does that).
-            mux: dst.mux || dst.awaiting_reply,
+            mux: dst.mux,
+            burst_start_ns,
+            connected_for: dst.connected_for,
         };
-        match choose(&target, &candidates) {
+        let choice = choose(&target, &candidates);
+        self.candidates = candidates;
+        match choice {
             Choice::Forward { from, also, basis } => {
                 if basis == Basis::Ambiguous {
                     self.counts.ambiguous += 1;
@@ -165,8 +252,11 @@ impl Pairing {
             }
             Choice::LocalReply => {
                 // Kept, not consumed: only the partner may still take it.
-                if let Some(p) = self.socks.get_mut(&w.sk).and_then(|s| s.pending.as_mut()) {
-                    p.answered = true;
+                if let Some(s) = self.socks.get_mut(&w.sk) {
+                    s.answered_first |= !s.forwarded_from;
+                    if let Some(p) = s.pending.as_mut() {
+                        p.answered = true;
+                    }
                 }
                 self.counts.local_replies += 1;
             }
@@ -183,10 +273,19 @@ impl Pairing {
             if s.last_src == Some(w.sk) {
                 s.awaiting_reply = false;
             }
+            if s.interleaved == Some(w.sk) {
+                s.mux = true;
+            }
+            // Answered by the proxy first and forwarded too: a connection
+            // that carries the proxy's own frames beside the data.
+            if s.answered_first && !s.forwarded_from {
+                s.mux = true;
+            }
+            s.forwarded_from = true;
         }
         if let Some(d) = self.socks.get_mut(&w.sk) {
-            if d.awaiting_reply && d.last_src.is_some_and(|prev| prev != src) {
-                d.mux = true;
+            if d.awaiting_reply && d.last_src.is_some_and(|p| p != src) {
+                d.interleaved = d.last_src;
             }
             d.last_src = Some(src);
             d.awaiting_reply = true;

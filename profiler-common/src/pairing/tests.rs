@@ -16,6 +16,8 @@ enum Ev {
     Write(u32, u64, u64, u64),
     /// A socket closed.
     Close(u64),
+    /// Thread connected a socket.
+    Connect(u32, u64),
 }
 use Ev::*;
 
@@ -78,6 +80,7 @@ impl Sim {
                 self.arrivals.remove(&sk);
                 self.pairing.on_close(sk);
             }
+            Connect(tid, sk) => self.pairing.on_connect(tid, sk),
         }
     }
 
@@ -343,6 +346,34 @@ fn batch_reads_of_new_connections_are_counted_ambiguous() {
 }
 
 #[test]
+fn a_new_upstream_connected_for_the_request_just_read_decides() {
+    // An HTTP proxy reads a first request, connects an upstream for it,
+    // reads another new connection's first request, connects for that one;
+    // the connects complete in the other order.
+    let s = Sim::run(&[
+        Read(7, D, 10, 110),
+        Connect(7, U),
+        Read(7, D2, 10, 120),
+        Connect(7, U2),
+        Write(7, U2, 12, 300),
+        Write(7, U, 12, 310),
+    ]);
+    let pairs: Vec<_> = s.times().iter().map(|t| (t.0, t.1)).collect();
+    assert_eq!(pairs, [(D2, U2), (D, U)]);
+    assert_eq!(s.counts().ambiguous, 0);
+    // A connect after a write (an L4 proxy connecting at accept) says
+    // nothing.
+    let l4 = Sim::run(&[
+        Read(7, D, 10, 110),
+        Write(7, D3, 10, 115),
+        Connect(7, U),
+        Read(7, D2, 10, 120),
+        Write(7, U, 12, 300),
+    ]);
+    assert_eq!(l4.forwards[0].basis, Basis::Ambiguous);
+}
+
+#[test]
 fn byte_counts_decide_for_a_transparent_proxy() {
     let s = Sim::run(&[
         Read(7, D, 10, 110),
@@ -412,30 +443,29 @@ fn streams_of_several_downstreams_written_to_one_multiplexed_upstream() {
 #[test]
 fn new_connections_multiplexed_onto_one_upstream_ride_along() {
     // 16 new HTTP/2 client connections each send a first request; the proxy
-    // writes all their streams to its one upstream connection. Only the
-    // first write finds nothing that decides; the next one, on a connection
-    // that took data and gave nothing back yet, carries all the rest.
-    let mut evs = Vec::new();
+    // writes all their streams to its one upstream connection, which has
+    // shown it is multiplexed (two earlier clients' streams interleaved on
+    // it and were answered), in one write.
+    let mut evs = vec![
+        Read(7, D, 10, 1),
+        Write(7, U, 10, 2),
+        Read(7, D2, 10, 3),
+        Write(7, U, 10, 4),
+        Read(7, U, 10, 5),
+        Write(7, D, 10, 6),
+    ];
     for i in 0..16 {
         evs.push(Read(7, 0xa00 + i, 110, 100 + i));
     }
-    evs.extend([
-        Write(7, U, 200, 200),
-        Write(7, U, 200, 210),
-        Write(7, U, 1400, 220),
-    ]);
+    evs.push(Write(7, U, 1400, 200));
     let s = Sim::run(&evs);
-    assert_eq!(s.forwards.len(), 16);
+    assert_eq!(s.forwards.len(), 3 + 16);
     assert!(
-        s.times().iter().all(|&(_, _, _, p)| p <= 120),
+        s.times()[3..].iter().all(|&(_, _, _, p)| p <= 100),
         "{:?}",
         s.times()
     );
-    assert_eq!(s.counts().ambiguous, 1);
-    assert_eq!(
-        s.forwards[1..].iter().filter(|f| f.write_ns == 210).count(),
-        15
-    );
+    assert_eq!(s.counts().ambiguous, 0);
     // The upstream's replies and an h1 pool do not look multiplexed.
     let h1 = Sim::run(&[
         Read(7, D, 10, 1),
@@ -447,6 +477,74 @@ fn new_connections_multiplexed_onto_one_upstream_ride_along() {
         Write(7, U, 10, 7),
     ]);
     assert_eq!(h1.forwards.len(), 3, "one of D2 and D3, not both");
+}
+
+#[test]
+fn control_frames_left_on_multiplexed_connections_are_not_forwarded_later() {
+    // Two HTTP/2 clients: the proxy answers each one's first flight with
+    // its SETTINGS (the client acknowledges) and sends the request on its
+    // one upstream connection. Each client then sends a frame the proxy
+    // keeps (a WINDOW_UPDATE) and the proxy goes idle. 50 ms later the
+    // responses come back and the proxy writes a WINDOW_UPDATE upstream:
+    // the frames left before the idle gap are not forwarded by it.
+    let s = Sim::run(&[
+        Read(7, D, 101, 100),
+        Write(7, D, 30, 105),
+        Read(7, D, 9, 108),
+        Write(7, U, 110, 110),
+        Read(7, D2, 101, 120),
+        Write(7, D2, 30, 125),
+        Read(7, D2, 9, 128),
+        Write(7, U, 100, 130),
+        Read(7, D, 26, 200),
+        Read(7, D2, 26, 210),
+        Arrive(U, 50_000_000),
+        Read(7, U, 390, 50_000_010),
+        Write(7, U, 39, 50_000_020),
+        Write(7, D, 200, 50_000_030),
+    ]);
+    assert_eq!(
+        s.times(),
+        [(D, U, 0, 2), (D2, U, 0, 2), (U, D, 10, 20)],
+        "{:?}",
+        s.forwards
+    );
+    // One HTTP/2 connection each side: the proxy answered the client's
+    // first flight (SETTINGS; the client acknowledges) and forwarded its
+    // request, so a WINDOW_UPDATE the client sends later and the proxy
+    // keeps is no request.
+    let one = Sim::run(&[
+        Read(7, D, 101, 100),
+        Write(7, D, 30, 110),
+        Read(7, D, 9, 115),
+        Write(7, U, 120, 120),
+        Read(7, U, 200, 5_000_000),
+        Write(7, D, 200, 5_000_010),
+        Read(7, D, 26, 5_000_100),
+        Read(7, D, 14, 9_000_000),
+        Write(7, U, 30, 9_000_010),
+        Read(7, D, 26, 9_500_000),
+        Write(7, U, 13, 20_000_000),
+    ]);
+    assert_eq!(
+        one.times(),
+        [(D, U, 0, 5), (U, D, 0, 10), (D, U, 0, 10)],
+        "{:?}",
+        one.forwards
+    );
+    // A held chunk on a connection that is not multiplexed is still
+    // forwarded after the proxy idled (an event loop's timer, an async
+    // filter).
+    let held = Sim::run(&[
+        Read(7, D, 10, 100),
+        Write(7, U, 10, 110),
+        Read(7, U, 10, 200),
+        Write(7, D, 10, 210),
+        Read(7, D, 10, 300),
+        Write(7, U, 10, 5_000_000),
+    ]);
+    assert_eq!(held.forwards.len(), 3);
+    assert_eq!(held.forwards[2].process_ns(), 4_999_700);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! Where a proxy thread's reads and writes are timestamped and reported;
 //! userspace pairs them into forwards (profiler_common::pairing).
-use profiler_common::events::{Io, KIND_READ, KIND_WRITE};
+use profiler_common::events::{Io, KIND_CONNECT, KIND_READ, KIND_WRITE};
 
 use super::{arrival, emit::emit, sockinfo};
 
@@ -61,4 +61,10 @@ pub fn on_write(task: (u32, u32), sk: u64, ret: i64) {
         learn(sk, now);
     }
     report(KIND_WRITE, task, sk, now, 0, ret);
+}
+
+/// A tracked thread started connecting socket `sk`.
+#[inline(always)]
+pub fn report_connect(task: (u32, u32), sk: u64, at_ns: u64) {
+    report(KIND_CONNECT, task, sk, at_ns, 0, 0);
 }

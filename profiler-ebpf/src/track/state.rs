@@ -6,16 +6,19 @@ use profiler_common::sock::{
     ROLE_ACCEPTED, SockInfo, TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT, role_from_transition,
 };
 
-use super::{arrival, now_ns, sockinfo, tracked_task};
+use super::{arrival, io, now_ns, sockinfo, tracked_task};
 use crate::maps::PROXY_PORTS;
 
 #[inline(always)]
 pub fn on_state(sk: u64, old: i32, new: i32, info: SockInfo) {
     if new == TCP_SYN_SENT {
         // A proxy connecting upstream runs here in its own thread: watch the
-        // socket before the first reply can arrive.
-        if tracked_task().is_some() {
+        // socket before the first reply can arrive, and say which thread
+        // connected it when (pairing takes the data it just read as the
+        // cause).
+        if let Some(task) = tracked_task() {
             arrival::watch(sk);
+            io::report_connect(task, sk, now_ns());
         }
     } else if new == TCP_ESTABLISHED {
         let mut info = info;

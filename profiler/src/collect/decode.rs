@@ -1,7 +1,7 @@
 //! Ring records to events (every record starts with a u32 kind), and the
 //! time order the CPUs' rings are merged in.
 use profiler_common::{
-    events::{Io, KIND_READ, KIND_SOCK_CLOSE, KIND_SOCK_OPEN, KIND_WRITE, SockEvent},
+    events::{Io, KIND_CONNECT, KIND_READ, KIND_SOCK_CLOSE, KIND_SOCK_OPEN, KIND_WRITE, SockEvent},
     ring::Record,
     sock::SockInfo,
 };
@@ -10,6 +10,7 @@ use profiler_common::{
 pub enum Event {
     Read(Io),
     Write(Io),
+    Connect(Io),
     SockOpen { sk: u64, info: SockInfo, at: u64 },
     SockClose { sk: u64, at: u64 },
 }
@@ -20,7 +21,7 @@ impl Event {
     pub fn order(&self) -> (u64, u8) {
         match self {
             Event::SockOpen { at, .. } => (*at, 0),
-            Event::Read(io) | Event::Write(io) => (io.at_ns, 1),
+            Event::Read(io) | Event::Write(io) | Event::Connect(io) => (io.at_ns, 1),
             Event::SockClose { at, .. } => (*at, 2),
         }
     }
@@ -55,6 +56,7 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
     match read::<u32>(bytes)? {
         KIND_READ => read::<Io>(bytes).map(Event::Read),
         KIND_WRITE => read::<Io>(bytes).map(Event::Write),
+        KIND_CONNECT => read::<Io>(bytes).map(Event::Connect),
         KIND_SOCK_OPEN => read::<SockEvent>(bytes).map(|e| Event::SockOpen {
             sk: e.sk,
             info: e.info,

@@ -15,7 +15,11 @@ const SOCKS_MAX: usize = 1 << 18;
 /// another), and pairing needs every thread's events in time order.
 const SETTLE_NS: u64 = 2_000_000;
 
-use std::collections::{BTreeSet, HashMap as StdHashMap};
+use std::collections::BTreeSet;
+
+// Looked up for every read and write: a fast hash for pids and kernel
+// addresses (nothing here is attacker-chosen).
+type StdHashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 use aya::{
     Ebpf,
@@ -162,11 +166,11 @@ impl Session {
             filter_slots: BTreeSet::new(),
             ports: BTreeSet::new(),
             sidecars: Vec::new(),
-            by_tgid: StdHashMap::new(),
+            by_tgid: StdHashMap::default(),
             excluded_ports,
             hops: Hops::default(),
             tally: Tally::default(),
-            socks: StdHashMap::new(),
+            socks: StdHashMap::default(),
         };
         s.set_sidecars(sidecars)?;
         Ok(s)
@@ -177,7 +181,7 @@ impl Session {
     /// tracked set and proxy ports follow, if they changed.
     pub fn set_sidecars(&mut self, fresh: Vec<Sidecar>) -> Result<(), CollectError> {
         merge::merge(&mut self.sidecars, fresh);
-        let mut wanted = StdHashMap::new();
+        let mut wanted = StdHashMap::default();
         for (i, s) in self.sidecars.iter().enumerate() {
             for &(pid, start) in &s.procs {
                 if ProcInfo::is_alive(pid, start) {
@@ -308,6 +312,11 @@ impl Session {
                         self.record(&f);
                     }
                     self.forwards = forwards;
+                }
+            }
+            Event::Connect(io) => {
+                if self.by_tgid.contains_key(&io.tgid) {
+                    self.pairing.on_connect(io.tid, io.sk);
                 }
             }
             Event::SockOpen { sk, info, .. } => {

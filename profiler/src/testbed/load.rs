@@ -29,8 +29,9 @@ pub struct LoadSpec {
     /// Requests per second in total (oha; h2load, rounded to a multiple of
     /// `connections`; wrk runs open-throttle).
     pub rate: Option<u32>,
-    /// Concurrent requests per connection: h2load's streams (`-m`). oha and
-    /// wrk ignore it and keep one request in flight per connection.
+    /// Concurrent requests per connection: h2load's streams (`-m`); with
+    /// oha, above 1 it speaks HTTP/2 with that many parallel requests per
+    /// connection (`--http2 -p`). wrk ignores it.
     pub streams: u32,
 }
 
@@ -68,6 +69,13 @@ pub fn run(client_ns: &str, url: &str, spec: &LoadSpec) -> Result<LoadResult, Te
             ]);
             if let Some(q) = spec.rate {
                 cmd.args(["-q", &q.to_string()]);
+            }
+            // Several streams per connection: HTTP/2 (prior knowledge on
+            // http://), that many requests in parallel on each connection,
+            // paced evenly by -q (h2load's --rps fires every connection at
+            // once).
+            if spec.streams > 1 {
+                cmd.args(["--http2", "-p", &spec.streams.to_string()]);
             }
             cmd.arg(url);
             parse_oha(&netns::run(&mut cmd)?)

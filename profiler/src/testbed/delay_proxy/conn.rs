@@ -1,7 +1,8 @@
 //! One proxied connection of the single-thread modes: the accepted
 //! (downstream) and connected (upstream) sockets, and per direction the
 //! chunks read and not yet written, oldest first, so a chunk is never
-//! written before an earlier one of its direction.
+//! written before an earlier one of its direction. The upstream is
+//! connected when the first data arrives, as HTTP proxies do.
 use std::{
     collections::VecDeque,
     io::{self, Read, Write},
@@ -38,7 +39,8 @@ struct Flow {
 }
 
 pub struct Conn {
-    socks: [TcpStream; 2],
+    /// The upstream is None until the first chunk from downstream is read.
+    socks: [Option<TcpStream>; 2],
     flows: [Flow; 2],
     /// The upstream connect completed.
     connected: bool,
@@ -51,7 +53,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(down: TcpStream, up: TcpStream, direction: Direction) -> Conn {
+    pub fn new(down: TcpStream, direction: Direction) -> Conn {
         let flow = |request| Flow {
             key: direction.key(request),
             chunks: VecDeque::new(),
@@ -60,7 +62,7 @@ impl Conn {
             shut: false,
         };
         Conn {
-            socks: [down, up],
+            socks: [Some(down), None],
             flows: [flow(true), flow(false)],
             connected: false,
             readable: [false; 2],
@@ -69,8 +71,17 @@ impl Conn {
         }
     }
 
-    pub fn sock_mut(&mut self, side: usize) -> &mut TcpStream {
-        &mut self.socks[side]
+    pub fn sock_mut(&mut self, side: usize) -> Option<&mut TcpStream> {
+        self.socks[side].as_mut()
+    }
+
+    /// Data came from downstream and there is no upstream yet.
+    pub fn needs_upstream(&self) -> bool {
+        self.socks[UP].is_none() && !self.flows[DOWN].chunks.is_empty()
+    }
+
+    pub fn set_upstream(&mut self, up: TcpStream) {
+        self.socks[UP] = Some(up);
     }
 
     pub fn on_event(&mut self, side: usize, ev: &Event) {
@@ -89,7 +100,9 @@ impl Conn {
 
     /// The non-blocking connect reported writable: connected, failed, or not yet.
     fn finish_connect(&mut self) {
-        let up = &self.socks[UP];
+        let Some(up) = &self.socks[UP] else {
+            return;
+        };
         match up.take_error() {
             Ok(None) => match up.peer_addr() {
                 Ok(_) => self.connected = true,
@@ -100,12 +113,15 @@ impl Conn {
         }
     }
 
-    /// Whether flow `f` has a read to do: readiness not used up, somewhere
-    /// to write it (the downstream is not read before the upstream is
-    /// connected, as a TCP proxy does), and room in the queue.
+    /// Whether flow `f` has a read to do: readiness not used up, a socket
+    /// to read (the upstream, once connected) and room in the queue.
     pub fn wants_read(&self, f: usize) -> bool {
         let flow = &self.flows[f];
-        !self.failed && self.connected && self.readable[f] && !flow.eof && flow.queued < MAX_QUEUED
+        !self.failed
+            && (f == DOWN || self.connected)
+            && self.readable[f]
+            && !flow.eof
+            && flow.queued < MAX_QUEUED
     }
 
     /// One read of flow `f`'s source; the chunk, if any, is due `hold_ns`
@@ -118,7 +134,10 @@ impl Conn {
         hold_ns: u64,
         rec: &Recorder,
     ) -> io::Result<bool> {
-        match (&self.socks[f]).read(buf) {
+        let Some(sock) = &self.socks[f] else {
+            return Ok(false);
+        };
+        match (&*sock).read(buf) {
             Ok(0) => {
                 self.flows[f].eof = true;
                 self.readable[f] = false;
@@ -171,7 +190,10 @@ impl Conn {
             if chunk.due_ns > monotonic_ns() {
                 break;
             }
-            match (&self.socks[dest]).write(&chunk.data[chunk.written..]) {
+            let Some(sock) = &self.socks[dest] else {
+                break;
+            };
+            match (&*sock).write(&chunk.data[chunk.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     let write_ns = monotonic_ns();
@@ -190,9 +212,11 @@ impl Conn {
         }
         if flow.eof && flow.chunks.is_empty() && !flow.shut {
             flow.shut = true;
-            match self.socks[dest].shutdown(Shutdown::Write) {
-                Err(e) if e.kind() != io::ErrorKind::NotConnected => return Err(e),
-                _ => {}
+            if let Some(sock) = &self.socks[dest] {
+                match sock.shutdown(Shutdown::Write) {
+                    Err(e) if e.kind() != io::ErrorKind::NotConnected => return Err(e),
+                    _ => {}
+                }
             }
         }
         Ok(())

@@ -7,7 +7,6 @@
 //! one thread that reads every ready socket before writing any chunk, as
 //! Envoy's worker does. A profiler that pairs a thread's reads with its
 //! writes must get all three right.
-mod clock;
 mod conn;
 mod reactor;
 mod rng;
@@ -29,7 +28,9 @@ use std::{
     time::Duration,
 };
 
-pub use clock::monotonic_ns;
+// The clock bpf_ktime_get_ns reads: the fixture's own times compare
+// directly with the profiler's.
+pub use crate::kernel::clock::monotonic_ns;
 pub use stats::{LegCounts, LegStats, Recorder, Stats, read_stats};
 
 use super::intercept::{INBOUND_PORT, OUTBOUND_PORT};

@@ -40,6 +40,8 @@ struct Reactor<'a> {
     poll: Poll,
     listeners: Vec<Listener>,
     conns: Vec<Option<Conn>>,
+    /// Where each connection slot's upstream is.
+    upstreams: Vec<SocketAddr>,
     free: Vec<usize>,
     buf: Vec<u8>,
     schedule: Schedule,
@@ -84,6 +86,7 @@ pub fn serve(
         poll,
         listeners,
         conns: Vec::new(),
+        upstreams: Vec::new(),
         free: Vec::new(),
         buf: vec![0; READ_BUF],
         schedule,
@@ -122,6 +125,7 @@ impl Reactor<'_> {
             }
         }
         let order = self.read_all();
+        self.connect_upstreams();
         self.write_chunks(&order);
         self.reap();
         Ok(())
@@ -150,8 +154,8 @@ impl Reactor<'_> {
         }
     }
 
-    /// Accept every pending connection of listener `i` and start its
-    /// upstream connect.
+    /// Accept every pending connection of listener `i`; its upstream is
+    /// connected when its first data arrives.
     fn accept(&mut self, i: usize) {
         let Some(l) = self.listeners.get(i) else {
             return;
@@ -186,30 +190,54 @@ impl Reactor<'_> {
         upstream: SocketAddr,
     ) -> io::Result<()> {
         down.set_nodelay(true)?;
-        let up = mio::net::TcpStream::connect(upstream)?;
-        up.set_nodelay(true)?;
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
                 self.conns.push(None);
+                self.upstreams.push(upstream);
                 self.conns.len() - 1
             }
         };
-        let mut conn = Conn::new(down, up, direction);
-        let both = Interest::READABLE | Interest::WRITABLE;
-        for side in [DOWN, UP] {
-            let token = Token(CONN_BASE + 2 * slot + side);
-            if let Err(e) = self
-                .poll
-                .registry()
-                .register(conn.sock_mut(side), token, both)
-            {
-                self.close(slot, Some(conn));
-                return Err(e);
-            }
+        self.upstreams[slot] = upstream;
+        let mut conn = Conn::new(down, direction);
+        if let Err(e) = self.register(&mut conn, slot, DOWN) {
+            self.close(slot, Some(conn));
+            return Err(e);
         }
         self.conns[slot] = Some(conn);
         Ok(())
+    }
+
+    fn register(&mut self, conn: &mut Conn, slot: usize, side: usize) -> io::Result<()> {
+        let token = Token(CONN_BASE + 2 * slot + side);
+        let Some(sock) = conn.sock_mut(side) else {
+            return Ok(());
+        };
+        self.poll
+            .registry()
+            .register(sock, token, Interest::READABLE | Interest::WRITABLE)
+    }
+
+    /// Connect the upstream of every connection whose first data was just
+    /// read (right after the read, in the same thread, as an HTTP proxy).
+    fn connect_upstreams(&mut self) {
+        for slot in 0..self.conns.len() {
+            let Some(mut conn) = self.conns[slot].take() else {
+                continue;
+            };
+            if conn.needs_upstream() {
+                let r = mio::net::TcpStream::connect(self.upstreams[slot]).and_then(|up| {
+                    up.set_nodelay(true)?;
+                    conn.set_upstream(up);
+                    self.register(&mut conn, slot, UP)
+                });
+                if let Err(e) = r {
+                    eprintln!("delay-proxy: connecting to {}: {e}", self.upstreams[slot]);
+                    conn.failed = true;
+                }
+            }
+            self.conns[slot] = Some(conn);
+        }
     }
 
     /// One read of every socket that has something; returns the flows that
@@ -302,7 +330,9 @@ impl Reactor<'_> {
         if let Some(mut c) = conn {
             for side in [DOWN, UP] {
                 // Closing the socket removes it from epoll anyway.
-                let _ = self.poll.registry().deregister(c.sock_mut(side));
+                if let Some(sock) = c.sock_mut(side) {
+                    let _ = self.poll.registry().deregister(sock);
+                }
             }
         }
         self.free.push(slot);

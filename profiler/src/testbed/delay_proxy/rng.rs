@@ -1,6 +1,6 @@
 //! A tiny xorshift64* generator for the event-loop mode's random holds: no
 //! dependency, good enough to spread holds uniformly, not for secrets.
-use super::clock::monotonic_ns;
+use super::monotonic_ns;
 
 pub struct Rng(u64);
 
