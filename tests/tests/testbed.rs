@@ -11,7 +11,12 @@ fn load(secs: u64, generator: LoadGen) -> LoadSpec {
         duration: Duration::from_secs(secs),
         connections: 4,
         rate: Some(300),
-        streams: testbed::load::DEFAULT_STREAMS,
+        // One request at a time per connection: oha speaks HTTP/2 above 1.
+        streams: if generator == LoadGen::H2load {
+            testbed::load::DEFAULT_STREAMS
+        } else {
+            1
+        },
     }
 }
 

@@ -99,6 +99,31 @@ pub struct Write {
     pub bytes: u64,
 }
 
+impl From<&crate::events::Io> for Read {
+    fn from(io: &crate::events::Io) -> Read {
+        Read {
+            tgid: io.tgid,
+            tid: io.tid,
+            sk: io.sk,
+            at_ns: io.at_ns,
+            arrival_ns: io.arrival_ns,
+            bytes: io.bytes,
+        }
+    }
+}
+
+impl From<&crate::events::Io> for Write {
+    fn from(io: &crate::events::Io) -> Write {
+        Write {
+            tgid: io.tgid,
+            tid: io.tid,
+            sk: io.sk,
+            at_ns: io.at_ns,
+            bytes: io.bytes,
+        }
+    }
+}
+
 /// What decided a forward's source (rules 2 to 5 above).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Basis {

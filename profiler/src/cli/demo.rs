@@ -70,7 +70,13 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         duration: Duration::from_secs(a.seconds),
         connections: 4,
         rate: Some(a.rate),
-        streams: crate::testbed::load::DEFAULT_STREAMS,
+        // Several streams per connection only where the mesh speaks HTTP/2
+        // (oha would switch to HTTP/2 with more than one).
+        streams: if a.load == LoadGen::H2load {
+            crate::testbed::load::DEFAULT_STREAMS
+        } else {
+            1
+        },
     };
     // Profile while the load runs; the load starts once the hooks are in.
     let (result, snap) = std::thread::scope(|s| {

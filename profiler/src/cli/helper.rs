@@ -12,12 +12,8 @@ pub enum Helper {
     },
     /// HTTP/1.1 keepalive app with a response delay, size and framing.
     App {
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
-        #[arg(long, default_value_t = 0)]
-        delay_us: u64,
-        #[arg(long, default_value_t = 128)]
-        size: usize,
+        #[command(flatten)]
+        app: AppArgs,
         /// one-write: head and body in one write; split: head, then body
         /// with Nagle on; chunked: --chunks chunks, --chunk-gap-us apart.
         #[arg(long, value_enum, default_value_t = crate::testbed::app::ResponseName::OneWrite)]
@@ -30,12 +26,8 @@ pub enum Helper {
     /// h2c (HTTP/2 prior knowledge) app with a response delay and size;
     /// streams of a connection are answered concurrently.
     H2App {
-        #[arg(long, default_value_t = 8080)]
-        port: u16,
-        #[arg(long, default_value_t = 0)]
-        delay_us: u64,
-        #[arg(long, default_value_t = 128)]
-        size: usize,
+        #[command(flatten)]
+        app: AppArgs,
     },
     /// Ground-truth TCP proxy: holds each chunk, times itself.
     DelayProxy {
@@ -60,13 +52,22 @@ pub enum Helper {
     },
 }
 
+/// What both apps take: where to listen, how long to think, how much to say.
+#[derive(clap::Args)]
+pub struct AppArgs {
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    #[arg(long, default_value_t = 0)]
+    delay_us: u64,
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+}
+
 pub fn run(h: Helper) -> ExitCode {
     let r = match h {
         Helper::Agent { command } => crate::testbed::agent::run(&command),
         Helper::App {
-            port,
-            delay_us,
-            size,
+            app,
             response,
             chunks,
             chunk_gap_us,
@@ -75,12 +76,12 @@ pub fn run(h: Helper) -> ExitCode {
             chunks,
             Duration::from_micros(chunk_gap_us),
         )
-        .and_then(|r| crate::testbed::app::serve(port, Duration::from_micros(delay_us), size, r)),
-        Helper::H2App {
-            port,
-            delay_us,
-            size,
-        } => crate::testbed::h2app::serve(port, Duration::from_micros(delay_us), size),
+        .and_then(|r| {
+            crate::testbed::app::serve(app.port, Duration::from_micros(app.delay_us), app.size, r)
+        }),
+        Helper::H2App { app } => {
+            crate::testbed::h2app::serve(app.port, Duration::from_micros(app.delay_us), app.size)
+        }
         Helper::DelayProxy {
             inbound_to,
             outbound_to,

@@ -286,28 +286,14 @@ impl Session {
         match ev {
             Event::Read(io) => {
                 if let Some(role) = self.role(&io) {
-                    let r = Read {
-                        tgid: io.tgid,
-                        tid: io.tid,
-                        sk: io.sk,
-                        at_ns: io.at_ns,
-                        arrival_ns: io.arrival_ns,
-                        bytes: io.bytes,
-                    };
-                    self.pairing.on_read(&r, role);
+                    self.pairing.on_read(&Read::from(&io), role);
                 }
             }
             Event::Write(io) => {
                 if let Some(role) = self.role(&io) {
-                    let w = Write {
-                        tgid: io.tgid,
-                        tid: io.tid,
-                        sk: io.sk,
-                        at_ns: io.at_ns,
-                        bytes: io.bytes,
-                    };
                     let mut forwards = std::mem::take(&mut self.forwards);
-                    self.pairing.on_write(&w, role, &mut forwards);
+                    self.pairing
+                        .on_write(&Write::from(&io), role, &mut forwards);
                     for f in forwards.drain(..) {
                         self.record(&f);
                     }

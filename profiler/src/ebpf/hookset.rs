@@ -183,10 +183,21 @@ mod tests {
     #[test]
     fn tracepoints_preferred_then_fentry_then_kprobes() {
         assert_eq!(HookSet::choose(|_| true), Some(HookSet::Tracepoints));
-        let no_sock_tp = |h: &Hook| !matches!(h.attach, Attach::Tracepoint { name, .. } if name != "inet_sock_set_state");
+        // Linux 6.1: no sock tracepoints but inet_sock_set_state.
+        let no_sock_tp = |h: &Hook| match h.attach {
+            Attach::Tracepoint { name, .. } => name == "inet_sock_set_state",
+            Attach::RawTracepoint { .. } => false,
+            _ => true,
+        };
         assert_eq!(HookSet::choose(no_sock_tp), Some(HookSet::Fentry));
-        // This machine: tracepoints work, fentry is refused, kprobes absent.
-        let here = |h: &Hook| matches!(h.attach, Attach::Tracepoint { .. });
+        // This machine: tracepoints (raw ones too) work, fentry is refused,
+        // kprobes absent.
+        let here = |h: &Hook| {
+            matches!(
+                h.attach,
+                Attach::Tracepoint { .. } | Attach::RawTracepoint { .. }
+            )
+        };
         assert_eq!(HookSet::choose(here), Some(HookSet::Tracepoints));
         // Linux 6.1 with kprobes but trampolines refused.
         let old = |h: &Hook| {
