@@ -49,8 +49,7 @@ struct Sock {
     partner: Option<u64>,
     pending: Option<Pending>,
     /// The source of the last forward written here, and whether it still
-    /// waits for data to go back to it: a second source meanwhile makes this
-    /// socket multiplexed.
+    /// waits for data to go back to it (see `interleaved`).
     last_src: Option<u64>,
     awaiting_reply: bool,
     /// A source that was still waiting for data back when another one's
