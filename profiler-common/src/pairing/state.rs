@@ -22,6 +22,8 @@ pub const PENDING_MAX: usize = 4096;
 pub const IDLE_GAP_NS: u64 = 1_000_000;
 /// Threads whose bursts are followed; past this the table starts over.
 const THREADS_MAX: usize = 1 << 16;
+/// Processes with a list of pending sockets; past this, empty lists go.
+const PROCESSES_MAX: usize = 4096;
 
 /// A thread's current burst of work.
 #[derive(Clone, Copy, Debug, Default)]
@@ -182,6 +184,9 @@ impl Pairing {
             read_ns: r.at_ns,
             bytes: r.bytes,
         });
+        if self.pending.len() >= PROCESSES_MAX && !self.pending.contains_key(&r.tgid) {
+            self.pending.retain(|_, l| !l.is_empty());
+        }
         let list = self.pending.entry(r.tgid).or_default();
         list.push(r.sk);
         if list.len() > PENDING_MAX {
@@ -305,11 +310,10 @@ impl Pairing {
     fn take_pending(&mut self, sk: u64) -> Option<Pending> {
         let s = self.socks.get_mut(&sk)?;
         let p = s.pending.take()?;
+        // An emptied list stays for the process's next read: no allocation
+        // per request (the table is bounded by PROCESSES_MAX).
         if let Some(list) = self.pending.get_mut(&s.tgid) {
             list.retain(|x| *x != sk);
-            if list.is_empty() {
-                self.pending.remove(&s.tgid);
-            }
         }
         Some(p)
     }
