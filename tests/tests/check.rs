@@ -78,3 +78,21 @@ fn check_cli_prints_json_and_exit_code() {
     assert_eq!(v["hook_set"], "tracepoints");
     assert!(v["findings"].as_array().is_some_and(|a| a.len() >= 15));
 }
+
+#[test]
+fn output_to_a_reader_that_went_away_is_not_a_panic() {
+    require_root();
+    // `profiler check | head -c 1`: the reader is gone before the report
+    // is written (the probes take a while).
+    let mut child = Command::new(profiler_tests::profiler_bin())
+        .args(["check", "--format", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run profiler check");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait for profiler check");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{:?}: {err}", out.status);
+}

@@ -77,14 +77,27 @@ pub fn print_report<T: serde::Serialize>(
     table: impl FnOnce(&T) -> String,
 ) -> Result<(), ExitCode> {
     match format {
-        Format::Table => print!("{}", table(value)),
+        Format::Table => write_out(&table(value)),
         Format::Json => match serde_json::to_string_pretty(value) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => write_out(&(s + "\n")),
             Err(e) => {
                 eprintln!("error: encoding the report: {e}");
-                return Err(ExitCode::FAILURE);
+                Err(ExitCode::FAILURE)
             }
         },
     }
-    Ok(())
+}
+
+/// Write to stdout; a reader that went away (`| head`) is not an error.
+fn write_out(text: &str) -> Result<(), ExitCode> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            eprintln!("error: writing the report: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
 }

@@ -55,7 +55,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if !(secs > 0.0 && secs.is_finite()) {
         return Err(format!("{s:?}: the duration must be positive"));
     }
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?}: the duration is too long"))
 }
 
 impl Args {
@@ -114,5 +114,7 @@ mod tests {
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5y").is_err_and(|e| e.contains("unknown unit")));
+        // Out of range is an error, not a panic.
+        assert!(parse_duration("99999999999999999999s").is_err_and(|e| e.contains("too long")));
     }
 }
