@@ -18,8 +18,9 @@ const SETTLE_NS: u64 = 2_000_000;
 use std::collections::BTreeSet;
 
 // Looked up for every read and write: a fast hash for pids and kernel
-// addresses (nothing here is attacker-chosen).
-type StdHashMap<K, V> = rustc_hash::FxHashMap<K, V>;
+// addresses (nothing here is attacker-chosen). Not aya's HashMap (a map of
+// the kernel's), which this file also uses.
+use rustc_hash::FxHashMap;
 
 use aya::{
     Ebpf,
@@ -89,12 +90,12 @@ pub struct Session {
     ports: BTreeSet<u16>,
     pub sidecars: Vec<Sidecar>,
     /// tgid -> index into `sidecars`.
-    by_tgid: StdHashMap<u32, usize>,
+    by_tgid: FxHashMap<u32, usize>,
     pub excluded_ports: Vec<u16>,
     pub hops: Hops,
     pub tally: Tally,
     /// Endpoints of the tracked proxies' sockets, from open/close events.
-    socks: StdHashMap<u64, SockInfo>,
+    socks: FxHashMap<u64, SockInfo>,
 }
 
 fn take<T>(
@@ -166,11 +167,11 @@ impl Session {
             filter_slots: BTreeSet::new(),
             ports: BTreeSet::new(),
             sidecars: Vec::new(),
-            by_tgid: StdHashMap::default(),
+            by_tgid: FxHashMap::default(),
             excluded_ports,
             hops: Hops::default(),
             tally: Tally::default(),
-            socks: StdHashMap::default(),
+            socks: FxHashMap::default(),
         };
         s.set_sidecars(sidecars)?;
         Ok(s)
@@ -181,7 +182,7 @@ impl Session {
     /// tracked set and proxy ports follow, if they changed.
     pub fn set_sidecars(&mut self, fresh: Vec<Sidecar>) -> Result<(), CollectError> {
         merge::merge(&mut self.sidecars, fresh);
-        let mut wanted = StdHashMap::default();
+        let mut wanted = FxHashMap::default();
         for (i, s) in self.sidecars.iter().enumerate() {
             for &(pid, start) in &s.procs {
                 if ProcInfo::is_alive(pid, start) {
@@ -205,7 +206,7 @@ impl Session {
         Ok(())
     }
 
-    fn apply_tracked(&mut self, wanted: &StdHashMap<u32, usize>) -> Result<(), CollectError> {
+    fn apply_tracked(&mut self, wanted: &FxHashMap<u32, usize>) -> Result<(), CollectError> {
         let map_err = |name| move |source| CollectError::Map { name, source };
         for pid in self.by_tgid.keys().filter(|p| !wanted.contains_key(p)) {
             let _ = self.tracked.remove(pid);
