@@ -21,16 +21,16 @@ pub fn istio(duration: Duration) -> snapshot::Options {
 
 /// A snapshot that starts before the load and ends 2 s after it.
 pub fn profile_under_load(m: &Mesh, spec: LoadSpec) -> (Snapshot, LoadResult) {
+    let opts = istio(spec.duration + Duration::from_millis(2000));
+    // The load starts once the hooks are in and the sidecars known, not
+    // after a guessed delay: a slow machine must not lose the first requests.
+    let mut c = snapshot::start(&opts).expect("snapshot start");
     thread::scope(|s| {
         let url = m.url();
         let ns = m.client.netns.clone();
-        let secs = spec.duration;
-        let load = s.spawn(move || {
-            // Hooks attach first; the load starts after.
-            thread::sleep(Duration::from_millis(700));
-            testbed::load::run(&ns, &url, &spec)
-        });
-        let snap = snapshot::run(&istio(secs + Duration::from_millis(2000))).expect("snapshot");
+        let load = s.spawn(move || testbed::load::run(&ns, &url, &spec));
+        let elapsed = snapshot::capture(&mut c, &opts).expect("snapshot");
+        let snap = Snapshot::from_session(&c.session, elapsed);
         (snap, load.join().expect("load thread").expect("load"))
     })
 }

@@ -60,7 +60,17 @@ fn fixture_matches_its_account(mode: ProxyMode) {
         let truth = delay_proxy::read_stats(&stats).expect("fixture stats");
         let server = sidecar(&snap, "server-");
         let (undecided, all, share) = undecided_share(&snap);
-        eprintln!("{mode:?} {conns} connections: {undecided} of {all} forwards undecided");
+        eprintln!(
+            "{mode:?} {conns} connections: {undecided} of {all} forwards undecided \
+             ({} unclassified, {} ambiguous); {} events lost, {} reads without arrival, \
+             {} unforwarded reads dropped, {} local replies",
+            snap.unclassified_forwards,
+            snap.ambiguous_forwards,
+            snap.lost_events,
+            snap.reads_without_arrival,
+            snap.unforwarded_reads_dropped,
+            snap.local_replies
+        );
         for (leg, key) in [
             (Leg::Request, "inbound/request"),
             (Leg::Response, "inbound/response"),

@@ -26,8 +26,8 @@ fn ground_truth(delay: Duration) {
     let mut cfg = mesh::config(SidecarKind::DelayProxy);
     cfg.proxy_delay = delay;
     let m = mesh::up(&cfg);
-    let (snap, load) = profile_under_load(&m, oha(4, 100));
-    assert!(load.completed > 300, "{load:?}");
+    let (snap, load) = profile_under_load(&m, oha(8, 100));
+    assert!(load.completed > 600, "{load:?}");
     thread::sleep(Duration::from_millis(300));
     let truth = delay_proxy::read_stats(&m.delay_proxy_stats(&m.server)).expect("fixture stats");
     let server = snap
@@ -440,11 +440,17 @@ fn cpu_contention_shows_in_queue_not_process() {
             leg == Leg::Response || bq - cq >= 1000.0,
             "{leg:?}: queue p99 rose only from {cq:.1} to {bq:.1} us"
         );
-        // Contention must not be charged to processing: process p99 stays
-        // within 25% of its calm value, either way.
+        // Contention must not be charged to processing. A burst that lands
+        // between a read and its write would add milliseconds, as it does to
+        // the queue; the proxy running on caches the hog left cold adds tens
+        // of microseconds (real processing, +20-35% in some runs here). So
+        // process p99 may rise by at most a tenth of the queue's rise (on the
+        // response leg, of the request leg's), and may not fall by a quarter.
+        let queue_rise = p99(&busy[0]) - p99(&calm[0]);
         assert!(
-            (bp - cp).abs() <= 0.25 * cp,
-            "{leg:?}: process p99 moved from {cp:.1} to {bp:.1} us"
+            bp - cp <= 0.1 * queue_rise && cp - bp <= 0.25 * cp,
+            "{leg:?}: process p99 moved from {cp:.1} to {bp:.1} us \
+             (request queue p99 rose by {queue_rise:.1} us)"
         );
     }
 }

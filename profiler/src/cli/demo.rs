@@ -78,38 +78,41 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
             1
         },
     };
-    // Profile while the load runs; the load starts once the hooks are in.
-    let (result, snap) = std::thread::scope(|s| {
-        let url = mesh.url();
-        let ns = mesh.client.netns.clone();
-        let load = s.spawn(move || {
-            std::thread::sleep(Duration::from_millis(500));
-            crate::testbed::load::run(&ns, &url, &spec)
-        });
-        let snap = crate::snapshot::run(&crate::snapshot::Options {
-            duration: Duration::from_secs(a.seconds) + Duration::from_secs(1),
-            selectors: vec![crate::discovery::Selector::Istio],
-            excluded_ports: crate::classify::DEFAULT_EXCLUDED_PORTS.to_vec(),
-            progress: true,
-        });
-        (
-            load.join().unwrap_or_else(|_| {
+    // Profile while the load runs; the load starts once the hooks are in
+    // and the sidecars known.
+    let opts = crate::snapshot::Options {
+        duration: Duration::from_secs(a.seconds) + Duration::from_secs(1),
+        selectors: vec![crate::discovery::Selector::Istio],
+        excluded_ports: crate::classify::DEFAULT_EXCLUDED_PORTS.to_vec(),
+        progress: true,
+    };
+    let (result, snap) = match crate::snapshot::start(&opts) {
+        Err(e) => (Ok(None), Err(e)),
+        Ok(mut c) => std::thread::scope(|s| {
+            let url = mesh.url();
+            let ns = mesh.client.netns.clone();
+            let load = s.spawn(move || crate::testbed::load::run(&ns, &url, &spec));
+            let snap = crate::snapshot::capture(&mut c, &opts)
+                .map(|secs| crate::report::Snapshot::from_session(&c.session, secs));
+            let result = load.join().unwrap_or_else(|_| {
                 Err(crate::testbed::TestbedError::NotReady(
                     "load thread panicked".into(),
                 ))
-            }),
-            snap,
-        )
-    });
+            });
+            (result.map(Some), snap)
+        }),
+    };
     if crate::signals::interrupted() {
         mesh.teardown()?;
         return Err("interrupted; the mesh was torn down".into());
     }
-    let result = result?;
-    println!(
-        "demo: {:?} completed {} requests ({} errors); client latency p50 {:.0} us, p90 {:.0} us, p99 {:.0} us",
-        a.load, result.completed, result.errors, result.p50_us, result.p90_us, result.p99_us
-    );
+    // None: profiling could not start, so no load was sent.
+    if let Some(result) = result? {
+        println!(
+            "demo: {:?} completed {} requests ({} errors); client latency p50 {:.0} us, p90 {:.0} us, p99 {:.0} us",
+            a.load, result.completed, result.errors, result.p50_us, result.p90_us, result.p99_us
+        );
+    }
     match snap {
         Ok(snap) => print!("\n{}", snap.to_table()),
         Err(e) => eprintln!("demo: profiling failed: {e}"),
