@@ -4,9 +4,11 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub use crate::engine::missing_privilege;
 use crate::{
-    collect::{CollectError, Session},
-    discovery::{self, Discovery, Selector},
+    collect::CollectError,
+    discovery::{self, Selector},
+    engine::{Engine, EngineError},
     report::Snapshot,
 };
 
@@ -20,27 +22,20 @@ pub enum SnapshotError {
     Collect(#[from] CollectError),
 }
 
+impl From<EngineError> for SnapshotError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Privilege(p) => SnapshotError::Privilege(p),
+            EngineError::Collect(c) => SnapshotError::Collect(c),
+        }
+    }
+}
+
 pub struct Options {
     pub duration: Duration,
     pub selectors: Vec<Selector>,
     pub excluded_ports: Vec<u16>,
     pub progress: bool,
-}
-
-/// Why the profiler cannot load programs, if it cannot: names the capability.
-pub fn missing_privilege() -> Option<String> {
-    let mask = crate::kernel::caps::effective().ok()?;
-    let (_, missing) = crate::kernel::caps::split(mask);
-    let needed: Vec<_> = missing
-        .into_iter()
-        .filter(|c| matches!(*c, "CAP_BPF" | "CAP_PERFMON" | "CAP_SYS_ADMIN"))
-        .collect();
-    (!needed.is_empty()).then(|| {
-        format!(
-            "missing privilege: {} (needed to load and attach eBPF programs and read other processes' /proc); run as root",
-            needed.join(", ")
-        )
-    })
 }
 
 /// Processes a user might have meant, for the "no sidecar matched" message.
@@ -69,68 +64,48 @@ pub fn run(opts: &Options) -> Result<Snapshot, SnapshotError> {
     Ok(Snapshot::from_session(&c.session, elapsed))
 }
 
-/// A session and the discovery that keeps its sidecars current.
-pub struct Capture {
-    pub session: Session,
-    discovery: Discovery,
-}
+/// The engine a snapshot is a window on.
+pub type Capture = Engine;
 
-/// Check privileges, discover sidecars and attach.
+/// Check privileges, discover sidecars and attach; at least one sidecar
+/// must match.
 pub fn start(opts: &Options) -> Result<Capture, SnapshotError> {
-    if let Some(p) = missing_privilege() {
-        return Err(SnapshotError::Privilege(p));
-    }
-    crate::kernel::mounts::ensure(crate::kernel::mounts::TRACEFS, "tracefs").ok();
-    let mut discovery = Discovery::new(opts.selectors.clone());
-    let sidecars = discovery.refresh();
-    if sidecars.is_empty() {
-        let all: Vec<_> = discovery.procs().cloned().collect();
+    let engine = Engine::start(opts.selectors.clone(), opts.excluded_ports.clone())?;
+    if engine.session.sidecars.is_empty() {
+        let all: Vec<_> = engine.procs().cloned().collect();
         return Err(SnapshotError::NoSidecar {
             selectors: format!("{:?}", opts.selectors),
             seen: proxy_like(&all),
         });
     }
-    Ok(Capture {
-        session: Session::start(sidecars, opts.excluded_ports.clone())?,
-        discovery,
-    })
+    Ok(engine)
 }
 
 /// Drain forwards for the duration (or until interrupted); returns the
 /// seconds captured.
 pub fn capture(c: &mut Capture, opts: &Options) -> Result<f64, SnapshotError> {
-    let Capture { session, discovery } = c;
     let start = Instant::now();
-    let mut last_refresh = start;
     let tty = opts.progress && std::io::stderr().is_terminal();
+    let mut last_shown = start;
     while start.elapsed() < opts.duration && !crate::signals::interrupted() {
         std::thread::sleep(Duration::from_millis(10));
-        session.drain();
-        if last_refresh.elapsed() >= Duration::from_secs(1) {
-            last_refresh = Instant::now();
-            // New workers, new sidecars and restarted proxies are picked up.
-            session.set_sidecars(discovery.refresh())?;
-            if tty {
-                let done = start.elapsed().as_secs_f64() / opts.duration.as_secs_f64();
-                let width = 30;
-                let filled = ((done * width as f64) as usize).min(width);
-                eprint!(
-                    "\r[{}{}] {:>3.0}%  forwards so far: {}",
-                    "#".repeat(filled),
-                    " ".repeat(width - filled),
-                    done * 100.0,
-                    session
-                        .hops
-                        .by_key
-                        .values()
-                        .map(|h| h.forwards)
-                        .sum::<u64>()
-                );
-                let _ = std::io::stderr().flush();
-            }
+        c.step()?;
+        if tty && last_shown.elapsed() >= Duration::from_secs(1) {
+            last_shown = Instant::now();
+            let done = start.elapsed().as_secs_f64() / opts.duration.as_secs_f64();
+            let width = 30;
+            let filled = ((done * width as f64) as usize).min(width);
+            let forwards: u64 = c.session.hops.by_key.values().map(|h| h.forwards).sum();
+            eprint!(
+                "\r[{}{}] {:>3.0}%  forwards so far: {forwards}",
+                "#".repeat(filled),
+                " ".repeat(width - filled),
+                done * 100.0,
+            );
+            let _ = std::io::stderr().flush();
         }
     }
-    session.finish();
+    c.finish();
     if tty {
         eprintln!();
     }

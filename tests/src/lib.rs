@@ -1,5 +1,7 @@
 //! Helpers shared by the privileged integration tests (root, BPF, namespaces).
 pub mod capture;
+pub mod daemon;
+pub mod http;
 pub mod mesh;
 
 /// Fail, naming what is missing, when not root: these tests never skip.

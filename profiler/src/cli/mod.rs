@@ -4,6 +4,9 @@ mod bench;
 mod check;
 mod demo;
 mod helper;
+mod logging;
+mod run;
+mod select;
 mod snapshot;
 
 use std::process::ExitCode;
@@ -19,6 +22,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines for people (text) or for a log pipeline (json, one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -28,11 +34,13 @@ pub enum Format {
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// Probe this kernel: which hooks load and attach, and which hook set the profiler would use.
     Check(check::Args),
     /// Capture per-hop sidecar latency for a while, then print it per sidecar.
     Snapshot(snapshot::Args),
+    /// Run as the node daemon: track sidecars continuously and serve Prometheus metrics.
+    Run(run::Args),
     /// Build a two-pod mesh with sidecars, drive load through it while profiling, print the report, tear it down.
     Demo(demo::Args),
     /// Measure the profiler's own cost on the built-in mesh: program time per forward, CPU, memory, highest loss-free rate.
@@ -46,10 +54,12 @@ enum Command {
 pub const EXIT_USAGE: u8 = 2;
 
 pub fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, &cli.command);
+    match cli.command {
         Command::Check(a) => check::run(a),
         Command::Snapshot(a) => snapshot::run(a),
+        Command::Run(a) => run::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Testbed(h) => helper::run(h),

@@ -2,30 +2,15 @@
 use std::{process::ExitCode, time::Duration};
 
 use super::Format;
-use crate::{
-    classify::DEFAULT_EXCLUDED_PORTS,
-    discovery::Selector,
-    snapshot::{self, Options, SnapshotError},
-};
+use crate::snapshot::{self, Options, SnapshotError};
 
 #[derive(clap::Args)]
 pub struct Args {
     /// How long to capture (e.g. 10s, 500ms, 2m).
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     duration: Duration,
-    /// Profile these processes (repeatable). Default: Istio sidecars
-    /// (`envoy`, or UID 1337 in a pod's cgroup).
-    #[arg(long)]
-    pid: Vec<u32>,
-    /// Profile processes with this name (repeatable).
-    #[arg(long)]
-    comm: Vec<String>,
-    /// Profile processes whose cgroup path contains this (repeatable).
-    #[arg(long)]
-    cgroup: Vec<String>,
-    /// Ports whose traffic is not a data-plane hop (comma-separated).
-    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_EXCLUDED_PORTS)]
-    exclude_ports: Vec<u16>,
+    #[command(flatten)]
+    select: super::select::SelectArgs,
     /// Output format: a table for people, JSON for tools (see README for the contract).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -58,24 +43,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?}: the duration is too long"))
 }
 
-impl Args {
-    pub fn selectors(&self) -> Vec<Selector> {
-        let mut s: Vec<Selector> = self.pid.iter().map(|p| Selector::Pid(*p)).collect();
-        s.extend(self.comm.iter().map(|c| Selector::Comm(c.clone())));
-        s.extend(self.cgroup.iter().map(|c| Selector::Cgroup(c.clone())));
-        if s.is_empty() {
-            s.push(Selector::Istio);
-        }
-        s
-    }
-}
-
 pub fn run(a: Args) -> ExitCode {
     crate::signals::install();
     let opts = Options {
         duration: a.duration,
-        selectors: a.selectors(),
-        excluded_ports: a.exclude_ports.clone(),
+        selectors: a.select.selectors(),
+        excluded_ports: a.select.exclude_ports.clone(),
         progress: a.format == Format::Table,
     };
     match snapshot::run(&opts) {

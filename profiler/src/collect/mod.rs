@@ -10,6 +10,8 @@ use decode::Event;
 
 /// Bound on the endpoints table (sockets of tracked proxies open at once).
 const SOCKS_MAX: usize = 1 << 18;
+/// Sidecars tracked at once unless told otherwise (a node runs ~110 pods).
+pub const SIDECARS_MAX: usize = 256;
 /// Events this recent wait for the next drain: a CPU's ring may still be
 /// receiving an earlier one (a thread that read on one CPU and wrote on
 /// another), and pairing needs every thread's events in time order.
@@ -96,6 +98,11 @@ pub struct Session {
     pub tally: Tally,
     /// Endpoints of the tracked proxies' sockets, from open/close events.
     socks: FxHashMap<u64, SockInfo>,
+    /// Most sidecars known at once; the last discovery's excess.
+    sidecars_max: usize,
+    over_cap: usize,
+    /// Per sidecar position: when its processes were last seen gone.
+    gone_since: Vec<Option<std::time::Instant>>,
 }
 
 fn take<T>(
@@ -172,6 +179,9 @@ impl Session {
             hops: Hops::default(),
             tally: Tally::default(),
             socks: FxHashMap::default(),
+            sidecars_max: SIDECARS_MAX,
+            over_cap: 0,
+            gone_since: Vec::new(),
         };
         s.set_sidecars(sidecars)?;
         Ok(s)
@@ -181,14 +191,33 @@ impl Session {
     /// histograms stay theirs), new ones are appended; then the kernel's
     /// tracked set and proxy ports follow, if they changed.
     pub fn set_sidecars(&mut self, fresh: Vec<Sidecar>) -> Result<(), CollectError> {
-        merge::merge(&mut self.sidecars, fresh);
+        let refused = merge::merge(&mut self.sidecars, fresh, self.sidecars_max);
+        if refused > 0 && self.over_cap == 0 {
+            log::warn!(
+                "{refused} sidecar(s) beyond the cap of {} are not tracked (raise --max-sidecars)",
+                self.sidecars_max
+            );
+        }
+        self.over_cap = refused;
+        self.retrack()
+    }
+
+    /// Point the kernel's tracked set and proxy ports at the live processes
+    /// of the known sidecars, and note which sidecars are gone.
+    fn retrack(&mut self) -> Result<(), CollectError> {
         let mut wanted = FxHashMap::default();
+        self.gone_since.resize(self.sidecars.len(), None);
+        let now = std::time::Instant::now();
         for (i, s) in self.sidecars.iter().enumerate() {
+            let mut alive = false;
             for &(pid, start) in &s.procs {
                 if ProcInfo::is_alive(pid, start) {
                     wanted.insert(pid, i);
+                    alive = true;
                 }
             }
+            let gone = &mut self.gone_since[i];
+            *gone = if alive { None } else { gone.or(Some(now)) };
         }
         let ports: BTreeSet<u16> = self
             .sidecars
@@ -204,6 +233,79 @@ impl Session {
             self.ports = ports;
         }
         Ok(())
+    }
+
+    /// Most sidecars tracked at once (discovery's excess is counted).
+    pub fn set_sidecars_max(&mut self, max: usize) {
+        self.sidecars_max = max;
+    }
+
+    /// Sidecars whose processes are alive and tracked.
+    pub fn tracked_sidecars(&self) -> usize {
+        self.gone_since.iter().filter(|g| g.is_none()).count()
+    }
+
+    /// Sidecars the last discovery found beyond the cap.
+    pub fn sidecars_over_cap(&self) -> usize {
+        self.over_cap
+    }
+
+    /// Forget sidecars gone for longer than `ttl`, with their figures, so a
+    /// long-running daemon's memory and series follow the node's pods;
+    /// returns how many were removed. Positions of the others shift down.
+    pub fn expire(&mut self, ttl: std::time::Duration) -> Result<usize, CollectError> {
+        let keep: Vec<bool> = self
+            .gone_since
+            .iter()
+            .map(|g| g.is_none_or(|t| t.elapsed() < ttl))
+            .collect();
+        let removed = keep.iter().filter(|k| !**k).count();
+        if removed == 0 {
+            return Ok(0);
+        }
+        let remap = merge::compact(&mut self.sidecars, &keep);
+        let mut i = 0;
+        self.gone_since.retain(|_| {
+            i += 1;
+            keep[i - 1]
+        });
+        let old = std::mem::take(&mut self.hops.by_key);
+        self.hops.by_key = old
+            .into_iter()
+            .filter_map(|((idx, d, l), h)| {
+                let new = remap.get(idx as usize).copied().flatten()?;
+                Some(((new, d, l), h))
+            })
+            .collect();
+        self.retrack()?;
+        Ok(removed)
+    }
+
+    /// Fill of the kernel maps and userspace tables that have a bound.
+    pub fn map_fill(&self) -> Vec<crate::metrics::MapFill> {
+        use crate::metrics::MapFill;
+        vec![
+            MapFill {
+                map: "tracked",
+                entries: self.by_tgid.len() as u64,
+                capacity: u64::from(names::TRACKED_MAX),
+            },
+            MapFill {
+                map: "proxy_ports",
+                entries: self.ports.len() as u64,
+                capacity: u64::from(names::PROXY_PORTS_MAX),
+            },
+            MapFill {
+                map: "sockets",
+                entries: self.socks.len() as u64,
+                capacity: SOCKS_MAX as u64,
+            },
+            MapFill {
+                map: "sidecars",
+                entries: self.sidecars.len() as u64,
+                capacity: self.sidecars_max as u64,
+            },
+        ]
     }
 
     fn apply_tracked(&mut self, wanted: &FxHashMap<u32, usize>) -> Result<(), CollectError> {

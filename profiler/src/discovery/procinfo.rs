@@ -16,6 +16,8 @@ pub struct ProcInfo {
     pub pod: Option<PodCgroup>,
     pub env_pod_name: Option<String>,
     pub env_pod_namespace: Option<String>,
+    /// The workload Istio's injector names (Deployment, StatefulSet, ...).
+    pub env_workload: Option<String>,
 }
 
 /// (ppid, start_time) from the text of /proc/<pid>/stat; comm may hold spaces
@@ -67,6 +69,7 @@ impl ProcInfo {
             cgroup,
             env_pod_name: env_var(&environ, "POD_NAME"),
             env_pod_namespace: env_var(&environ, "POD_NAMESPACE"),
+            env_workload: env_var(&environ, "ISTIO_META_WORKLOAD_NAME"),
         })
     }
 

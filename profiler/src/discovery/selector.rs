@@ -38,6 +38,7 @@ pub struct Sidecar {
     pub pid: u32,
     pub pod: Option<String>,
     pub namespace: Option<String>,
+    pub workload: Option<String>,
     pub pod_uid: Option<String>,
     /// (pid, start time) of every process of this sidecar.
     pub procs: Vec<(u32, u64)>,
@@ -98,6 +99,7 @@ pub fn select(all: &[ProcInfo], selectors: &[Selector]) -> Vec<Sidecar> {
                 pid: main.pid,
                 pod: procs.iter().find_map(|p| p.env_pod_name.clone()),
                 namespace: procs.iter().find_map(|p| p.env_pod_namespace.clone()),
+                workload: procs.iter().find_map(|p| p.env_workload.clone()),
                 pod_uid: procs
                     .iter()
                     .find_map(|p| p.pod.as_ref().map(|x| x.pod_uid.clone())),
@@ -132,6 +134,7 @@ mod tests {
             cgroup,
             env_pod_name: env.then(|| "reviews-v2-7c9f".into()),
             env_pod_namespace: env.then(|| "bookinfo".into()),
+            env_workload: env.then(|| "reviews-v2".into()),
         };
         vec![
             p(1, 0, "systemd", 0, "0::/init.scope\n".into(), false),

@@ -1,8 +1,13 @@
 //! Where a histogram is filled: per (sidecar, direction, leg), HDR
 //! histograms of total, queue and process time in ns (1 µs to 60 s, 3
 //! significant digits, so buckets are at most 512 ns wide below 1 ms and
-//! 0.1% of the value above), plus forward and byte counts.
+//! 0.1% of the value above), the fixed buckets Prometheus is served, and
+//! forward and byte counts.
+pub mod buckets;
+
 use std::collections::BTreeMap;
+
+pub use buckets::Buckets;
 
 use hdrhistogram::Histogram;
 use profiler_common::pairing::{Basis, Forward};
@@ -22,7 +27,13 @@ pub struct HopStats {
     pub total: Histogram<u64>,
     pub queue: Histogram<u64>,
     pub process: Histogram<u64>,
+    /// The same three components in the exported buckets, in
+    /// [`COMPONENTS`] order.
+    pub exported: [Buckets; 3],
 }
+
+/// The components of a hop's time, as exported (the `component` label).
+pub const COMPONENTS: [&str; 3] = ["total", "queue", "process"];
 
 fn hist() -> Histogram<u64> {
     // Bounds are constants known to be valid.
@@ -38,6 +49,7 @@ impl Default for HopStats {
             total: hist(),
             queue: hist(),
             process: hist(),
+            exported: Default::default(),
         }
     }
 }
@@ -53,6 +65,13 @@ impl HopStats {
         self.total.saturating_record(clamp(f.total_ns()));
         self.queue.saturating_record(clamp(f.queue_ns()));
         self.process.saturating_record(clamp(f.process_ns()));
+        for (b, ns) in self
+            .exported
+            .iter_mut()
+            .zip([f.total_ns(), f.queue_ns(), f.process_ns()])
+        {
+            b.record(ns);
+        }
     }
 }
 

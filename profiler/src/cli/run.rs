@@ -1,0 +1,52 @@
+//! `profiler run [--listen ADDR:PORT] [selectors]`: the node daemon.
+use std::{net::SocketAddr, process::ExitCode, time::Duration};
+
+use super::snapshot::parse_duration;
+use crate::{
+    collect::{CollectError, SIDECARS_MAX},
+    daemon::{self, DEFAULT_LISTEN, DaemonError, Options},
+    engine::EngineError,
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to serve /metrics, /healthz and /readyz on.
+    #[arg(long, default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    #[command(flatten)]
+    select: super::select::SelectArgs,
+    /// Most sidecars tracked at once; more are counted
+    /// (profiler_sidecars_over_cap) and logged once.
+    #[arg(long, default_value_t = SIDECARS_MAX as u32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    max_sidecars: u32,
+    /// How long a vanished sidecar's series are still served (e.g. 5m).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    series_ttl: Duration,
+}
+
+pub fn run(a: Args) -> ExitCode {
+    crate::signals::install();
+    let opts = Options {
+        listen: a.listen,
+        selectors: a.select.selectors(),
+        excluded_ports: a.select.exclude_ports.clone(),
+        max_sidecars: a.max_sidecars as usize,
+        series_ttl: a.series_ttl,
+    };
+    match daemon::run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ (DaemonError::Listen { .. } | DaemonError::Engine(EngineError::Privilege(_)))) => {
+            eprintln!("error: {e}");
+            ExitCode::from(super::EXIT_USAGE)
+        }
+        Err(DaemonError::Engine(EngineError::Collect(CollectError::NoHookSet(why)))) => {
+            eprintln!("error: no usable hook set on this kernel: {why}");
+            eprintln!("{}", crate::check::run().to_text());
+            ExitCode::from(super::EXIT_USAGE)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Which processes are sidecars, and which ports are not data-plane hops:
+//! the same flags for `snapshot` and `run`.
+use crate::{classify::DEFAULT_EXCLUDED_PORTS, discovery::Selector};
+
+#[derive(clap::Args)]
+pub struct SelectArgs {
+    /// Profile these processes (repeatable). Default: Istio sidecars
+    /// (`envoy`, or UID 1337 in a pod's cgroup).
+    #[arg(long)]
+    pub pid: Vec<u32>,
+    /// Profile processes with this name (repeatable).
+    #[arg(long)]
+    pub comm: Vec<String>,
+    /// Profile processes whose cgroup path contains this (repeatable).
+    #[arg(long)]
+    pub cgroup: Vec<String>,
+    /// Ports whose traffic is not a data-plane hop (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_EXCLUDED_PORTS)]
+    pub exclude_ports: Vec<u16>,
+}
+
+impl SelectArgs {
+    pub fn selectors(&self) -> Vec<Selector> {
+        let mut s: Vec<Selector> = self.pid.iter().map(|p| Selector::Pid(*p)).collect();
+        s.extend(self.comm.iter().map(|c| Selector::Comm(c.clone())));
+        s.extend(self.cgroup.iter().map(|c| Selector::Cgroup(c.clone())));
+        if s.is_empty() {
+            s.push(Selector::Istio);
+        }
+        s
+    }
+}

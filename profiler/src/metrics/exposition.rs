@@ -1,0 +1,92 @@
+//! What one scrape sees: an owned copy of the engine's figures, taken
+//! between two drains, so encoding never holds up the drain.
+use crate::{
+    classify::{Direction, Leg},
+    histogram::Buckets,
+};
+
+use super::labels::SidecarLabels;
+
+#[derive(Clone, Debug)]
+pub struct HopSeries {
+    /// Index into [`Exposition::sidecars`].
+    pub sidecar: usize,
+    pub direction: Direction,
+    pub leg: Leg,
+    pub forwards: u64,
+    pub bytes: u64,
+    /// total, queue, process ([`crate::histogram::COMPONENTS`] order).
+    pub components: [Buckets; 3],
+}
+
+/// A table's fill: kernel maps and the userspace tables beside them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapFill {
+    pub map: &'static str,
+    pub entries: u64,
+    pub capacity: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Health {
+    /// (reason, records or sockets lost since start).
+    pub events_lost: Vec<(&'static str, u64)>,
+    pub ambiguous_forwards: u64,
+    pub maps: Vec<MapFill>,
+    /// Hooks of the attached set (each one program).
+    pub hooks: Vec<String>,
+    pub sidecars_tracked: u64,
+    /// Sidecars discovery found beyond the cap, not tracked.
+    pub sidecars_over_cap: u64,
+    pub version: String,
+    pub hook_set: String,
+    pub kernel: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Exposition {
+    pub sidecars: Vec<SidecarLabels>,
+    pub hops: Vec<HopSeries>,
+    pub health: Health,
+}
+
+impl Exposition {
+    pub fn from_session(s: &crate::collect::Session) -> Exposition {
+        use profiler_common::maps::Counter;
+        let sidecars = s.sidecars.iter().map(SidecarLabels::of).collect();
+        let hops = s
+            .hops
+            .by_key
+            .iter()
+            .map(|(&(i, direction, leg), h)| HopSeries {
+                sidecar: i as usize,
+                direction,
+                leg,
+                forwards: h.forwards,
+                bytes: h.bytes,
+                components: h.exported.clone(),
+            })
+            .collect();
+        let health = Health {
+            events_lost: vec![
+                ("ring_full", s.counter(Counter::RingFull)),
+                ("ring_busy", s.counter(Counter::RingBusy)),
+                ("map_full", s.counter(Counter::MapFull)),
+                ("unforwarded_reads_dropped", s.pairing.counts().evicted),
+            ],
+            ambiguous_forwards: s.pairing.counts().ambiguous,
+            maps: s.map_fill(),
+            hooks: s.hook_set.hooks().iter().map(|h| h.describe()).collect(),
+            sidecars_tracked: s.tracked_sidecars() as u64,
+            sidecars_over_cap: s.sidecars_over_cap() as u64,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            hook_set: s.hook_set.name().to_string(),
+            kernel: crate::kernel::release().unwrap_or_default(),
+        };
+        Exposition {
+            sidecars,
+            hops,
+            health,
+        }
+    }
+}

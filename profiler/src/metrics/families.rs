@@ -1,0 +1,167 @@
+//! The metric families and their help text: the contract README lists.
+//! Encoding goes through prometheus-client, which writes both Prometheus
+//! text and OpenMetrics.
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, NoLabelSet},
+    metrics::MetricType,
+    registry::Unit,
+};
+
+use super::exposition::{Exposition, HopSeries};
+use crate::histogram::COMPONENTS;
+
+fn dir(h: &HopSeries) -> &'static str {
+    match h.direction {
+        crate::classify::Direction::Inbound => "inbound",
+        crate::classify::Direction::Outbound => "outbound",
+    }
+}
+
+fn leg(h: &HopSeries) -> &'static str {
+    match h.leg {
+        crate::classify::Leg::Request => "request",
+        crate::classify::Leg::Response => "response",
+    }
+}
+
+impl Exposition {
+    /// namespace, pod, workload, direction, leg of a hop series.
+    fn hop_labels<'a>(&'a self, h: &'a HopSeries) -> Vec<(&'static str, &'a str)> {
+        let s = &self.sidecars[h.sidecar];
+        vec![
+            ("namespace", s.namespace.as_str()),
+            ("pod", s.pod.as_str()),
+            ("workload", s.workload.as_str()),
+            ("direction", dir(h)),
+            ("leg", leg(h)),
+        ]
+    }
+}
+
+impl Collector for Exposition {
+    fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let hops: Vec<&HopSeries> = self
+            .hops
+            .iter()
+            .filter(|h| h.sidecar < self.sidecars.len())
+            .collect();
+        {
+            let mut m = enc.encode_descriptor(
+                "sidecar_hop_duration",
+                "Time a sidecar took to forward data, per hop and component: total from the data's arrival at the proxy's socket to the proxy's write of it, queue from arrival to the proxy's read, process from read to write",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
+            for h in &hops {
+                let base = self.hop_labels(h);
+                for (name, b) in COMPONENTS.iter().zip(&h.components) {
+                    let mut labels = base.clone();
+                    labels.push(("component", name));
+                    m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+                        b.sum_ns as f64 / 1e9,
+                        b.count,
+                        &b.in_seconds(),
+                        None,
+                    )?;
+                }
+            }
+        }
+        for (name, help, unit, value) in [
+            (
+                "sidecar_forwards",
+                "Forwards recorded (a proxy's write of data it read), per hop",
+                None,
+                (|h: &HopSeries| h.forwards) as fn(&HopSeries) -> u64,
+            ),
+            (
+                "sidecar_forwarded",
+                "Bytes the sidecar wrote in recorded forwards, per hop",
+                Some(Unit::Bytes),
+                |h: &HopSeries| h.bytes,
+            ),
+        ] {
+            let mut m = enc.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
+            for h in &hops {
+                m.encode_family(&self.hop_labels(h))?
+                    .encode_counter::<NoLabelSet, _, u64>(&value(h), None)?;
+            }
+        }
+        let hl = &self.health;
+        {
+            let mut m = enc.encode_descriptor(
+                "profiler_events_lost",
+                "Records or sockets the profiler could not account for, by reason",
+                None,
+                MetricType::Counter,
+            )?;
+            for (reason, n) in &hl.events_lost {
+                m.encode_family(&[("reason", *reason)])?
+                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+            }
+        }
+        enc.encode_descriptor(
+            "profiler_ambiguous_forwards",
+            "Forwards whose source pairing could not decide (the oldest pending read was taken)",
+            None,
+            MetricType::Counter,
+        )?
+        .encode_counter::<NoLabelSet, _, u64>(&hl.ambiguous_forwards, None)?;
+        for (name, help, value) in [
+            (
+                "profiler_map_entries",
+                "Entries in a kernel map or userspace table",
+                (|f: &super::MapFill| f.entries) as fn(&super::MapFill) -> u64,
+            ),
+            (
+                "profiler_map_capacity",
+                "Capacity of a kernel map or userspace table",
+                |f: &super::MapFill| f.capacity,
+            ),
+        ] {
+            let mut m = enc.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for f in &hl.maps {
+                m.encode_family(&[("map", f.map)])?
+                    .encode_gauge(&(value(f) as i64))?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "profiler_programs_attached",
+                "eBPF programs attached, per hook",
+                None,
+                MetricType::Gauge,
+            )?;
+            for hook in &hl.hooks {
+                m.encode_family(&[("hook", hook.as_str())])?
+                    .encode_gauge(&1i64)?;
+            }
+        }
+        enc.encode_descriptor(
+            "profiler_sidecars_tracked",
+            "Sidecars whose processes are alive and tracked",
+            None,
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&(hl.sidecars_tracked as i64))?;
+        enc.encode_descriptor(
+            "profiler_sidecars_over_cap",
+            "Sidecars discovery found beyond --max-sidecars, not tracked",
+            None,
+            MetricType::Gauge,
+        )?
+        .encode_gauge(&(hl.sidecars_over_cap as i64))?;
+        enc.encode_descriptor(
+            "profiler_build",
+            "Version, hook set in use and kernel release",
+            None,
+            MetricType::Info,
+        )?
+        .encode_info(&[
+            ("version", hl.version.as_str()),
+            ("hook_set", hl.hook_set.as_str()),
+            ("kernel", hl.kernel.as_str()),
+        ])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+use super::{labels::SidecarLabels, *};
+use crate::{
+    classify::{Direction, Leg},
+    histogram::Buckets,
+};
+
+fn expo() -> Exposition {
+    let mut total = Buckets::default();
+    for ns in [4_000, 40_000, 40_000, 2_000_000] {
+        total.record(ns);
+    }
+    let mut queue = Buckets::default();
+    queue.record(1_000);
+    Exposition {
+        sidecars: vec![SidecarLabels {
+            namespace: "bookinfo".into(),
+            pod: "reviews-v2-7c9f".into(),
+            workload: "reviews-v2".into(),
+        }],
+        hops: vec![HopSeries {
+            sidecar: 0,
+            direction: Direction::Inbound,
+            leg: Leg::Request,
+            forwards: 4,
+            bytes: 400,
+            components: [total, queue, Buckets::default()],
+        }],
+        health: Health {
+            events_lost: vec![("ring_full", 3), ("map_full", 0)],
+            ambiguous_forwards: 2,
+            maps: vec![MapFill {
+                map: "tracked",
+                entries: 2,
+                capacity: 4096,
+            }],
+            hooks: vec!["raw tracepoint sk_data_ready".into()],
+            sidecars_tracked: 1,
+            sidecars_over_cap: 0,
+            version: "0.1.0".into(),
+            hook_set: "tracepoints".into(),
+            kernel: "6.12.0".into(),
+        },
+    }
+}
+
+const HOP: &str = r#"namespace="bookinfo",pod="reviews-v2-7c9f",workload="reviews-v2",direction="inbound",leg="request""#;
+
+#[test]
+fn prometheus_text_has_cumulative_buckets_sum_and_count_in_seconds() {
+    let text = render(expo(), Format::Prometheus).expect("render");
+    let line = |suffix: &str| format!("sidecar_hop_duration_seconds_{suffix}");
+    let total = format!("{HOP},component=\"total\"");
+    for want in [
+        "# TYPE sidecar_hop_duration_seconds histogram".to_string(),
+        format!("{}{{{total},le=\"5e-06\"}} 1", line("bucket")),
+        format!("{}{{{total},le=\"5e-05\"}} 3", line("bucket")),
+        format!("{}{{{total},le=\"0.002\"}} 4", line("bucket")),
+        format!("{}{{{total},le=\"+Inf\"}} 4", line("bucket")),
+        format!("{}{{{total}}} 4", line("count")),
+        format!("{}{{{total}}} 0.002084", line("sum")),
+        format!("sidecar_forwards_total{{{HOP}}} 4"),
+        format!("sidecar_forwarded_bytes_total{{{HOP}}} 400"),
+        "profiler_events_lost_total{reason=\"ring_full\"} 3".to_string(),
+        "profiler_ambiguous_forwards_total 2".to_string(),
+        "profiler_map_capacity{map=\"tracked\"} 4096".to_string(),
+        "profiler_programs_attached{hook=\"raw tracepoint sk_data_ready\"} 1".to_string(),
+        "profiler_sidecars_tracked 1".to_string(),
+        "profiler_build_info{version=\"0.1.0\",hook_set=\"tracepoints\",kernel=\"6.12.0\"} 1"
+            .to_string(),
+    ] {
+        assert!(text.contains(&want), "missing {want:?} in:\n{text}");
+    }
+    assert!(!text.contains("# EOF"), "{text}");
+    // All three components of the hop, each with 27 buckets.
+    for c in ["total", "queue", "process"] {
+        let n = text
+            .lines()
+            .filter(|l| l.starts_with("sidecar_hop_duration_seconds_bucket"))
+            .filter(|l| l.contains(&format!("component=\"{c}\"")))
+            .count();
+        assert_eq!(n, 27, "{c}");
+    }
+}
+
+#[test]
+fn openmetrics_ends_with_eof_and_declares_units() {
+    let text = render(expo(), Format::OpenMetrics).expect("render");
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(
+        text.contains("# UNIT sidecar_hop_duration_seconds seconds"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE profiler_build info"), "{text}");
+}
+
+#[test]
+fn a_hop_of_a_sidecar_not_listed_is_left_out_not_a_panic() {
+    let mut e = expo();
+    e.hops[0].sidecar = 5;
+    let text = render(e, Format::Prometheus).expect("render");
+    assert!(!text.contains("sidecar_forwards_total{"), "{text}");
+}
+
+#[test]
+fn negotiation_prefers_openmetrics_when_offered() {
+    // What Prometheus 2.x/3.x sends.
+    let prom = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    assert_eq!(Format::negotiate(Some(prom)), Format::OpenMetrics);
+    assert_eq!(Format::negotiate(Some("*/*")), Format::Prometheus);
+    assert_eq!(Format::negotiate(None), Format::Prometheus);
+    assert_eq!(
+        Format::negotiate(Some("application/openmetrics-text; q=0, text/plain")),
+        Format::Prometheus
+    );
+    assert!(
+        Format::OpenMetrics
+            .content_type()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(
+        Format::Prometheus
+            .content_type()
+            .starts_with("text/plain; version=0.0.4")
+    );
+}

@@ -1,0 +1,432 @@
+//! `profiler run` as a node daemon: probes, continuous discovery, the
+//! metric contract against a real Prometheus, clean exit on SIGTERM, and
+//! clear errors for a bad or busy listen address.
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use profiler::{
+    classify::{Direction, Leg},
+    histogram::buckets,
+    testbed::{LoadGen, LoadSpec, SidecarKind},
+};
+use profiler_tests::{
+    capture::{HOPS, hop, profile_under_load, sidecar},
+    daemon::{Prometheus, start_daemon, wait_ok},
+    http, mesh, require_root,
+};
+
+/// What Prometheus 2.x sends.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+fn loopback() -> SocketAddr {
+    format!("127.0.0.1:{}", http::free_port())
+        .parse()
+        .expect("address")
+}
+
+fn log_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("profiler-run-{name}-{}.log", std::process::id()))
+}
+
+/// Every sample of the exposition: `name{labels}` -> value.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn scrape(addr: SocketAddr) -> String {
+    let r = http::get(addr, "/metrics", None).expect("scrape");
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body
+}
+
+fn tracked(addr: SocketAddr) -> f64 {
+    samples(&scrape(addr))
+        .get("profiler_sidecars_tracked")
+        .copied()
+        .unwrap_or(-1.0)
+}
+
+#[test]
+fn run_rejects_a_bad_or_busy_listen_address() {
+    let bin = profiler_tests::profiler_bin();
+    let out = Command::new(&bin)
+        .args(["run", "--listen", "nonsense"])
+        .output()
+        .expect("run profiler");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--listen"),
+        "{out:?}"
+    );
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = busy.local_addr().expect("addr");
+    let out = Command::new(&bin)
+        .args(["run", "--listen", &addr.to_string()])
+        .output()
+        .expect("run profiler");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen on {addr}")) && err.contains("--listen"),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_follows_sidecars_that_come_and_go() {
+    require_root();
+    let addr = loopback();
+    let log = log_path("follow");
+    let mut d = start_daemon(addr, &["--series-ttl", "3s"], &log);
+    wait_ok(addr, "/healthz", Duration::from_secs(10), "profiler run");
+    wait_ok(addr, "/readyz", Duration::from_secs(30), "profiler run");
+    assert_eq!(tracked(addr), 0.0, "no mesh yet");
+    let m = mesh::up(&mesh::config(SidecarKind::Nginx));
+    // The sidecars started during mesh::up; both must be tracked within 2 s.
+    let up = Instant::now();
+    while tracked(addr) < 2.0 {
+        assert!(
+            up.elapsed() < Duration::from_secs(2),
+            "sidecars not tracked 2 s after they started: {}",
+            scrape(addr)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "both sidecars tracked {:?} after the mesh was up",
+        up.elapsed()
+    );
+    // Traffic, so that the pods have series.
+    let spec = LoadSpec {
+        generator: LoadGen::Oha,
+        duration: Duration::from_secs(2),
+        connections: 2,
+        rate: Some(100),
+        streams: 1,
+    };
+    profiler::testbed::load::run(&m.client.netns, &m.url(), &spec).expect("load");
+    thread::sleep(Duration::from_millis(300));
+    let pods = [m.client.name.clone(), m.server.name.clone()];
+    let text = scrape(addr);
+    for p in &pods {
+        assert!(
+            text.contains(&format!("pod=\"{p}\"")),
+            "no series for {p}:\n{text}"
+        );
+    }
+    drop(m);
+    let gone = Instant::now();
+    while tracked(addr) > 0.0 {
+        assert!(
+            gone.elapsed() < Duration::from_secs(3),
+            "sidecars still tracked 3 s after their pods went: {}",
+            scrape(addr)
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    // Their series stay for the TTL (3 s here), then go.
+    while pods
+        .iter()
+        .any(|p| scrape(addr).contains(&format!("pod=\"{p}\"")))
+    {
+        assert!(
+            gone.elapsed() < Duration::from_secs(3 + 3),
+            "series of gone pods still served {:?} after they went: {}",
+            gone.elapsed(),
+            scrape(addr)
+                .lines()
+                .filter(|l| pods.iter().any(|p| l.contains(p.as_str())))
+                .take(5)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "series of the gone pods removed {:?} after they went",
+        gone.elapsed()
+    );
+    let (status, took) = d.terminate();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM: {status:?} after {took:?}; log: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let _ = std::fs::remove_file(&log);
+}
+
+#[test]
+fn run_serves_the_mesh_to_prometheus() {
+    require_root();
+    let addr = loopback();
+    let log = log_path("prom");
+    let m = mesh::up(&mesh::config(SidecarKind::Nginx));
+    let mut d = start_daemon(addr, &[], &log);
+    wait_ok(addr, "/readyz", Duration::from_secs(30), "profiler run");
+    let ready = Instant::now();
+    while tracked(addr) < 2.0 {
+        assert!(ready.elapsed() < Duration::from_secs(5), "{}", scrape(addr));
+        thread::sleep(Duration::from_millis(50));
+    }
+    let prom = Prometheus::start(addr);
+    // A snapshot over the same traffic, while Prometheus scrapes the daemon
+    // every second and this test scrapes it every 200 ms.
+    let spec = LoadSpec {
+        generator: LoadGen::Oha,
+        duration: Duration::from_secs(6),
+        connections: 16,
+        rate: Some(400),
+        streams: 1,
+    };
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (snap, load, backwards) = thread::scope(|s| {
+        let watcher = s.spawn(|| {
+            let mut prev: BTreeMap<String, f64> = BTreeMap::new();
+            let mut backwards = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = samples(&scrape(addr));
+                for (k, v) in &now {
+                    let monotonic = k.contains("_total")
+                        || k.contains("_bucket")
+                        || k.contains("_count")
+                        || k.contains("_sum");
+                    if monotonic && prev.get(k).is_some_and(|p| v < p) {
+                        backwards.push(format!("{k}: {} -> {v}", prev[k]));
+                    }
+                }
+                prev = now;
+                thread::sleep(Duration::from_millis(200));
+            }
+            backwards
+        });
+        let (snap, load) = profile_under_load(&m, spec);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        (snap, load, watcher.join().expect("watcher"))
+    });
+    assert!(load.completed > 1000, "{load:?}");
+    assert!(
+        backwards.is_empty(),
+        "counters went backwards: {backwards:?}"
+    );
+    // Two more scrapes by Prometheus after the last forward.
+    thread::sleep(Duration::from_millis(2500));
+    for (pod, dir) in HOPS {
+        let sc = sidecar(&snap, pod);
+        let pod_name = sc.pod.clone().expect("pod name");
+        for leg in [Leg::Request, Leg::Response] {
+            let ours = hop(sc, dir, leg);
+            let sel = format!(
+                "pod=\"{pod_name}\",direction=\"{}\",leg=\"{}\"",
+                match dir {
+                    Direction::Inbound => "inbound",
+                    Direction::Outbound => "outbound",
+                },
+                match leg {
+                    Leg::Request => "request",
+                    Leg::Response => "response",
+                }
+            );
+            let q = format!(
+                "histogram_quantile(0.99, sidecar_hop_duration_seconds_bucket{{{sel},component=\"total\"}})"
+            );
+            let r = prom.query(&q);
+            assert_eq!(r.len(), 1, "{q}: {r:?}");
+            let p99_s: f64 = r[0]["value"][1]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{q}: {r:?}"));
+            let (theirs, snap_ns) = ((p99_s * 1e9) as u64, (ours.total_us.p99 * 1000.0) as u64);
+            let (bt, bs) = (buckets::slot(theirs), buckets::slot(snap_ns));
+            eprintln!(
+                "{pod_name} {sel}: Prometheus p99 {:.1} us (bucket {bt}), snapshot p99 {:.1} us (bucket {bs})",
+                p99_s * 1e6,
+                ours.total_us.p99
+            );
+            assert!(bt.abs_diff(bs) <= 1, "{sel}: more than one bucket apart");
+            let fq = format!("sidecar_forwards_total{{{sel}}}");
+            let f = prom.query(&fq);
+            let n: f64 = f
+                .first()
+                .and_then(|x| x["value"][1].as_str())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{fq}: {f:?}"));
+            eprintln!("{fq} = {n}; snapshot {} forwards", ours.forwards);
+            assert!(
+                (n - ours.forwards as f64).abs() <= 0.01 * ours.forwards as f64,
+                "{fq}: {n} vs the snapshot's {}",
+                ours.forwards
+            );
+        }
+    }
+    // The text format passes promtool's lint; OpenMetrics (which promtool
+    // does not parse) is what Prometheus asked for and ingested above.
+    let r = http::get(addr, "/metrics", None).expect("scrape");
+    let out = promtool_check_metrics(&r.body);
+    assert!(out.is_empty(), "promtool check metrics: {out}");
+    eprintln!(
+        "{} ({} bytes) passes promtool",
+        r.content_type,
+        r.body.len()
+    );
+    let om = http::get(addr, "/metrics", Some(PROMETHEUS_ACCEPT)).expect("scrape");
+    assert!(
+        om.content_type.starts_with("application/openmetrics-text") && om.body.ends_with("# EOF\n"),
+        "{}",
+        om.content_type
+    );
+    let up = prom.query("up{job=\"profiler\"}");
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert_eq!(up[0]["value"][1], "1", "{up:?}");
+    drop(prom);
+    let (status, took) = d.terminate();
+    eprintln!("profiler run exited {status:?} {took:?} after SIGTERM");
+    assert!(
+        status.is_some_and(|s| s.success()) && took < Duration::from_secs(5),
+        "SIGTERM: {status:?} after {took:?}; log: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let _ = std::fs::remove_file(&log);
+}
+
+/// promtool's complaints about an exposition (empty: clean).
+fn promtool_check_metrics(text: &str) -> String {
+    use std::io::Write;
+    let bin = "/usr/bin/promtool";
+    assert!(
+        std::path::Path::new(bin).exists(),
+        "{bin} is missing: `cargo xtask setup` installs Debian's prometheus"
+    );
+    let mut child = Command::new(bin)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool output");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && all.trim().is_empty() {
+        String::new()
+    } else {
+        format!("exit {:?}: {all}", out.status.code())
+    }
+}
+
+/// The proxy process of a pod: the child of its pilot-agent.
+fn proxy_pid(pod: &profiler::testbed::Pod) -> Option<u32> {
+    let comm = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default()
+    };
+    let ppid = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| profiler::discovery::procinfo::parse_stat(&s))
+            .map(|(pp, _)| pp)
+    };
+    pod.pids()
+        .into_iter()
+        .find(|&p| ppid(p).is_some_and(|pp| comm(pp) == "pilot-agent"))
+}
+
+#[test]
+fn counters_survive_a_sidecar_restart() {
+    require_root();
+    let addr = loopback();
+    let log = log_path("restart");
+    let m = mesh::up(&mesh::config(SidecarKind::DelayProxy));
+    let mut d = start_daemon(addr, &[], &log);
+    wait_ok(addr, "/readyz", Duration::from_secs(30), "profiler run");
+    let t0 = Instant::now();
+    while tracked(addr) < 2.0 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "{}", scrape(addr));
+        thread::sleep(Duration::from_millis(50));
+    }
+    let spec = LoadSpec {
+        generator: LoadGen::Oha,
+        duration: Duration::from_secs(2),
+        connections: 2,
+        rate: Some(100),
+        streams: 1,
+    };
+    let load = || profiler::testbed::load::run(&m.client.netns, &m.url(), &spec).expect("load");
+    let server = |text: &str| -> BTreeMap<String, f64> {
+        samples(text)
+            .into_iter()
+            .filter(|(k, _)| k.contains(&format!("pod=\"{}\"", m.server.name)))
+            .collect()
+    };
+    load();
+    thread::sleep(Duration::from_millis(300));
+    let before = server(&scrape(addr));
+    let key = format!(
+        "sidecar_forwards_total{{namespace=\"meshbox\",pod=\"{}\",workload=\"server\",direction=\"inbound\",leg=\"request\"}}",
+        m.server.name
+    );
+    assert!(
+        before.get(&key).is_some_and(|&n| n > 100.0),
+        "{key}: {before:?}"
+    );
+    // The server's proxy crashes; its agent starts a new one.
+    let old = proxy_pid(&m.server).expect("the server's proxy");
+    // SAFETY: a process of the test mesh this test built.
+    unsafe { libc::kill(old as i32, libc::SIGKILL) };
+    let t0 = Instant::now();
+    let new = loop {
+        if let Some(p) = proxy_pid(&m.server).filter(|&p| p != old) {
+            break p;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the proxy was not restarted"
+        );
+        thread::sleep(Duration::from_millis(50));
+    };
+    // Discovery follows the new process within its period.
+    thread::sleep(Duration::from_millis(2500));
+    load();
+    thread::sleep(Duration::from_millis(300));
+    let after = server(&scrape(addr));
+    let backwards: Vec<_> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k).is_none_or(|a| a < *v))
+        .map(|(k, v)| format!("{k}: {v} -> {:?}", after.get(k)))
+        .collect();
+    assert!(
+        backwards.is_empty(),
+        "after the restart (pid {old} -> {new}): {backwards:?}"
+    );
+    eprintln!(
+        "{key}: {} before the restart (pid {old}), {} after (pid {new})",
+        before[&key], after[&key]
+    );
+    assert!(
+        after[&key] >= before[&key] + 100.0,
+        "forwards of the restarted proxy were not counted in the same series"
+    );
+    let (status, _) = d.terminate();
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let _ = std::fs::remove_file(&log);
+}
