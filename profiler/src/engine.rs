@@ -67,18 +67,15 @@ impl Engine {
     }
 }
 
-/// Why the profiler cannot load programs, if it cannot: names the capability.
+/// Why the profiler cannot capture, if it cannot: names each capability
+/// missing and what it is for.
 pub fn missing_privilege() -> Option<String> {
     let mask = crate::kernel::caps::effective().ok()?;
-    let (_, missing) = crate::kernel::caps::split(mask);
-    let needed: Vec<_> = missing
-        .into_iter()
-        .filter(|c| matches!(*c, "CAP_BPF" | "CAP_PERFMON" | "CAP_SYS_ADMIN"))
-        .collect();
-    (!needed.is_empty()).then(|| {
+    let missing = crate::kernel::caps::missing_for_capture(mask);
+    (!missing.is_empty()).then(|| {
         format!(
-            "missing privilege: {} (needed to load and attach eBPF programs and read other processes' /proc); run as root",
-            needed.join(", ")
+            "missing privilege: {}; run as root or grant them (see deploy/daemonset.yaml)",
+            missing.join(", ")
         )
     })
 }

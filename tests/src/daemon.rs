@@ -78,7 +78,8 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    pub fn start(target: SocketAddr) -> Prometheus {
+    /// With `rules` (rule files) loaded, evaluated every second.
+    pub fn start(target: SocketAddr, rules: &[PathBuf]) -> Prometheus {
         let bin = "/usr/bin/prometheus";
         assert!(
             std::path::Path::new(bin).exists(),
@@ -92,7 +93,13 @@ impl Prometheus {
             &config,
             format!(
                 "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
-                 scrape_configs:\n  - job_name: profiler\n    static_configs:\n      - targets: ['{target}']\n"
+                 rule_files: [{}]\n\
+                 scrape_configs:\n  - job_name: profiler\n    static_configs:\n      - targets: ['{target}']\n",
+                rules
+                    .iter()
+                    .map(|r| format!("'{}'", r.display()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )
         .expect("prometheus config");
@@ -122,16 +129,19 @@ impl Prometheus {
 
     /// An instant query's result vector (the API's `data.result`).
     pub fn query(&self, q: &str) -> Vec<serde_json::Value> {
-        let r = http::get(
-            self.addr,
-            &format!("/api/v1/query?query={}", http::encode(q)),
-            None,
-        )
-        .expect("prometheus query");
+        self.api(&format!("/api/v1/query?query={}", http::encode(q)))["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The `data` of an API answer; panics unless it says success.
+    pub fn api(&self, path: &str) -> serde_json::Value {
+        let r = http::get(self.addr, path, None).expect("prometheus API");
         let v: serde_json::Value = serde_json::from_str(&r.body)
             .unwrap_or_else(|e| panic!("prometheus answered {} {:?}: {e}", r.status, r.body));
-        assert_eq!(v["status"], "success", "{q}: {v}");
-        v["data"]["result"].as_array().cloned().unwrap_or_default()
+        assert_eq!(v["status"], "success", "{path}: {v}");
+        v["data"].clone()
     }
 }
 

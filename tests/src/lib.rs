@@ -1,6 +1,8 @@
 //! Helpers shared by the privileged integration tests (root, BPF, namespaces).
 pub mod capture;
+pub mod container;
 pub mod daemon;
+pub mod deploy;
 pub mod http;
 pub mod mesh;
 

@@ -179,7 +179,7 @@ fn run_serves_the_mesh_to_prometheus() {
         assert!(ready.elapsed() < Duration::from_secs(5), "{}", scrape(addr));
         thread::sleep(Duration::from_millis(50));
     }
-    let prom = Prometheus::start(addr);
+    let prom = Prometheus::start(addr, &[deploy_dir().join("rules.yaml")]);
     // A snapshot over the same traffic, while Prometheus scrapes the daemon
     // every second and this test scrapes it every 200 ms.
     let spec = LoadSpec {
@@ -288,6 +288,7 @@ fn run_serves_the_mesh_to_prometheus() {
     let up = prom.query("up{job=\"profiler\"}");
     assert_eq!(up.len(), 1, "{up:?}");
     assert_eq!(up[0]["value"][1], "1", "{up:?}");
+    rules_and_dashboard_return_data(&prom);
     drop(prom);
     let (status, took) = d.terminate();
     eprintln!("profiler run exited {status:?} {took:?} after SIGTERM");
@@ -297,6 +298,104 @@ fn run_serves_the_mesh_to_prometheus() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     let _ = std::fs::remove_file(&log);
+}
+
+fn deploy_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .canonicalize()
+        .expect("deploy/ beside tests/")
+}
+
+/// The left side of an alert's comparison (`x > 0.005` -> `x`): what must
+/// return data while the alert does not fire.
+fn before_comparison(expr: &str) -> &str {
+    [" > ", " < ", " == ", " >= ", " <= ", " != "]
+        .iter()
+        .filter_map(|op| expr.rfind(op))
+        .max()
+        .map_or(expr, |i| expr[..i].trim())
+}
+
+/// Every rule of deploy/rules.yaml is healthy and returns data; every
+/// expression and variable of the Grafana dashboard returns data.
+fn rules_and_dashboard_return_data(prom: &Prometheus) {
+    let groups = prom.api("/api/v1/rules")["groups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut checked = 0;
+    for g in &groups {
+        for r in g["rules"].as_array().into_iter().flatten() {
+            let expr = r["query"].as_str().unwrap_or_default();
+            assert_eq!(r["health"], "ok", "rule {}: {r}", r["name"]);
+            let q = match r["type"].as_str() {
+                Some("recording") => r["name"].as_str().unwrap_or_default().to_string(),
+                _ => before_comparison(expr).to_string(),
+            };
+            let res = prom.query(&q);
+            eprintln!("rule {}: {q} -> {} series", r["name"], res.len());
+            assert!(!res.is_empty(), "rule {}: {q} returned no data", r["name"]);
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked, 6,
+        "rules loaded from deploy/rules.yaml: {groups:?}"
+    );
+    let dash: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(deploy_dir().join("grafana-dashboard.json")).expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    fn panels(v: &serde_json::Value, out: &mut Vec<String>) {
+        for p in v["panels"].as_array().into_iter().flatten() {
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    out.push(e.to_string());
+                }
+            }
+            panels(p, out);
+        }
+    }
+    let mut exprs = Vec::new();
+    panels(&dash, &mut exprs);
+    assert!(exprs.len() >= 8, "{exprs:?}");
+    for e in &exprs {
+        // As Grafana sends them with every namespace and workload chosen.
+        let q = e
+            .replace("$namespace", ".*")
+            .replace("$workload", ".*")
+            .replace("$__rate_interval", "1m");
+        let res = prom.query(&q);
+        eprintln!("dashboard: {q} -> {} series", res.len());
+        assert!(
+            !res.is_empty(),
+            "dashboard expression returned no data: {q}"
+        );
+    }
+    for v in dash["templating"]["list"].as_array().into_iter().flatten() {
+        let Some(q) = v["query"]["query"].as_str() else {
+            continue;
+        };
+        // label_values(selector, label) is Grafana's call of the labels API.
+        let inner = q
+            .strip_prefix("label_values(")
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("variable {}: {q}", v["name"]));
+        let (sel, label) = inner.rsplit_once(',').expect("selector, label");
+        let sel = sel.replace("$namespace", ".*");
+        let values = prom.api(&format!(
+            "/api/v1/label/{}/values?match[]={}",
+            label.trim(),
+            http::encode(&sel)
+        ));
+        eprintln!("dashboard variable {}: {values}", v["name"]);
+        assert!(
+            values.as_array().is_some_and(|a| !a.is_empty()),
+            "variable {} ({q}) has no values",
+            v["name"]
+        );
+    }
 }
 
 /// promtool's complaints about an exposition (empty: clean).

@@ -1,4 +1,5 @@
-//! Project tasks: `cargo xtask setup | test | demo`.
+//! Project tasks: `cargo xtask setup | test | demo | image`.
+mod image;
 mod setup;
 mod test;
 
@@ -19,6 +20,8 @@ enum Task {
     Setup,
     /// Run every test: unit tests, clippy, and the privileged tests (needs root).
     Test,
+    /// Build the DaemonSet's container image (a static binary, nothing else) with podman.
+    Image,
     /// Run the profiler on the built-in demo mesh.
     Demo {
         /// Extra arguments for `profiler demo`.
@@ -33,6 +36,10 @@ fn main() -> Result<()> {
         Task::Test => {
             setup::run()?;
             test::run()
+        }
+        Task::Image => {
+            setup::run()?;
+            image::run()
         }
         Task::Demo { args } => {
             setup::run()?;

@@ -25,6 +25,10 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     // h2load: HTTP/2 load with many streams per connection.
     "nghttp2-client",
     "prometheus",
+    // The DaemonSet's image: built and run locally (crun refuses this kind
+    // of machine's hybrid cgroups; runc works).
+    "podman",
+    "runc",
     "openssl",
     "procps",
     "curl",
@@ -37,6 +41,8 @@ pub fn run() -> Result<()> {
     step("bpf-linker built against the nightly's LLVM", bpf_linker)?;
     step("Debian packages", debian_packages)?;
     step("oha load generator", oha)?;
+    step("static (musl) target for the container image", musl_target)?;
+    step("kubernetes-validate for the manifests", kubernetes_validate)?;
     println!("setup: done");
     Ok(())
 }
@@ -226,4 +232,70 @@ fn oha() -> Result<String> {
         &format!("cargo install oha --locked --version {OHA_VERSION}"),
     )?;
     Ok("installed".into())
+}
+
+fn musl_target() -> Result<String> {
+    let target = super::image::MUSL;
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("running rustup")?;
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|l| l.trim() == target)
+    {
+        return Ok(format!("{target} present"));
+    }
+    run_cmd(
+        Command::new("rustup").args(["target", "add", target]),
+        &format!("rustup target add {target}"),
+    )?;
+    Ok(format!("added {target}"))
+}
+
+/// Pinned: the schemas a manifest is checked against come with it.
+const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
+
+/// Where kubernetes-validate lives: a venv of its own (Debian's Python
+/// refuses system-wide pip installs).
+pub fn tools_venv() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    home.join(".cache/sidecar-profiler/venv")
+}
+
+fn kubernetes_validate() -> Result<String> {
+    let venv = tools_venv();
+    let bin = venv.join("bin/kubernetes-validate");
+    let version_ok = || {
+        Command::new(venv.join("bin/pip"))
+            .args(["show", "kubernetes-validate"])
+            .output()
+            .is_ok_and(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .contains(&format!("Version: {KUBERNETES_VALIDATE_VERSION}"))
+            })
+    };
+    if bin.exists() && version_ok() {
+        return Ok(format!("{KUBERNETES_VALIDATE_VERSION} present"));
+    }
+    let fix = format!(
+        "python3 -m venv {0} && {0}/bin/pip install kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}",
+        venv.display()
+    );
+    run_cmd(
+        Command::new("python3").arg("-m").arg("venv").arg(&venv),
+        &fix,
+    )?;
+    run_cmd(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet"])
+            .arg(format!(
+                "kubernetes-validate=={KUBERNETES_VALIDATE_VERSION}"
+            )),
+        &fix,
+    )?;
+    if !version_ok() {
+        bail!("kubernetes-validate did not install; to fix by hand: {fix}");
+    }
+    Ok(format!("installed {KUBERNETES_VALIDATE_VERSION}"))
 }

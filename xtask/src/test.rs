@@ -45,6 +45,8 @@ pub fn run() -> Result<()> {
     // Privileged tier: one at a time, since the tests share the kernel's hooks
     // and build network namespaces.
     cargo(&["build", "-p", "profiler", "--bins"])?;
+    // The container test runs the DaemonSet's image.
+    super::image::run()?;
     cargo(&["test", "-p", "profiler-tests", "--", "--test-threads=1"])?;
     Ok(())
 }

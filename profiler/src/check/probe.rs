@@ -85,16 +85,16 @@ fn capabilities() -> Finding {
     match caps::effective() {
         Ok(mask) => {
             let (held, missing) = caps::split(mask);
-            let needed_missing: Vec<_> = missing
-                .iter()
-                .filter(|c| **c != "CAP_SYS_RESOURCE")
-                .collect();
+            let needed_missing = caps::missing_for_capture(mask);
             let mut detail = format!("held: {}", held.join(" "));
             if !missing.is_empty() {
-                detail.push_str(&format!("; missing: {}", missing.join(" ")));
+                detail.push_str(&format!("; not held: {}", missing.join(" ")));
             }
             if !needed_missing.is_empty() {
-                detail.push_str(" (run as root or grant them)");
+                detail.push_str(&format!(
+                    "; a capture needs {} (run as root or grant them)",
+                    needed_missing.join(", ")
+                ));
             }
             finding("capabilities", needed_missing.is_empty(), detail)
         }

@@ -24,6 +24,8 @@ pub struct Args {
     series_ttl: Duration,
 }
 
+/// Errors go through the log, so that `--log-format json` keeps every
+/// line JSON.
 pub fn run(a: Args) -> ExitCode {
     crate::signals::install();
     let opts = Options {
@@ -36,16 +38,18 @@ pub fn run(a: Args) -> ExitCode {
     match daemon::run(&opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e @ (DaemonError::Listen { .. } | DaemonError::Engine(EngineError::Privilege(_)))) => {
-            eprintln!("error: {e}");
+            log::error!("{e}");
             ExitCode::from(super::EXIT_USAGE)
         }
         Err(DaemonError::Engine(EngineError::Collect(CollectError::NoHookSet(why)))) => {
-            eprintln!("error: no usable hook set on this kernel: {why}");
-            eprintln!("{}", crate::check::run().to_text());
+            log::error!(
+                "no usable hook set on this kernel: {why}\n{}",
+                crate::check::run().to_text()
+            );
             ExitCode::from(super::EXIT_USAGE)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            log::error!("{e}");
             ExitCode::FAILURE
         }
     }

@@ -71,7 +71,12 @@ impl Discovery {
                 .is_none_or(|(_, _, at)| now.saturating_sub(*at) >= NET_EVERY);
             if stale {
                 let pids: Vec<u32> = s.procs.iter().map(|(p, _)| *p).collect();
-                let (a, p) = netinfo::read(s.pid, &pids);
+                let mut uids: Vec<u32> = pids
+                    .iter()
+                    .filter_map(|p| self.procs.get(p).map(|i| i.uid))
+                    .collect();
+                uids.dedup();
+                let (a, p) = netinfo::read(s.pid, &pids, &uids);
                 self.net.insert(s.pid, (a, p, now));
             }
             if let Some((a, p, _)) = self.net.get(&s.pid) {

@@ -23,7 +23,7 @@ pub fn parse_fib_trie_local(text: &str) -> Vec<IpAddr> {
 
 /// Listening sockets from /proc/<pid>/net/tcp or tcp6 (state 0A), as
 /// (port, socket inode).
-pub fn parse_listen_ports(text: &str) -> Vec<(u16, u64)> {
+pub fn parse_listen_ports(text: &str) -> Vec<Listener> {
     text.lines()
         .skip(1)
         .filter_map(|l| {
@@ -32,48 +32,81 @@ pub fn parse_listen_ports(text: &str) -> Vec<(u16, u64)> {
                 return None;
             }
             let port = f.get(1)?.rsplit(':').next()?;
-            Some((u16::from_str_radix(port, 16).ok()?, f.get(9)?.parse().ok()?))
+            Some(Listener {
+                port: u16::from_str_radix(port, 16).ok()?,
+                uid: f.get(7)?.parse().ok()?,
+                inode: f.get(9)?.parse().ok()?,
+            })
         })
         .collect()
 }
 
-/// Socket inodes a process holds open (its fds that read `socket:[N]`).
-pub fn socket_inodes(pid: u32) -> Vec<u64> {
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
+/// A listening socket of a network namespace (/proc/<pid>/net/tcp).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listener {
+    pub port: u16,
+    pub uid: u32,
+    pub inode: u64,
+}
+
+/// Which listeners are the proxy's: those among its open sockets when its
+/// file descriptors could be read (`inodes`); otherwise, without
+/// CAP_DAC_READ_SEARCH (the DaemonSet does not grant it: /proc/<pid>/fd is
+/// the proxy's, mode 0500), those owned by its uids (Istio's proxy runs
+/// as 1337, the app as another uid).
+pub fn proxy_ports(listeners: &[Listener], inodes: Option<&[u64]>, uids: &[u32]) -> Vec<u16> {
+    let mut ports: Vec<u16> = listeners
+        .iter()
+        .filter(|l| match inodes {
+            Some(own) => own.contains(&l.inode),
+            None => uids.contains(&l.uid),
+        })
+        .map(|l| l.port)
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// Inodes of the sockets `pid` holds open; None when its file descriptors
+/// cannot be read (permission).
+pub fn socket_inodes(pid: u32) -> Option<Vec<u64>> {
+    let dir = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return None,
+        // Gone: no sockets.
+        Err(_) => return Some(Vec::new()),
     };
-    dir.flatten()
-        .filter_map(|e| {
-            let link = std::fs::read_link(e.path()).ok()?;
-            let s = link.to_str()?;
-            s.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
-        })
-        .collect()
+    Some(
+        dir.flatten()
+            .filter_map(|e| {
+                let link = std::fs::read_link(e.path()).ok()?;
+                let s = link.to_str()?;
+                s.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+            })
+            .collect(),
+    )
 }
 
-/// (pod-local addresses, ports the sidecar itself listens on) for a sidecar
-/// whose processes are `pids`, in the namespace of `pid`. Other listeners
-/// of the pod (the app) are left out: their connections are not the proxy's.
-pub fn read(pid: u32, pids: &[u32]) -> (Vec<IpAddr>, Vec<u16>) {
+/// The pod's local addresses and the ports the proxy (processes `pids`,
+/// running as `uids`) listens on, seen from `pid`'s network namespace.
+pub fn read(pid: u32, pids: &[u32], uids: &[u32]) -> (Vec<IpAddr>, Vec<u16>) {
     let base = format!("/proc/{pid}/net");
     let addrs = std::fs::read_to_string(format!("{base}/fib_trie"))
         .map(|t| parse_fib_trie_local(&t))
         .unwrap_or_default();
-    let own: std::collections::HashSet<u64> = pids.iter().flat_map(|p| socket_inodes(*p)).collect();
-    let mut ports = Vec::new();
+    let inodes: Option<Vec<u64>> = pids
+        .iter()
+        .map(|p| socket_inodes(*p))
+        .collect::<Option<Vec<_>>>()
+        .map(|v| v.concat());
+    let mut listeners = Vec::new();
     for f in ["tcp", "tcp6"] {
         if let Ok(t) = std::fs::read_to_string(format!("{base}/{f}")) {
-            ports.extend(
-                parse_listen_ports(&t)
-                    .into_iter()
-                    .filter(|(_, inode)| own.contains(inode))
-                    .map(|(port, _)| port),
-            );
+            listeners.extend(parse_listen_ports(&t));
         }
     }
-    ports.sort_unstable();
-    ports.dedup();
-    (addrs, ports)
+    (addrs, proxy_ports(&listeners, inodes.as_deref(), uids))
 }
 
 #[cfg(test)]
@@ -99,6 +132,23 @@ mod tests {
            0: 00000000:3A9E 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1337        0 1\n\
            1: 00000000:3A99 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1337        0 2\n\
            2: 0B00F40A:3A9E 0A00F40A:9C40 01 00000000:00000000 00:00000000 00000000  1337        0 3\n";
-        assert_eq!(parse_listen_ports(t), vec![(15006, 1), (15001, 2)]);
+        let l = parse_listen_ports(t);
+        assert_eq!(
+            l.iter().map(|l| (l.port, l.inode)).collect::<Vec<_>>(),
+            [(15006, 1), (15001, 2)]
+        );
+        assert!(l.iter().all(|l| l.uid == 1337), "{l:?}");
+    }
+
+    #[test]
+    fn the_proxys_listeners_by_socket_or_else_by_uid() {
+        let l = |port, uid, inode| Listener { port, uid, inode };
+        // The proxy on 15006/15001 as 1337, the app on 8080 as 1000.
+        let all = [l(15006, 1337, 1), l(15001, 1337, 2), l(8080, 1000, 3)];
+        assert_eq!(proxy_ports(&all, Some(&[2, 1]), &[1337]), [15001, 15006]);
+        // Its fds unreadable: its uid decides.
+        assert_eq!(proxy_ports(&all, None, &[1337]), [15001, 15006]);
+        // Readable fds win over uid (an app running as the proxy's uid).
+        assert_eq!(proxy_ports(&all, Some(&[3]), &[1337]), [8080]);
     }
 }

@@ -14,7 +14,7 @@ pub enum EbpfError {
         "this binary was built with AYA_BUILD_SKIP=1 and carries no eBPF object; rebuild without it"
     )]
     NoObject,
-    #[error("loading the eBPF object failed: {0}")]
+    #[error("loading the eBPF object failed: {}", explain(.0))]
     Load(#[from] aya::EbpfError),
     #[error("program {0} is missing from the eBPF object")]
     MissingProgram(&'static str),
@@ -28,6 +28,31 @@ pub enum EbpfError {
     Btf(#[from] aya::BtfError),
     #[error("counting this machine's CPUs (to size the per-CPU rings) failed: {0}")]
     Cpus(#[source] std::io::Error),
+}
+
+/// An error with its causes, and what to do when the kernel said EPERM.
+pub fn explain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut eperm = false;
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        // aya's messages often repeat their cause's text.
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text.push_str(&format!(": {t}"));
+        }
+        eperm |= c
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::EPERM));
+        cause = c.source();
+    }
+    if eperm {
+        text.push_str(
+            " (bpf() refused: without CAP_BPF, or under a seccomp profile that blocks bpf(), \
+             as container runtimes' default profiles do; deploy/seccomp/profiler.json allows it)",
+        );
+    }
+    text
 }
 
 /// The kernel programs, compiled from profiler-ebpf by build.rs.
