@@ -1,11 +1,15 @@
 //! The capture engine both front ends share: attach once, keep the tracked
 //! set current from discovery, drain and pair. `snapshot` runs it for a
 //! while; `run` keeps it alive and serves what it aggregates.
-use std::time::{Duration, Instant};
+//!
+//! Discovery runs on its own thread: a pass over /proc on a busy node
+//! takes milliseconds to tens of milliseconds, and the drain must not wait
+//! for it (the per-CPU rings would fill).
+use std::{sync::mpsc, thread::JoinHandle, time::Duration};
 
 use crate::{
     collect::{CollectError, Session},
-    discovery::{Discovery, ProcInfo, Selector},
+    discovery::{Discovery, ProcInfo, Selector, Sidecar},
 };
 
 /// How often discovery runs: a new sidecar is tracked within this (plus
@@ -18,19 +22,31 @@ pub enum EngineError {
     Privilege(String),
     #[error(transparent)]
     Collect(#[from] CollectError),
+    #[error("starting the discovery thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 pub struct Engine {
     pub session: Session,
-    discovery: Discovery,
-    last_refresh: Instant,
+    discovered: mpsc::Receiver<Vec<Sidecar>>,
+    /// Dropped to stop the discovery thread (which waits on it between
+    /// passes, so it wakes only to work).
+    stop: Option<mpsc::Sender<()>>,
+    worker: Option<JoinHandle<()>>,
+    /// What the first discovery saw (for "no sidecar matched" messages).
+    seen: Vec<ProcInfo>,
+    /// The last discovery applied: an unchanged one is not applied again
+    /// (that would re-check every process's liveness for nothing).
+    applied: Vec<Sidecar>,
 }
 
 impl Engine {
-    /// Check privileges, discover sidecars (there may be none yet) and attach.
+    /// Check privileges, discover sidecars (there may be none yet) and
+    /// attach; `detail` keeps HDR histograms (a snapshot's percentiles).
     pub fn start(
         selectors: Vec<Selector>,
         excluded_ports: Vec<u16>,
+        detail: bool,
     ) -> Result<Engine, EngineError> {
         if let Some(p) = missing_privilege() {
             return Err(EngineError::Privilege(p));
@@ -38,25 +54,46 @@ impl Engine {
         crate::kernel::mounts::ensure(crate::kernel::mounts::TRACEFS, "tracefs").ok();
         let mut discovery = Discovery::new(selectors);
         let sidecars = discovery.refresh();
+        let seen = discovery.procs().cloned().collect();
+        let session = Session::start(sidecars.clone(), excluded_ports, detail)?;
+        let (tx, discovered) = mpsc::channel();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let worker = std::thread::Builder::new()
+            .name("discovery".into())
+            .spawn(move || {
+                // Until the engine drops its end.
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(REFRESH_EVERY)
+                {
+                    if tx.send(discovery.refresh()).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(EngineError::Thread)?;
         Ok(Engine {
-            session: Session::start(sidecars, excluded_ports)?,
-            discovery,
-            last_refresh: Instant::now(),
+            session,
+            discovered,
+            stop: Some(stop),
+            worker: Some(worker),
+            seen,
+            applied: sidecars,
         })
     }
 
-    /// Processes the last discovery saw.
+    /// Processes the first discovery saw.
     pub fn procs(&self) -> impl Iterator<Item = &ProcInfo> {
-        self.discovery.procs()
+        self.seen.iter()
     }
 
-    /// Drain what the kernel reported; rediscover when due (new workers,
-    /// new sidecars and restarted proxies are picked up).
+    /// Drain what the kernel reported; take the latest discovery, if one
+    /// came (new workers, new sidecars and restarted proxies).
     pub fn step(&mut self) -> Result<(), CollectError> {
         self.session.drain();
-        if self.last_refresh.elapsed() >= REFRESH_EVERY {
-            self.last_refresh = Instant::now();
-            self.session.set_sidecars(self.discovery.refresh())?;
+        if let Some(latest) = self.discovered.try_iter().last()
+            && latest != self.applied
+        {
+            self.session.set_sidecars(latest.clone())?;
+            self.applied = latest;
         }
         Ok(())
     }
@@ -64,6 +101,15 @@ impl Engine {
     /// Pair every event still waiting: the capture is over.
     pub fn finish(&mut self) {
         self.session.finish();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
     }
 }
 

@@ -20,6 +20,8 @@ pub enum SnapshotError {
     Privilege(String),
     #[error(transparent)]
     Collect(#[from] CollectError),
+    #[error("starting the discovery thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 impl From<EngineError> for SnapshotError {
@@ -27,6 +29,7 @@ impl From<EngineError> for SnapshotError {
         match e {
             EngineError::Privilege(p) => SnapshotError::Privilege(p),
             EngineError::Collect(c) => SnapshotError::Collect(c),
+            EngineError::Thread(e) => SnapshotError::Thread(e),
         }
     }
 }
@@ -70,8 +73,8 @@ pub type Capture = Engine;
 /// Check privileges, discover sidecars and attach; at least one sidecar
 /// must match.
 pub fn start(opts: &Options) -> Result<Capture, SnapshotError> {
-    let engine = Engine::start(opts.selectors.clone(), opts.excluded_ports.clone())?;
-    if engine.session.sidecars.is_empty() {
+    let engine = Engine::start(opts.selectors.clone(), opts.excluded_ports.clone(), true)?;
+    if engine.session.agg.sidecars.is_empty() {
         let all: Vec<_> = engine.procs().cloned().collect();
         return Err(SnapshotError::NoSidecar {
             selectors: format!("{:?}", opts.selectors),
@@ -95,7 +98,7 @@ pub fn capture(c: &mut Capture, opts: &Options) -> Result<f64, SnapshotError> {
             let done = start.elapsed().as_secs_f64() / opts.duration.as_secs_f64();
             let width = 30;
             let filled = ((done * width as f64) as usize).min(width);
-            let forwards: u64 = c.session.hops.by_key.values().map(|h| h.forwards).sum();
+            let forwards: u64 = c.session.agg.hops.by_key.values().map(|h| h.forwards).sum();
             eprint!(
                 "\r[{}{}] {:>3.0}%  forwards so far: {forwards}",
                 "#".repeat(filled),

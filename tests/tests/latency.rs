@@ -339,11 +339,12 @@ fn cpu_contention_shows_in_queue_not_process() {
     let mut capture = snapshot::start(&istio(Duration::ZERO)).expect("attach");
     let server = capture
         .session
+        .agg
         .sidecars
         .iter()
         .position(|s| s.pod.as_deref().is_some_and(|p| p.starts_with("server-")))
         .expect("server sidecar") as u32;
-    let proxy: Vec<u32> = capture.session.sidecars[server as usize]
+    let proxy: Vec<u32> = capture.session.agg.sidecars[server as usize]
         .procs
         .iter()
         .map(|&(pid, _)| pid)
@@ -371,8 +372,9 @@ fn cpu_contention_shows_in_queue_not_process() {
         let hists = |session: &profiler::collect::Session| -> Vec<_> {
             legs.iter()
                 .flat_map(|&l| {
-                    let h = &session.hops.by_key[&key(l)];
-                    [h.queue.clone(), h.process.clone()]
+                    let h = &session.agg.hops.by_key[&key(l)];
+                    let d = h.detail.as_ref().expect("a snapshot keeps HDR detail");
+                    [d.queue.clone(), d.process.clone()]
                 })
                 .collect()
         };

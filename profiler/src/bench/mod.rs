@@ -2,8 +2,10 @@
 //! the mesh in a box and printed beside their targets. No figure here is
 //! asserted by a unit test: machines are noisy, so this prints, and the
 //! closing notes of issues quote it.
+pub mod daemon;
 mod figures;
 mod process;
+mod scrape;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -43,8 +45,16 @@ const REF_EMPTY: &str = "probe_tracepoint";
 const REF_CLOCK: &str = "probe_clock";
 
 fn mesh(helper: &std::path::Path, intercept: bool) -> Result<Mesh, BoxError> {
+    mesh_of(helper, intercept, SidecarKind::Nginx)
+}
+
+fn mesh_of(
+    helper: &std::path::Path,
+    intercept: bool,
+    sidecar: SidecarKind,
+) -> Result<Mesh, BoxError> {
     Ok(Mesh::up(&MeshConfig {
-        sidecar: SidecarKind::Nginx,
+        sidecar,
         intercept,
         app_delay: Duration::ZERO,
         app_size: 128,
@@ -93,7 +103,7 @@ fn phase(m: &Mesh, spec: LoadSpec) -> Result<Phase, BoxError> {
     let session = &capture.session;
     let programs = figures::deltas(&before, &session.program_stats());
     Ok(Phase {
-        forwards: session.hops.by_key.values().map(|h| h.forwards).sum(),
+        forwards: session.agg.hops.by_key.values().map(|h| h.forwards).sum(),
         lost: session.lost_events(),
         seconds,
         load_seconds,

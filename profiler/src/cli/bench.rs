@@ -9,6 +9,23 @@ pub struct Args {
     /// Requests per second for the CPU phase (4 forwards each).
     #[arg(long, default_value_t = 5000)]
     rate: u32,
+    /// What to measure: the hooks' cost in this process, the node daemon
+    /// (`profiler run` as its own process) with several sidecar counts, or both.
+    #[arg(long, value_enum, default_value_t = Part::All)]
+    part: Part,
+    /// Sidecars on the node for the daemon figures (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 16, 64])]
+    sidecars: Vec<usize>,
+    /// Seconds of load per daemon measurement (a scrape every 5 s).
+    #[arg(long, default_value_t = 15)]
+    daemon_seconds: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    All,
+    Hooks,
+    Daemon,
 }
 
 pub fn run(a: Args) -> ExitCode {
@@ -24,18 +41,36 @@ pub fn run(a: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match crate::bench::run(&crate::bench::BenchOptions {
-        seconds: a.seconds,
-        rate: a.rate,
-        helper,
-    }) {
-        Ok(f) => {
-            print!("{}", f.report());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+    if a.sidecars.iter().any(|&n| n == 0 || n > 256) {
+        eprintln!("error: --sidecars takes counts from 1 to 256");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    if a.part != Part::Daemon {
+        match crate::bench::run(&crate::bench::BenchOptions {
+            seconds: a.seconds,
+            rate: a.rate,
+            helper: helper.clone(),
+        }) {
+            Ok(f) => print!("{}", f.report()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    if a.part != Part::Hooks {
+        match crate::bench::daemon::run(
+            &helper,
+            &a.sidecars,
+            a.rate,
+            std::time::Duration::from_secs(a.daemon_seconds),
+        ) {
+            Ok(f) => print!("{}", crate::bench::daemon::report(&f)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
 }

@@ -24,12 +24,19 @@ pub struct HopStats {
     /// Forwards whose source pairing could not decide (the oldest was taken).
     pub ambiguous: u64,
     pub bytes: u64,
+    /// Total, queue and process in the exported buckets, in [`COMPONENTS`]
+    /// order: what the daemon serves, a few hundred bytes per hop.
+    pub exported: [Buckets; 3],
+    /// The same in HDR histograms, for a snapshot's percentiles; None in
+    /// the daemon, which exports buckets only (each HDR histogram spans
+    /// ~230 KB once values spread over its range).
+    pub detail: Option<Box<Detail>>,
+}
+
+pub struct Detail {
     pub total: Histogram<u64>,
     pub queue: Histogram<u64>,
     pub process: Histogram<u64>,
-    /// The same three components in the exported buckets, in
-    /// [`COMPONENTS`] order.
-    pub exported: [Buckets; 3],
 }
 
 /// The components of a hop's time, as exported (the `component` label).
@@ -40,37 +47,51 @@ fn hist() -> Histogram<u64> {
     Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIG).expect("valid histogram bounds")
 }
 
-impl Default for HopStats {
-    fn default() -> Self {
+impl HopStats {
+    pub fn new(detail: bool) -> HopStats {
         HopStats {
             forwards: 0,
             ambiguous: 0,
             bytes: 0,
-            total: hist(),
-            queue: hist(),
-            process: hist(),
             exported: Default::default(),
+            detail: detail.then(|| {
+                Box::new(Detail {
+                    total: hist(),
+                    queue: hist(),
+                    process: hist(),
+                })
+            }),
         }
     }
-}
 
-impl HopStats {
-    /// Values are clamped into the histogram's range: below 1 µs records
-    /// as the lowest bucket (reported as < 1 µs resolution), above 60 s as 60 s.
+    /// Values are clamped into the HDR histograms' range: below 1 µs
+    /// records as the lowest bucket (reported as < 1 µs resolution), above
+    /// 60 s as 60 s. The exported buckets take them as they are.
     pub fn record(&mut self, f: &Forward) {
         self.forwards += 1;
         self.ambiguous += u64::from(f.basis == Basis::Ambiguous);
         self.bytes += f.bytes;
-        let clamp = |v: u64| v.clamp(LOWEST_NS, HIGHEST_NS);
-        self.total.saturating_record(clamp(f.total_ns()));
-        self.queue.saturating_record(clamp(f.queue_ns()));
-        self.process.saturating_record(clamp(f.process_ns()));
-        for (b, ns) in self
-            .exported
-            .iter_mut()
-            .zip([f.total_ns(), f.queue_ns(), f.process_ns()])
-        {
-            b.record(ns);
+        let ns = [f.total_ns(), f.queue_ns(), f.process_ns()];
+        for (b, v) in self.exported.iter_mut().zip(ns) {
+            b.record(v);
+        }
+        if let Some(d) = &mut self.detail {
+            let clamp = |v: u64| v.clamp(LOWEST_NS, HIGHEST_NS);
+            d.total.saturating_record(clamp(ns[0]));
+            d.queue.saturating_record(clamp(ns[1]));
+            d.process.saturating_record(clamp(ns[2]));
+        }
+    }
+
+    /// Percentiles of (total, queue, process); zero without detail.
+    pub fn percentiles(&self) -> [Percentiles; 3] {
+        match &self.detail {
+            Some(d) => [
+                Percentiles::of(&d.total),
+                Percentiles::of(&d.queue),
+                Percentiles::of(&d.process),
+            ],
+            None => [Percentiles::default(); 3],
         }
     }
 }
@@ -104,16 +125,25 @@ impl Percentiles {
 
 pub type HopKey = (u32, Direction, Leg);
 
-#[derive(Default)]
 pub struct Hops {
     pub by_key: BTreeMap<HopKey, HopStats>,
+    /// Whether new hops keep HDR histograms ([`HopStats::detail`]).
+    pub detail: bool,
 }
 
 impl Hops {
+    pub fn new(detail: bool) -> Hops {
+        Hops {
+            by_key: BTreeMap::new(),
+            detail,
+        }
+    }
+
     pub fn record(&mut self, sidecar: u32, dir: Direction, leg: Leg, f: &Forward) {
+        let detail = self.detail;
         self.by_key
             .entry((sidecar, dir, leg))
-            .or_default()
+            .or_insert_with(|| HopStats::new(detail))
             .record(f);
     }
 }
@@ -138,32 +168,35 @@ mod tests {
 
     #[test]
     fn records_components_and_counts() {
-        let mut s = HopStats::default();
+        let mut s = HopStats::new(true);
         for i in 0..1000u64 {
             s.record(&fwd(0, 10_000 + i, 210_000 + i));
         }
         assert_eq!((s.forwards, s.bytes), (1000, 100_000));
-        let p = Percentiles::of(&s.process);
+        let [t, q, p] = s.percentiles();
         assert!((p.p50 - 200.0).abs() <= 0.6, "{p:?}");
         // Below 1 ms the buckets are 512 ns wide (lowest discernible 1 µs):
         // microsecond resolution.
-        let q = Percentiles::of(&s.queue);
         assert!((q.p50 - 10.5).abs() <= 0.6, "{q:?}");
-        let t = Percentiles::of(&s.total);
         assert!((t.max - 210.999).abs() <= 0.6, "{t:?}");
+        // Without detail: the same counts and exported buckets, no HDR.
+        let mut lean = HopStats::new(false);
+        for i in 0..1000u64 {
+            lean.record(&fwd(0, 10_000 + i, 210_000 + i));
+        }
+        assert_eq!(lean.exported, s.exported);
+        assert_eq!(lean.percentiles(), [Percentiles::default(); 3]);
     }
 
     #[test]
     fn out_of_range_values_are_clamped_not_lost() {
-        let mut s = HopStats::default();
+        let mut s = HopStats::new(true);
         s.record(&fwd(0, 0, 10));
         s.record(&fwd(0, 0, 100_000_000_000));
-        assert_eq!(s.process.len(), 2);
-        assert!((Percentiles::of(&s.process).p50 - 1.0).abs() < 0.6);
-        assert!(Percentiles::of(&s.process).max >= 59_000_000.0);
-        assert_eq!(
-            Percentiles::of(&HopStats::default().total),
-            Percentiles::default()
-        );
+        let [_, _, p] = s.percentiles();
+        assert_eq!(s.exported[2].count, 2);
+        assert!((p.p50 - 1.0).abs() < 0.6);
+        assert!(p.max >= 59_000_000.0);
+        assert_eq!(HopStats::new(true).percentiles()[0], Percentiles::default());
     }
 }

@@ -53,8 +53,9 @@ pub struct Exposition {
 impl Exposition {
     pub fn from_session(s: &crate::collect::Session) -> Exposition {
         use profiler_common::maps::Counter;
-        let sidecars = s.sidecars.iter().map(SidecarLabels::of).collect();
+        let sidecars = s.agg.sidecars.iter().map(SidecarLabels::of).collect();
         let hops = s
+            .agg
             .hops
             .by_key
             .iter()
@@ -72,15 +73,15 @@ impl Exposition {
                 ("ring_full", s.counter(Counter::RingFull)),
                 ("ring_busy", s.counter(Counter::RingBusy)),
                 ("map_full", s.counter(Counter::MapFull)),
-                ("unforwarded_reads_dropped", s.pairing.counts().evicted),
+                ("unforwarded_reads_dropped", s.agg.pairing.counts().evicted),
             ],
-            ambiguous_forwards: s.pairing.counts().ambiguous,
+            ambiguous_forwards: s.agg.pairing.counts().ambiguous,
             maps: s.map_fill(),
-            hooks: s.hook_set.hooks().iter().map(|h| h.describe()).collect(),
-            sidecars_tracked: s.tracked_sidecars() as u64,
-            sidecars_over_cap: s.sidecars_over_cap() as u64,
+            hooks: s.hook_set().hooks().iter().map(|h| h.describe()).collect(),
+            sidecars_tracked: s.agg.tracked_sidecars() as u64,
+            sidecars_over_cap: s.agg.sidecars_over_cap() as u64,
             version: env!("CARGO_PKG_VERSION").to_string(),
-            hook_set: s.hook_set.name().to_string(),
+            hook_set: s.hook_set().name().to_string(),
             kernel: crate::kernel::release().unwrap_or_default(),
         };
         Exposition {

@@ -46,8 +46,9 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn from_session(s: &Session, duration_s: f64) -> Snapshot {
-        let pairing = s.pairing.counts();
+        let pairing = s.agg.pairing.counts();
         let sidecars = s
+            .agg
             .sidecars
             .iter()
             .enumerate()
@@ -57,19 +58,23 @@ impl Snapshot {
                 pod: sc.pod.clone(),
                 namespace: sc.namespace.clone(),
                 hops: s
+                    .agg
                     .hops
                     .by_key
                     .iter()
                     .filter(|((idx, _, _), _)| *idx == i as u32)
-                    .map(|((_, d, l), h)| Hop {
-                        direction: *d,
-                        leg: *l,
-                        forwards: h.forwards,
-                        ambiguous: h.ambiguous,
-                        bytes: h.bytes,
-                        total_us: Percentiles::of(&h.total),
-                        queue_us: Percentiles::of(&h.queue),
-                        process_us: Percentiles::of(&h.process),
+                    .map(|((_, d, l), h)| {
+                        let [total_us, queue_us, process_us] = h.percentiles();
+                        Hop {
+                            direction: *d,
+                            leg: *l,
+                            forwards: h.forwards,
+                            ambiguous: h.ambiguous,
+                            bytes: h.bytes,
+                            total_us,
+                            queue_us,
+                            process_us,
+                        }
                     })
                     .collect(),
             })
@@ -78,9 +83,9 @@ impl Snapshot {
             duration_s,
             lost_events: s.lost_events(),
             sidecars,
-            hook_set: s.hook_set.name(),
-            excluded_forwards: s.tally.excluded,
-            unclassified_forwards: s.tally.unclassified,
+            hook_set: s.hook_set().name(),
+            excluded_forwards: s.agg.tally.excluded,
+            unclassified_forwards: s.agg.tally.unclassified,
             ambiguous_forwards: pairing.ambiguous,
             local_replies: pairing.local_replies,
             unforwarded_reads_dropped: pairing.evicted,

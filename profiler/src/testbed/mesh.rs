@@ -355,17 +355,27 @@ fn start(
 }
 
 /// Anything of mesh `id` still present: namespaces, cgroups, files.
+/// A namespace or pod uid of mesh `id` (`{id}-node`, `{id}-client`, ...):
+/// mesh 1's id is a prefix of mesh 10's, so the dash must follow.
+fn belongs(name: &str, id: &str) -> bool {
+    name.strip_prefix(id)
+        .is_some_and(|rest| rest.starts_with('-'))
+}
+
 pub fn leftovers(id: &str) -> Vec<String> {
     let mut out = Vec::new();
     if let Ok(list) = std::fs::read_dir("/run/netns") {
         for e in list.flatten() {
             let n = e.file_name().to_string_lossy().into_owned();
-            if n.starts_with(id) {
+            if belongs(&n, id) {
                 out.push(format!("network namespace {n}"));
             }
         }
     }
-    for cg in stale_cgroups(|name| name.contains(id)) {
+    for cg in stale_cgroups(|name| {
+        name.strip_prefix("kubepods-besteffort-pod")
+            .is_some_and(|rest| belongs(rest, id))
+    }) {
         out.push(format!("cgroup {}", cg.display()));
     }
     out
@@ -442,5 +452,13 @@ mod tests {
         );
         assert_eq!(creator_pid("other"), None);
         assert_eq!(workload("client-7d4b9c-1x0"), "client");
+    }
+
+    #[test]
+    fn a_mesh_owns_only_its_own_names() {
+        assert!(belongs("pmb7x1-node", "pmb7x1"));
+        assert!(belongs("pmb7x1-client.slice", "pmb7x1"));
+        assert!(!belongs("pmb7x10-node", "pmb7x1"));
+        assert!(!belongs("pmb7x1", "pmb7x1"));
     }
 }

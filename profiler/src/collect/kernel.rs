@@ -1,0 +1,201 @@
+//! The kernel side of a session: attach the hook set this kernel supports,
+//! keep the kernel's tracked set and proxy ports, drain the per-CPU rings
+//! into records. Nothing here pairs or aggregates.
+use std::collections::BTreeSet;
+
+use aya::{
+    Ebpf,
+    maps::{Array, HashMap, MapData, PerCpuArray},
+};
+use profiler_common::{
+    maps::{self as names, Counter},
+    ring::{self as rings, Record},
+};
+use rustc_hash::FxHashMap;
+
+use super::{CollectError, filter, ring};
+use crate::ebpf::{self, HookSet, loader};
+
+pub struct Kernel {
+    ebpf: Ebpf,
+    _logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    pub hook_set: HookSet,
+    rings: ring::Rings,
+    tracked: HashMap<MapData, u32, u32>,
+    proxy_ports: HashMap<MapData, u16, u8>,
+    tracked_filter: Array<MapData, u32>,
+    /// What the maps hold now: tgid -> sidecar position, filter slots
+    /// written, proxy ports.
+    by_tgid: FxHashMap<u32, usize>,
+    filter_slots: BTreeSet<u32>,
+    ports: BTreeSet<u16>,
+}
+
+fn take<T>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    f: impl FnOnce(aya::maps::Map) -> Result<T, aya::maps::MapError>,
+) -> Result<T, CollectError> {
+    let map = ebpf.take_map(name).ok_or(CollectError::MissingMap(name))?;
+    f(map).map_err(|source| CollectError::Map { name, source })
+}
+
+impl Kernel {
+    /// Attach the first hook set, in preference order, all of whose hooks
+    /// attach here; nothing stays attached from a set that failed.
+    pub fn attach() -> Result<Kernel, CollectError> {
+        let mut ebpf = ebpf::open()?;
+        // Rings first: a program must find its ring sized when it first runs.
+        let rings = ring::Rings::new(
+            take(&mut ebpf, rings::RING_CTL, Array::try_from)?,
+            take(&mut ebpf, rings::RING, Array::try_from)?,
+        )
+        .map_err(CollectError::Rings)?;
+        // The logger owns the log map the programs reference: keep it alive.
+        let logger = aya_log::EbpfLogger::init(&mut ebpf)
+            .map_err(|e| log::debug!("no eBPF logger: {e}"))
+            .ok();
+        let mut failures = Vec::new();
+        let mut chosen = None;
+        for set in HookSet::PREFERENCE {
+            // Kernel BTF is parsed (several MB) only for the set that needs it.
+            let btf = (set == HookSet::Fentry)
+                .then(|| aya::Btf::from_sys_fs().ok())
+                .flatten();
+            let mut ok = true;
+            for hook in set.hooks() {
+                if let Err(e) = loader::attach(&mut ebpf, hook, btf.as_ref()) {
+                    failures.push(format!("{}: {}", set.name(), loader::short_reason(&e)));
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                chosen = Some(set);
+                break;
+            }
+            for hook in set.hooks() {
+                loader::unload(&mut ebpf, hook.program);
+            }
+        }
+        let hook_set = chosen.ok_or_else(|| CollectError::NoHookSet(failures.join("; ")))?;
+        Ok(Kernel {
+            tracked: take(&mut ebpf, names::TRACKED, HashMap::try_from)?,
+            proxy_ports: take(&mut ebpf, names::PROXY_PORTS, HashMap::try_from)?,
+            tracked_filter: take(&mut ebpf, names::filter::TRACKED_FILTER, Array::try_from)?,
+            ebpf,
+            _logger: logger,
+            hook_set,
+            rings,
+            by_tgid: FxHashMap::default(),
+            filter_slots: BTreeSet::new(),
+            ports: BTreeSet::new(),
+        })
+    }
+
+    /// Point the tracked set (tgid -> sidecar position) and the proxy ports
+    /// at `wanted` and `ports`, writing only what changed.
+    pub fn track(
+        &mut self,
+        wanted: &FxHashMap<u32, usize>,
+        ports: &BTreeSet<u16>,
+    ) -> Result<(), CollectError> {
+        if *wanted != self.by_tgid {
+            self.apply_tracked(wanted)?;
+            self.by_tgid = wanted.clone();
+        }
+        if *ports != self.ports {
+            self.apply_ports(ports)?;
+            self.ports = ports.clone();
+        }
+        Ok(())
+    }
+
+    fn apply_tracked(&mut self, wanted: &FxHashMap<u32, usize>) -> Result<(), CollectError> {
+        let map_err = |name| move |source| CollectError::Map { name, source };
+        for pid in self.by_tgid.keys().filter(|p| !wanted.contains_key(p)) {
+            let _ = self.tracked.remove(pid);
+        }
+        for (&pid, &i) in wanted {
+            self.tracked
+                .insert(pid, i as u32, 0)
+                .map_err(map_err(names::TRACKED))?;
+        }
+        // The filter the programs check first: write the new slots, clear
+        // the slots nothing maps to any more.
+        let slots = filter::tgid_slots(wanted.keys().copied());
+        for (&slot, &value) in &slots {
+            self.tracked_filter
+                .set(slot, value, 0)
+                .map_err(map_err(names::filter::TRACKED_FILTER))?;
+        }
+        for slot in self.filter_slots.iter().filter(|s| !slots.contains_key(s)) {
+            self.tracked_filter
+                .set(*slot, 0, 0)
+                .map_err(map_err(names::filter::TRACKED_FILTER))?;
+        }
+        self.filter_slots = slots.keys().copied().collect();
+        Ok(())
+    }
+
+    fn apply_ports(&mut self, ports: &BTreeSet<u16>) -> Result<(), CollectError> {
+        for p in self.ports.iter().filter(|p| !ports.contains(p)) {
+            let _ = self.proxy_ports.remove(p);
+        }
+        for &p in ports {
+            self.proxy_ports
+                .insert(p, 1, 0)
+                .map_err(|source| CollectError::Map {
+                    name: names::PROXY_PORTS,
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Append every record the kernel has reported so far.
+    pub fn drain(&mut self, out: &mut Vec<Record>) {
+        self.rings.drain(out);
+    }
+
+    /// Processes and ports in the kernel's maps now.
+    pub fn tracked_len(&self) -> usize {
+        self.by_tgid.len()
+    }
+
+    pub fn ports_len(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// Records the per-CPU rings hold together between two drains.
+    pub fn ring_capacity(&self) -> u64 {
+        self.rings.capacity()
+    }
+
+    /// Kernel counters summed over CPUs.
+    pub fn counter(&self, c: Counter) -> u64 {
+        let Some(map) = self.ebpf.map(names::COUNTERS) else {
+            return 0;
+        };
+        let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else {
+            return 0;
+        };
+        arr.get(&(c as u32), 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+
+    /// (program name, invocations, total run time in ns) of every program
+    /// loaded; counted only while kernel BPF stats are enabled.
+    pub fn program_stats(&self) -> Vec<(String, u64, u64)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, p)| {
+                let info = p.info().ok()?;
+                Some((
+                    name.to_string(),
+                    info.run_count(),
+                    info.run_time().as_nanos() as u64,
+                ))
+            })
+            .collect()
+    }
+}
