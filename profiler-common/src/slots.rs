@@ -9,7 +9,7 @@ pub const SOCK_SLOTS_LEN: u32 = 1 << 16;
 /// ns, 0 when none yet) sits at the same index of a separate array
 /// (SOCK_ARRIVALS): arrivals are written on every packet, identities almost
 /// never, so a write's "is this socket watched?" check reads a line no other
-/// CPU keeps dirtying (`profiler bench`, three paired runs: 562 ns per
+/// CPU keeps dirtying (`meshbox bench`, three paired runs: 562 ns per
 /// forward against 597 with both in one array).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -1,5 +1,4 @@
 //! Sidecar proxy latency profiler: library behind the `profiler` binary.
-pub mod bench;
 pub mod check;
 pub mod classify;
 pub mod cli;
@@ -14,4 +13,3 @@ pub mod metrics;
 pub mod report;
 pub mod signals;
 pub mod snapshot;
-pub mod testbed;

@@ -1,12 +1,12 @@
 //! Profiling the mesh in a box while a load crosses it.
 use std::{thread, time::Duration};
 
+use meshbox::{self as testbed, LoadResult, LoadSpec, Mesh};
 use profiler::{
     classify::{DEFAULT_EXCLUDED_PORTS, Direction, Leg},
     discovery::Selector,
     report::{Hop, SidecarReport, Snapshot},
     snapshot,
-    testbed::{self, LoadResult, LoadSpec, Mesh},
 };
 
 /// Capture options for the default (Istio) selector.

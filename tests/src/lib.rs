@@ -19,16 +19,26 @@ pub fn require_root() {
 
 /// The `profiler` binary of this build (`cargo xtask test` builds it first).
 pub fn profiler_bin() -> std::path::PathBuf {
+    built_bin("profiler")
+}
+
+/// The `meshbox` binary of this build: the processes of the mesh's pods,
+/// and `meshbox demo`.
+pub fn meshbox_bin() -> std::path::PathBuf {
+    built_bin("meshbox")
+}
+
+fn built_bin(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    // target/<profile>/deps/<test> -> target/<profile>/profiler
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
     let bin = exe
         .parent()
         .and_then(|d| d.parent())
         .expect("test binary lives in target/<profile>/deps")
-        .join("profiler");
+        .join(name);
     assert!(
         bin.exists(),
-        "{} is missing: build it with `cargo build -p profiler` (cargo xtask test does)",
+        "{} is missing: build it with `cargo build -p {name}` (cargo xtask test does)",
         bin.display()
     );
     bin

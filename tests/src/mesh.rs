@@ -1,7 +1,7 @@
 //! Building meshes for tests.
 use std::time::Duration;
 
-use profiler::testbed::{Mesh, MeshConfig, SidecarKind, app::AppResponse, delay_proxy::ProxyMode};
+use meshbox::{Mesh, MeshConfig, SidecarKind, app::AppResponse, delay_proxy::ProxyMode};
 
 pub fn config(sidecar: SidecarKind) -> MeshConfig {
     MeshConfig {
@@ -14,7 +14,7 @@ pub fn config(sidecar: SidecarKind) -> MeshConfig {
         app_response: AppResponse::OneWrite,
         mtls: false,
         http2: false,
-        helper: crate::profiler_bin(),
+        helper: crate::meshbox_bin(),
     }
 }
 

@@ -5,14 +5,11 @@
 //! the proxy.
 use std::{thread, time::Duration};
 
-use profiler::{
-    classify::Leg,
-    report::Snapshot,
-    testbed::{
-        LoadGen, LoadResult, LoadSpec, SidecarKind, app::AppResponse, delay_proxy,
-        delay_proxy::ProxyMode,
-    },
+use meshbox::{
+    LoadGen, LoadResult, LoadSpec, SidecarKind, app::AppResponse, delay_proxy,
+    delay_proxy::ProxyMode,
 };
+use profiler::{classify::Leg, report::Snapshot};
 use profiler_tests::{
     NoDeepIdle,
     capture::{HOPS, hop, profile_under_load, sidecar},

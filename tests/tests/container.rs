@@ -4,7 +4,7 @@
 //! runtime's default seccomp profile.
 use std::{thread, time::Duration};
 
-use profiler::testbed::{LoadGen, LoadSpec, SidecarKind};
+use meshbox::{LoadGen, LoadSpec, SidecarKind};
 use profiler_tests::{
     container::{self, Container},
     daemon::wait_ok,
@@ -37,7 +37,7 @@ fn the_image_finds_the_sidecars_as_the_daemonset_runs_it() {
         rate: Some(200),
         streams: 1,
     };
-    let load = profiler::testbed::load::run(&m.client.netns, &m.url(), &spec).expect("load");
+    let load = meshbox::load::run(&m.client.netns, &m.url(), &spec).expect("load");
     assert!(load.completed > 300, "{load:?}");
     thread::sleep(Duration::from_millis(300));
     let text = http::get(addr, "/metrics", None).expect("scrape").body;

@@ -9,10 +9,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use meshbox::{LoadGen, LoadSpec, SidecarKind};
 use profiler::{
     classify::{Direction, Leg},
     histogram::buckets,
-    testbed::{LoadGen, LoadSpec, SidecarKind},
 };
 use profiler_tests::{
     capture::{HOPS, hop, profile_under_load, sidecar},
@@ -115,7 +115,7 @@ fn run_follows_sidecars_that_come_and_go() {
         rate: Some(100),
         streams: 1,
     };
-    profiler::testbed::load::run(&m.client.netns, &m.url(), &spec).expect("load");
+    meshbox::load::run(&m.client.netns, &m.url(), &spec).expect("load");
     thread::sleep(Duration::from_millis(300));
     let pods = [m.client.name.clone(), m.server.name.clone()];
     let text = scrape(addr);
@@ -433,7 +433,7 @@ fn promtool_check_metrics(text: &str) -> String {
 }
 
 /// The proxy process of a pod: the child of its pilot-agent.
-fn proxy_pid(pod: &profiler::testbed::Pod) -> Option<u32> {
+fn proxy_pid(pod: &meshbox::Pod) -> Option<u32> {
     let comm = |pid: u32| {
         std::fs::read_to_string(format!("/proc/{pid}/comm"))
             .map(|c| c.trim().to_string())
@@ -470,7 +470,7 @@ fn counters_survive_a_sidecar_restart() {
         rate: Some(100),
         streams: 1,
     };
-    let load = || profiler::testbed::load::run(&m.client.netns, &m.url(), &spec).expect("load");
+    let load = || meshbox::load::run(&m.client.netns, &m.url(), &spec).expect("load");
     let server = |text: &str| -> BTreeMap<String, f64> {
         samples(text)
             .into_iter()

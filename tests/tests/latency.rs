@@ -1,10 +1,10 @@
 //! Per-hop latency against ground truth on the mesh in a box.
 use std::{thread, time::Duration};
 
+use meshbox::{self as testbed, LoadGen, LoadSpec, SidecarKind, delay_proxy};
 use profiler::{
     classify::{Direction, Leg},
     snapshot,
-    testbed::{self, LoadGen, LoadSpec, SidecarKind, delay_proxy},
 };
 use profiler_tests::{
     NoDeepIdle,

@@ -2,7 +2,7 @@
 //! the sidecars, and nothing survives teardown (also after a panic).
 use std::{thread, time::Duration};
 
-use profiler::testbed::{self, LoadGen, LoadSpec, SidecarKind};
+use meshbox::{self as testbed, LoadGen, LoadSpec, SidecarKind};
 use profiler_tests::mesh;
 
 fn load(secs: u64, generator: LoadGen) -> LoadSpec {
@@ -154,7 +154,7 @@ fn teardown_happens_after_a_panic() {
 #[test]
 fn demo_cli_tears_down_on_sigint() {
     profiler_tests::require_root();
-    let mut child = std::process::Command::new(profiler_tests::profiler_bin())
+    let mut child = std::process::Command::new(profiler_tests::meshbox_bin())
         .args(["demo", "--seconds", "20"])
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -24,7 +24,7 @@ enum Task {
     Image,
     /// Run the profiler on the built-in demo mesh.
     Demo {
-        /// Extra arguments for `profiler demo`.
+        /// Extra arguments for `meshbox demo`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },

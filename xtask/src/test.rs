@@ -44,7 +44,8 @@ pub fn run() -> Result<()> {
     ])?;
     // Privileged tier: one at a time, since the tests share the kernel's hooks
     // and build network namespaces.
-    cargo(&["build", "-p", "profiler", "--bins"])?;
+    // The profiler, and the mesh's pod processes (meshbox).
+    cargo(&["build", "-p", "profiler", "-p", "meshbox", "--bins"])?;
     // The container test runs the DaemonSet's image.
     super::image::run()?;
     cargo(&["test", "-p", "profiler-tests", "--", "--test-threads=1"])?;
@@ -52,7 +53,7 @@ pub fn run() -> Result<()> {
 }
 
 pub fn demo(args: &[String]) -> Result<()> {
-    let mut full = vec!["run", "--release", "-p", "profiler", "--", "demo"];
+    let mut full = vec!["run", "--release", "-p", "meshbox", "--", "demo"];
     full.extend(args.iter().map(String::as_str));
     cargo(&full)
 }

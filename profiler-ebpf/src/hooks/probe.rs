@@ -1,5 +1,5 @@
 //! Tiny programs: `profiler check` attaches `probe_tracepoint` to each
-//! tracepoint it probes; `profiler bench` measures both as the cost floors
+//! tracepoint it probes; `meshbox bench` measures both as the cost floors
 //! of this machine.
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 

@@ -1,9 +1,7 @@
 //! The command line: each subcommand is a small file that parses its
 //! arguments and calls the library.
-mod bench;
 mod check;
-mod demo;
-mod helper;
+pub mod exit;
 mod logging;
 mod run;
 mod select;
@@ -41,17 +39,10 @@ pub(crate) enum Command {
     Snapshot(snapshot::Args),
     /// Run as the node daemon: track sidecars continuously and serve Prometheus metrics.
     Run(run::Args),
-    /// Build a two-pod mesh with sidecars, drive load through it while profiling, print the report, tear it down.
-    Demo(demo::Args),
-    /// Measure the profiler's own cost on the built-in mesh: program time per forward, CPU, memory, highest loss-free rate.
-    Bench(bench::Args),
-    /// Processes of the built-in test mesh (the app and the delay-proxy fixture).
-    #[command(hide = true, subcommand)]
-    Testbed(helper::Helper),
 }
 
 /// Exit code for bad input (no sidecar matched, missing privilege, no usable hook set).
-pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_USAGE: u8 = exit::USAGE;
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -60,23 +51,6 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Snapshot(a) => snapshot::run(a),
         Command::Run(a) => run::run(a),
-        Command::Demo(a) => demo::run(a),
-        Command::Bench(a) => bench::run(a),
-        Command::Testbed(h) => helper::run(h),
-    }
-}
-
-/// Commands that build namespaces or load eBPF need root (or the capabilities).
-pub fn require_root() -> Result<(), String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        Ok(())
-    } else {
-        Err(
-            "this command needs root: CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_ADMIN \
-             (eBPF, network namespaces, cgroups); run it with sudo"
-                .into(),
-        )
     }
 }
 

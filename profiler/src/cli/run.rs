@@ -3,9 +3,8 @@ use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
 use super::snapshot::parse_duration;
 use crate::{
-    collect::{CollectError, SIDECARS_MAX},
-    daemon::{self, DEFAULT_LISTEN, DaemonError, Options},
-    engine::EngineError,
+    collect::SIDECARS_MAX,
+    daemon::{self, DEFAULT_LISTEN, Options},
 };
 
 #[derive(clap::Args)]
@@ -24,8 +23,6 @@ pub struct Args {
     series_ttl: Duration,
 }
 
-/// Errors go through the log, so that `--log-format json` keeps every
-/// line JSON.
 pub fn run(a: Args) -> ExitCode {
     crate::signals::install();
     let opts = Options {
@@ -37,20 +34,6 @@ pub fn run(a: Args) -> ExitCode {
     };
     match daemon::run(&opts) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ (DaemonError::Listen { .. } | DaemonError::Engine(EngineError::Privilege(_)))) => {
-            log::error!("{e}");
-            ExitCode::from(super::EXIT_USAGE)
-        }
-        Err(DaemonError::Engine(EngineError::Collect(CollectError::NoHookSet(why)))) => {
-            log::error!(
-                "no usable hook set on this kernel: {why}\n{}",
-                crate::check::run().to_text()
-            );
-            ExitCode::from(super::EXIT_USAGE)
-        }
-        Err(e) => {
-            log::error!("{e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => super::exit::Failure::from(e).exit(),
     }
 }

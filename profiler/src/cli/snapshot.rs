@@ -2,7 +2,7 @@
 use std::{process::ExitCode, time::Duration};
 
 use super::Format;
-use crate::snapshot::{self, Options, SnapshotError};
+use crate::snapshot::{self, Options};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -52,25 +52,11 @@ pub fn run(a: Args) -> ExitCode {
         progress: a.format == Format::Table,
     };
     match snapshot::run(&opts) {
-        Ok(snap) => {
-            if let Err(code) = super::print_report(a.format, &snap, |s| s.to_table()) {
-                return code;
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e @ (SnapshotError::NoSidecar { .. } | SnapshotError::Privilege(_))) => {
-            eprintln!("error: {e}");
-            ExitCode::from(super::EXIT_USAGE)
-        }
-        Err(SnapshotError::Collect(crate::collect::CollectError::NoHookSet(why))) => {
-            eprintln!("error: no usable hook set on this kernel: {why}");
-            eprintln!("{}", crate::check::run().to_text());
-            ExitCode::from(super::EXIT_USAGE)
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Ok(snap) => match super::print_report(a.format, &snap, |s| s.to_table()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
+        Err(e) => super::exit::Failure::from(e).exit(),
     }
 }
 

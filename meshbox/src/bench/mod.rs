@@ -1,4 +1,4 @@
-//! `profiler bench`: the speed and memory figures, measured in one run on
+//! `meshbox bench`: the speed and memory figures, measured in one run on
 //! the mesh in a box and printed beside their targets. No figure here is
 //! asserted by a unit test: machines are noisy, so this prints, and the
 //! closing notes of issues quote it.
@@ -11,13 +11,14 @@ use std::{path::PathBuf, time::Duration};
 
 pub use figures::{Figures, ProgramDelta};
 
-use crate::{
+use profiler::{
     classify::DEFAULT_EXCLUDED_PORTS,
     discovery::Selector,
     ebpf::{self, Attach, Hook},
     snapshot::{self, Options},
-    testbed::{self, LoadGen, LoadSpec, Mesh, MeshConfig, SidecarKind},
 };
+
+use crate::{self as testbed, LoadGen, LoadSpec, Mesh, MeshConfig, SidecarKind};
 
 pub struct BenchOptions {
     pub seconds: u64,

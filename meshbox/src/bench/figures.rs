@@ -250,7 +250,7 @@ mod tests {
             load_seconds: 1.0,
             cpu_s: 0.0,
             programs,
-            load: crate::testbed::LoadResult {
+            load: crate::LoadResult {
                 completed,
                 ..Default::default()
             },

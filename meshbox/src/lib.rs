@@ -1,11 +1,14 @@
 //! The mesh in a box: Istio-style pods in network namespaces, with real
 //! sidecar proxies, istio-iptables interception, kubelet-shaped cgroups and
-//! real load generators. Used by the integration tests and `profiler demo`.
+//! real load generators. Used by the integration tests, `meshbox demo` and
+//! `meshbox bench`; none of it ships in the profiler.
 //! Everything it creates is torn down on drop (also on panic), and meshes
 //! left by a killed process are swept on the next start.
 pub mod agent;
 pub mod app;
+pub mod bench;
 pub mod cgroups;
+pub mod cli;
 pub mod delay_proxy;
 pub mod h2app;
 pub mod intercept;

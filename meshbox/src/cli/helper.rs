@@ -1,4 +1,4 @@
-//! Hidden `profiler testbed ...`: the processes the test mesh runs in its pods.
+//! Hidden `meshbox testbed ...`: the processes the test mesh runs in its pods.
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 #[derive(clap::Subcommand)]
@@ -16,8 +16,8 @@ pub enum Helper {
         app: AppArgs,
         /// one-write: head and body in one write; split: head, then body
         /// with Nagle on; chunked: --chunks chunks, --chunk-gap-us apart.
-        #[arg(long, value_enum, default_value_t = crate::testbed::app::ResponseName::OneWrite)]
-        response: crate::testbed::app::ResponseName,
+        #[arg(long, value_enum, default_value_t = crate::app::ResponseName::OneWrite)]
+        response: crate::app::ResponseName,
         #[arg(long, default_value_t = 5)]
         chunks: usize,
         #[arg(long, default_value_t = 10_000)]
@@ -39,8 +39,8 @@ pub enum Helper {
         /// --delay-us; event-loop: one thread, each chunk held uniformly in
         /// [--hold-min-us, --hold-max-us]; batch: one thread, each turn's
         /// reads before its writes.
-        #[arg(long, value_enum, default_value_t = crate::testbed::delay_proxy::ModeName::Threads)]
-        mode: crate::testbed::delay_proxy::ModeName,
+        #[arg(long, value_enum, default_value_t = crate::delay_proxy::ModeName::Threads)]
+        mode: crate::delay_proxy::ModeName,
         #[arg(long, default_value_t = 0)]
         delay_us: u64,
         #[arg(long, default_value_t = 0)]
@@ -65,22 +65,22 @@ pub struct AppArgs {
 
 pub fn run(h: Helper) -> ExitCode {
     let r = match h {
-        Helper::Agent { command } => crate::testbed::agent::run(&command),
+        Helper::Agent { command } => crate::agent::run(&command),
         Helper::App {
             app,
             response,
             chunks,
             chunk_gap_us,
-        } => crate::testbed::app::AppResponse::from_flags(
+        } => crate::app::AppResponse::from_flags(
             response,
             chunks,
             Duration::from_micros(chunk_gap_us),
         )
         .and_then(|r| {
-            crate::testbed::app::serve(app.port, Duration::from_micros(app.delay_us), app.size, r)
+            crate::app::serve(app.port, Duration::from_micros(app.delay_us), app.size, r)
         }),
         Helper::H2App { app } => {
-            crate::testbed::h2app::serve(app.port, Duration::from_micros(app.delay_us), app.size)
+            crate::h2app::serve(app.port, Duration::from_micros(app.delay_us), app.size)
         }
         Helper::DelayProxy {
             inbound_to,
@@ -90,13 +90,13 @@ pub fn run(h: Helper) -> ExitCode {
             hold_min_us,
             hold_max_us,
             stats,
-        } => crate::testbed::delay_proxy::ProxyMode::from_flags(
+        } => crate::delay_proxy::ProxyMode::from_flags(
             mode,
             Duration::from_micros(hold_min_us),
             Duration::from_micros(hold_max_us),
         )
         .and_then(|m| {
-            crate::testbed::delay_proxy::run(
+            crate::delay_proxy::run(
                 m,
                 Duration::from_micros(delay_us),
                 inbound_to,

@@ -1,4 +1,5 @@
-//! `profiler bench`: speed and memory figures on the built-in mesh.
+//! `meshbox bench`: the profiler's speed and memory figures on the
+//! built-in mesh.
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -33,7 +34,7 @@ pub fn run(a: Args) -> ExitCode {
         eprintln!("error: {msg}");
         return ExitCode::from(super::EXIT_USAGE);
     }
-    crate::signals::install();
+    profiler::signals::install();
     let helper = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
@@ -59,8 +60,18 @@ pub fn run(a: Args) -> ExitCode {
         }
     }
     if a.part != Part::Hooks {
+        // The daemon under test: the profiler built beside this binary.
+        let profiler = helper.with_file_name("profiler");
+        if !profiler.exists() {
+            eprintln!(
+                "error: {} is missing: build it with `cargo build --release -p profiler`",
+                profiler.display()
+            );
+            return ExitCode::from(super::EXIT_USAGE);
+        }
         match crate::bench::daemon::run(
             &helper,
+            &profiler,
             &a.sidecars,
             a.rate,
             std::time::Duration::from_secs(a.daemon_seconds),

@@ -9,7 +9,7 @@ use std::{
 };
 
 use super::{LoadResult, LoadSpec, bad};
-use crate::testbed::{TestbedError, netns};
+use crate::{TestbedError, netns};
 
 static LOGS: AtomicU32 = AtomicU32::new(0);
 
@@ -124,7 +124,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::testbed::LoadGen;
+    use crate::LoadGen;
 
     /// Captured: h2load -t1 -c 4 -m 10 -D 2 through two haproxy h2c hops to
     /// the h2 app (delay 200 µs, 512 bytes), on loopback.
@@ -205,7 +205,7 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let delay = Duration::from_micros(200);
-        rt.spawn(crate::testbed::h2app::serve_on(listener, delay, 256));
+        rt.spawn(crate::h2app::serve_on(listener, delay, 256));
         let spec = LoadSpec {
             generator: LoadGen::H2load,
             duration: Duration::from_secs(1),

@@ -1,8 +1,8 @@
-//! `profiler demo`: the mesh in a box, loaded and profiled, then torn down
+//! `meshbox demo`: the mesh in a box, loaded and profiled, then torn down
 //! (also on Ctrl-C and on error).
 use std::{process::ExitCode, time::Duration};
 
-use crate::testbed::{LoadGen, LoadSpec, Mesh, MeshConfig, SidecarKind};
+use crate::{LoadGen, LoadSpec, Mesh, MeshConfig, SidecarKind};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -39,7 +39,7 @@ pub fn run(a: Args) -> ExitCode {
 
 fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let helper = std::env::current_exe()?;
-    crate::signals::install();
+    profiler::signals::install();
     println!(
         "demo: building a two-pod mesh with {:?} sidecars",
         a.sidecar
@@ -50,8 +50,8 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         app_delay: Duration::from_micros(200),
         app_size: 512,
         proxy_delay: Duration::ZERO,
-        proxy_mode: crate::testbed::delay_proxy::ProxyMode::Threads,
-        app_response: crate::testbed::app::AppResponse::OneWrite,
+        proxy_mode: crate::delay_proxy::ProxyMode::Threads,
+        app_response: crate::app::AppResponse::OneWrite,
         mtls: a.mtls,
         // h2load speaks only HTTP/2: it gets an HTTP/2 mesh (haproxy sidecars).
         http2: a.load == LoadGen::H2load,
@@ -73,36 +73,34 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         // Several streams per connection only where the mesh speaks HTTP/2
         // (oha would switch to HTTP/2 with more than one).
         streams: if a.load == LoadGen::H2load {
-            crate::testbed::load::DEFAULT_STREAMS
+            crate::load::DEFAULT_STREAMS
         } else {
             1
         },
     };
     // Profile while the load runs; the load starts once the hooks are in
     // and the sidecars known.
-    let opts = crate::snapshot::Options {
+    let opts = profiler::snapshot::Options {
         duration: Duration::from_secs(a.seconds) + Duration::from_secs(1),
-        selectors: vec![crate::discovery::Selector::Istio],
-        excluded_ports: crate::classify::DEFAULT_EXCLUDED_PORTS.to_vec(),
+        selectors: vec![profiler::discovery::Selector::Istio],
+        excluded_ports: profiler::classify::DEFAULT_EXCLUDED_PORTS.to_vec(),
         progress: true,
     };
-    let (result, snap) = match crate::snapshot::start(&opts) {
+    let (result, snap) = match profiler::snapshot::start(&opts) {
         Err(e) => (Ok(None), Err(e)),
         Ok(mut c) => std::thread::scope(|s| {
             let url = mesh.url();
             let ns = mesh.client.netns.clone();
-            let load = s.spawn(move || crate::testbed::load::run(&ns, &url, &spec));
-            let snap = crate::snapshot::capture(&mut c, &opts)
-                .map(|secs| crate::report::Snapshot::from_session(&c.session, secs));
+            let load = s.spawn(move || crate::load::run(&ns, &url, &spec));
+            let snap = profiler::snapshot::capture(&mut c, &opts)
+                .map(|secs| profiler::report::Snapshot::from_session(&c.session, secs));
             let result = load.join().unwrap_or_else(|_| {
-                Err(crate::testbed::TestbedError::NotReady(
-                    "load thread panicked".into(),
-                ))
+                Err(crate::TestbedError::NotReady("load thread panicked".into()))
             });
             (result.map(Some), snap)
         }),
     };
-    if crate::signals::interrupted() {
+    if profiler::signals::interrupted() {
         mesh.teardown()?;
         return Err("interrupted; the mesh was torn down".into());
     }

@@ -11,7 +11,7 @@ use std::{
 };
 
 use super::{BoxError, mesh, mesh_of, oha_at, scrape};
-use crate::testbed::{self, LoadGen, LoadSpec, Mesh, SidecarKind};
+use crate::{self as testbed, LoadGen, LoadSpec, Mesh, SidecarKind};
 
 pub struct DaemonFigures {
     pub sidecars: usize,
@@ -53,12 +53,12 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start(helper: &Path, selectors: &[String]) -> Result<Daemon, BoxError> {
+    fn start(profiler: &Path, selectors: &[String]) -> Result<Daemon, BoxError> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let child = Command::new(helper)
+        let child = Command::new(profiler)
             .args(["run", "--listen", &addr.to_string()])
             .args(selectors)
             .stdout(Stdio::null())
@@ -119,8 +119,10 @@ fn proxy_pids(m: &Mesh) -> Vec<String> {
         .collect()
 }
 
+/// `helper`: this binary (the pods' processes); `profiler`: the daemon's.
 pub fn run(
     helper: &Path,
+    profiler: &Path,
     counts: &[usize],
     rate: u32,
     seconds: Duration,
@@ -147,7 +149,7 @@ pub fn run(
         // same forward rate in every row.
         let rate = if n == 1 { rate * 2 } else { rate };
         eprintln!("bench daemon: {tracked} sidecars, {rate} req/s through one mesh");
-        let d = Daemon::start(helper, &selectors)?;
+        let d = Daemon::start(profiler, &selectors)?;
         d.wait_tracked(tracked)?;
         if n > 1 {
             for m in &idle {
