@@ -70,7 +70,7 @@ impl Discovery {
                 self.procs.insert(pid, p);
             }
         }
-        let all: Vec<ProcInfo> = self.procs.values().cloned().collect();
+        let all: Vec<&ProcInfo> = self.procs.values().collect();
         let mut sidecars = select(&all, &self.selectors);
         let now = self.refreshes;
         // New sidecars (a restarted proxy is one: new pid) at once; known

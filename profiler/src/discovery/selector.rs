@@ -48,9 +48,12 @@ pub struct Sidecar {
 
 /// Group the selected processes: by container when in a pod, else by the
 /// topmost selected ancestor.
-pub fn select(all: &[ProcInfo], selectors: &[Selector]) -> Vec<Sidecar> {
+/// `all` may be owned processes or references to them (discovery passes
+/// references: cloning every process a second is what it avoids).
+pub fn select<P: std::borrow::Borrow<ProcInfo>>(all: &[P], selectors: &[Selector]) -> Vec<Sidecar> {
     let chosen: Vec<&ProcInfo> = all
         .iter()
+        .map(|p| p.borrow())
         .filter(|p| selectors.iter().any(|s| s.matches(p)))
         .collect();
     let is_chosen = |pid: u32| chosen.iter().any(|p| p.pid == pid);
@@ -67,7 +70,11 @@ pub fn select(all: &[ProcInfo], selectors: &[Selector]) -> Vec<Sidecar> {
                 let mut cur = p.ppid;
                 while is_chosen(cur) {
                     top = cur;
-                    cur = all.iter().find(|q| q.pid == cur).map_or(0, |q| q.ppid);
+                    cur = all
+                        .iter()
+                        .map(|q| q.borrow())
+                        .find(|q| q.pid == cur)
+                        .map_or(0, |q| q.ppid);
                 }
                 format!("pid {top:010}")
             }
