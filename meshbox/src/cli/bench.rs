@@ -38,7 +38,7 @@ pub fn run(a: Args) -> ExitCode {
     let helper = match std::env::current_exe() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: locating the profiler binary: {e}");
+            eprintln!("error: locating this binary (meshbox): {e}");
             return ExitCode::FAILURE;
         }
     };

@@ -1,6 +1,6 @@
 //! `profiler run`: the node daemon. It listens first (a bad or busy address
 //! fails before anything attaches), attaches once, then keeps the engine
-//! turning: drain every 10 ms, discover every second, forget sidecars gone
+//! turning: drain every 40 ms, take discovery's news, forget sidecars gone
 //! longer than the TTL, answer scrapes with a copy of the figures. SIGTERM
 //! stops serving, detaches everything and returns.
 pub mod http;
@@ -84,9 +84,8 @@ pub fn run(opts: &Options) -> Result<(), DaemonError> {
             .map_err(DaemonError::Server)?
     };
     log::info!("listening on {}", opts.listen);
-    let result = turn(opts, &shared, &scrape_rx);
-    // Stop serving first, then the engine (dropped with `turn`'s frame)
-    // has already detached its programs.
+    let result = turn(opts, &shared, &scrape_rx, &stop_tx);
+    // Already sent when the loop ended; also on an early error.
     let _ = stop_tx.send(true);
     match server.join() {
         Ok(Err(e)) => log::warn!("HTTP server: {e}"),
@@ -101,6 +100,7 @@ fn turn(
     opts: &Options,
     shared: &http::Shared,
     scrapes: &mpsc::Receiver<http::ScrapeRequest>,
+    stop_serving: &tokio::sync::watch::Sender<bool>,
 ) -> Result<(), DaemonError> {
     // No HDR histograms: the daemon exports fixed buckets.
     let mut engine = Engine::start(opts.selectors.clone(), opts.excluded_ports.clone(), false)?;
@@ -149,6 +149,8 @@ fn turn(
             lost_warned = (Instant::now(), lost);
         }
     }
+    // Stop serving first; the engine, dropped as this returns, detaches.
+    let _ = stop_serving.send(true);
     log::info!("stopping: detaching programs");
     Ok(())
 }

@@ -50,10 +50,9 @@ pub struct Listener {
 }
 
 /// Which listeners are the proxy's: those among its open sockets when its
-/// file descriptors could be read (`inodes`); otherwise, without
-/// CAP_DAC_READ_SEARCH (the DaemonSet does not grant it: /proc/<pid>/fd is
-/// the proxy's, mode 0500), those owned by its uids (Istio's proxy runs
-/// as 1337, the app as another uid).
+/// file descriptors could be read (`inodes`); otherwise (without
+/// CAP_DAC_READ_SEARCH: /proc/<pid>/fd is the proxy's, mode 0500), those
+/// owned by its uids (Istio's proxy runs as 1337, the app as another uid).
 pub fn proxy_ports(listeners: &[Listener], inodes: Option<&[u64]>, uids: &[u32]) -> Vec<u16> {
     let mut ports: Vec<u16> = listeners
         .iter()

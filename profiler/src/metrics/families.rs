@@ -76,7 +76,7 @@ impl Collector for Exposition {
             ),
             (
                 "sidecar_forwarded",
-                "Bytes the sidecar wrote in recorded forwards, per hop",
+                "Bytes the sidecar read from the source of recorded forwards, per hop",
                 Some(Unit::Bytes),
                 |h: &HopSeries| h.bytes,
             ),
