@@ -141,26 +141,62 @@ fn no_leak(kind: SidecarKind, response: AppResponse, http2: bool) {
             // Ten streams on each connection, paced evenly.
             spec.streams = 10;
         }
-        let (snap, load) = profile_under_load(&m, spec);
-        check_no_leak(
-            &format!("{kind:?} {response:?} h2={http2} {conns} conns"),
-            &snap,
-            &load,
-            http2,
-        );
+        let what = format!("{kind:?} {response:?} h2={http2} {conns} conns");
+        // The hypervisor's stolen time is real latency for the proxy, but
+        // not the profiler's to answer for: a window in which it took
+        // CPU from this VM and a bound failed is measured once more (and
+        // said so); a failure without steal fails at once.
+        for attempt in 1..=2 {
+            let steal0 = steal_ms();
+            let (snap, load) = profile_under_load(&m, spec.clone());
+            let stolen = steal_ms().saturating_sub(steal0);
+            match check_no_leak(&what, &snap, &load, http2) {
+                Ok(()) => break,
+                Err(e) if attempt == 1 && stolen >= STEAL_RETRY_MS => eprintln!(
+                    "{e}; the hypervisor took {stolen} ms of this VM's CPU in the window: measuring again"
+                ),
+                Err(e) => panic!("{e} (hypervisor steal in the window: {stolen} ms)"),
+            }
+        }
     }
 }
 
-fn check_no_leak(what: &str, snap: &Snapshot, load: &LoadResult, http2: bool) {
-    assert!(
-        load.completed >= 20 && load.p50_us > 50_000.0,
-        "{what}: the app's delay shows at the client: {load:?}"
-    );
+/// Stolen time that makes a failed window worth measuring again.
+const STEAL_RETRY_MS: u64 = 20;
+
+/// CPU time the hypervisor took from this VM since boot, all CPUs, in ms
+/// (the steal column of /proc/stat, in USER_HZ ticks of 10 ms).
+fn steal_ms() -> u64 {
+    std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()?
+                .split_whitespace()
+                .nth(8)?
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |ticks| ticks * 10)
+}
+
+fn check_no_leak(
+    what: &str,
+    snap: &Snapshot,
+    load: &LoadResult,
+    http2: bool,
+) -> Result<(), String> {
+    if !(load.completed >= 20 && load.p50_us > 50_000.0) {
+        return Err(format!(
+            "{what}: the app's delay shows at the client: {load:?}"
+        ));
+    }
     let (undecided, all, share) = undecided_share(snap);
     eprintln!(
         "{what}: {} requests, {undecided} of {all} forwards undecided",
         load.completed
     );
+    let mut failed = Vec::new();
     for (pod, d) in HOPS {
         let s = sidecar(snap, pod);
         for leg in [Leg::Request, Leg::Response] {
@@ -176,23 +212,32 @@ fn check_no_leak(what: &str, snap: &Snapshot, load: &LoadResult, http2: bool) {
                 h.queue_us.p99,
                 h.process_us.p99
             );
-            assert!(
-                h.total_us.p99 < 1000.0,
-                "{what} {pod} {d:?} {leg:?}: total p99 {:.1} us",
-                h.total_us.p99
-            );
+            if h.total_us.p99 >= 1000.0 {
+                failed.push(format!(
+                    "{what} {pod} {d:?} {leg:?}: total p99 {:.1} us",
+                    h.total_us.p99
+                ));
+            }
         }
         // A multiplexed connection carries several requests in one write.
         if !http2 {
             let f = hop(s, d, Leg::Request).forwards as f64;
             let want = load.completed as f64;
-            assert!(
-                (f - want).abs() <= (0.01 * want).max(2.0),
-                "{what} {pod}: {f} request forwards for {want} completed requests"
-            );
+            if (f - want).abs() > (0.01 * want).max(2.0) {
+                failed.push(format!(
+                    "{what} {pod}: {f} request forwards for {want} completed requests"
+                ));
+            }
         }
     }
-    assert!(share <= 0.01, "{what}: {undecided} of {all} undecided");
+    if share > 0.01 {
+        failed.push(format!("{what}: {undecided} of {all} undecided"));
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
 }
 
 #[test]
