@@ -11,6 +11,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod delay_proxy;
 pub mod h2app;
+pub mod http;
 pub mod intercept;
 pub mod load;
 mod mesh;

@@ -4,9 +4,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub use crate::engine::missing_privilege;
 use crate::{
-    collect::CollectError,
     discovery::{self, Selector},
     engine::{Engine, EngineError},
     report::Snapshot,
@@ -16,22 +14,9 @@ use crate::{
 pub enum SnapshotError {
     #[error("no sidecar matched {selectors}; processes seen that look like proxies: {seen}")]
     NoSidecar { selectors: String, seen: String },
-    #[error("{0}")]
-    Privilege(String),
+    /// Privilege, attach, discovery: what `run` can hit too.
     #[error(transparent)]
-    Collect(#[from] CollectError),
-    #[error("starting the discovery thread: {0}")]
-    Thread(#[source] std::io::Error),
-}
-
-impl From<EngineError> for SnapshotError {
-    fn from(e: EngineError) -> Self {
-        match e {
-            EngineError::Privilege(p) => SnapshotError::Privilege(p),
-            EngineError::Collect(c) => SnapshotError::Collect(c),
-            EngineError::Thread(e) => SnapshotError::Thread(e),
-        }
-    }
+    Engine(#[from] EngineError),
 }
 
 pub struct Options {
@@ -92,7 +77,7 @@ pub fn capture(c: &mut Capture, opts: &Options) -> Result<f64, SnapshotError> {
     let mut last_shown = start;
     while start.elapsed() < opts.duration && !crate::signals::interrupted() {
         std::thread::sleep(Duration::from_millis(10));
-        c.step()?;
+        c.step().map_err(EngineError::from)?;
         if tty && last_shown.elapsed() >= Duration::from_secs(1) {
             last_shown = Instant::now();
             let done = start.elapsed().as_secs_f64() / opts.duration.as_secs_f64();

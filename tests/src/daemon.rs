@@ -103,9 +103,7 @@ impl Prometheus {
             ),
         )
         .expect("prometheus config");
-        let addr: SocketAddr = format!("127.0.0.1:{}", http::free_port())
-            .parse()
-            .expect("address");
+        let addr = http::free_loopback().expect("a free loopback port");
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
         let child = Command::new(bin)
             .arg(format!("--config.file={}", config.display()))

@@ -3,7 +3,8 @@ pub mod capture;
 pub mod container;
 pub mod daemon;
 pub mod deploy;
-pub mod http;
+/// The HTTP client the tests and the bench share.
+pub use meshbox::http;
 pub mod mesh;
 
 /// Fail, naming what is missing, when not root: these tests never skip.

@@ -12,9 +12,7 @@ use profiler_tests::{
 };
 
 fn listen() -> std::net::SocketAddr {
-    format!("127.0.0.1:{}", http::free_port())
-        .parse()
-        .expect("address")
+    http::free_loopback().expect("a free loopback port")
 }
 
 #[test]

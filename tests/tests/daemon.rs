@@ -20,13 +20,8 @@ use profiler_tests::{
     http, mesh, require_root,
 };
 
-/// What Prometheus 2.x sends.
-const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
-
 fn loopback() -> SocketAddr {
-    format!("127.0.0.1:{}", http::free_port())
-        .parse()
-        .expect("address")
+    http::free_loopback().expect("a free loopback port")
 }
 
 fn log_path(name: &str) -> std::path::PathBuf {
@@ -55,6 +50,22 @@ fn tracked(addr: SocketAddr) -> f64 {
         .get("profiler_sidecars_tracked")
         .copied()
         .unwrap_or(-1.0)
+}
+
+/// Poll until `done(tracked sidecars)`; panics with `what` and the last
+/// scrape after `within`. Returns how long it took.
+fn wait_tracked(
+    addr: SocketAddr,
+    done: impl Fn(f64) -> bool,
+    within: Duration,
+    what: &str,
+) -> Duration {
+    let t0 = Instant::now();
+    while !done(tracked(addr)) {
+        assert!(t0.elapsed() < within, "{what}: {}", scrape(addr));
+        thread::sleep(Duration::from_millis(50));
+    }
+    t0.elapsed()
 }
 
 #[test]
@@ -94,19 +105,13 @@ fn run_follows_sidecars_that_come_and_go() {
     assert_eq!(tracked(addr), 0.0, "no mesh yet");
     let m = mesh::up(&mesh::config(SidecarKind::Nginx));
     // The sidecars started during mesh::up; both must be tracked within 2 s.
-    let up = Instant::now();
-    while tracked(addr) < 2.0 {
-        assert!(
-            up.elapsed() < Duration::from_secs(2),
-            "sidecars not tracked 2 s after they started: {}",
-            scrape(addr)
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!(
-        "both sidecars tracked {:?} after the mesh was up",
-        up.elapsed()
+    let took = wait_tracked(
+        addr,
+        |n| n >= 2.0,
+        Duration::from_secs(2),
+        "sidecars not tracked 2 s after they started",
     );
+    eprintln!("both sidecars tracked {took:?} after the mesh was up");
     // Traffic, so that the pods have series.
     let spec = LoadSpec {
         generator: LoadGen::Oha,
@@ -127,14 +132,12 @@ fn run_follows_sidecars_that_come_and_go() {
     }
     drop(m);
     let gone = Instant::now();
-    while tracked(addr) > 0.0 {
-        assert!(
-            gone.elapsed() < Duration::from_secs(3),
-            "sidecars still tracked 3 s after their pods went: {}",
-            scrape(addr)
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_tracked(
+        addr,
+        |n| n <= 0.0,
+        Duration::from_secs(3),
+        "sidecars still tracked 3 s after their pods went",
+    );
     // Their series stay for the TTL (3 s here), then go.
     while pods
         .iter()
@@ -174,12 +177,13 @@ fn run_serves_the_mesh_to_prometheus() {
     let m = mesh::up(&mesh::config(SidecarKind::Nginx));
     let mut d = start_daemon(addr, &[], &log);
     wait_ok(addr, "/readyz", Duration::from_secs(30), "profiler run");
-    let ready = Instant::now();
-    while tracked(addr) < 2.0 {
-        assert!(ready.elapsed() < Duration::from_secs(5), "{}", scrape(addr));
-        thread::sleep(Duration::from_millis(50));
-    }
-    let prom = Prometheus::start(addr, &[deploy_dir().join("rules.yaml")]);
+    wait_tracked(
+        addr,
+        |n| n >= 2.0,
+        Duration::from_secs(5),
+        "sidecars not tracked",
+    );
+    let prom = Prometheus::start(addr, &[profiler_tests::deploy::dir().join("rules.yaml")]);
     // A snapshot over the same traffic, while Prometheus scrapes the daemon
     // every second and this test scrapes it every 200 ms.
     let spec = LoadSpec {
@@ -279,7 +283,7 @@ fn run_serves_the_mesh_to_prometheus() {
         r.content_type,
         r.body.len()
     );
-    let om = http::get(addr, "/metrics", Some(PROMETHEUS_ACCEPT)).expect("scrape");
+    let om = http::get(addr, "/metrics", Some(http::PROMETHEUS_ACCEPT)).expect("scrape");
     assert!(
         om.content_type.starts_with("application/openmetrics-text") && om.body.ends_with("# EOF\n"),
         "{}",
@@ -298,13 +302,6 @@ fn run_serves_the_mesh_to_prometheus() {
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     let _ = std::fs::remove_file(&log);
-}
-
-fn deploy_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy")
-        .canonicalize()
-        .expect("deploy/ beside tests/")
 }
 
 /// The left side of an alert's comparison (`x > 0.005` -> `x`): what must
@@ -344,7 +341,8 @@ fn rules_and_dashboard_return_data(prom: &Prometheus) {
         "rules loaded from deploy/rules.yaml: {groups:?}"
     );
     let dash: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(deploy_dir().join("grafana-dashboard.json")).expect("dashboard"),
+        &std::fs::read_to_string(profiler_tests::deploy::dir().join("grafana-dashboard.json"))
+            .expect("dashboard"),
     )
     .expect("dashboard JSON");
     fn panels(v: &serde_json::Value, out: &mut Vec<String>) {
@@ -458,11 +456,12 @@ fn counters_survive_a_sidecar_restart() {
     let m = mesh::up(&mesh::config(SidecarKind::DelayProxy));
     let mut d = start_daemon(addr, &[], &log);
     wait_ok(addr, "/readyz", Duration::from_secs(30), "profiler run");
-    let t0 = Instant::now();
-    while tracked(addr) < 2.0 {
-        assert!(t0.elapsed() < Duration::from_secs(5), "{}", scrape(addr));
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_tracked(
+        addr,
+        |n| n >= 2.0,
+        Duration::from_secs(5),
+        "sidecars not tracked",
+    );
     let spec = LoadSpec {
         generator: LoadGen::Oha,
         duration: Duration::from_secs(2),

@@ -24,6 +24,8 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "wrk",
     // h2load: HTTP/2 load with many streams per connection.
     "nghttp2-client",
+    // The server and promtool (`promtool check rules`/`check metrics` in
+    // the tests): Debian ships both in this package.
     "prometheus",
     // The DaemonSet's image: built and run locally (crun refuses this kind
     // of machine's hybrid cgroups; runc works).

@@ -11,6 +11,7 @@ use std::{
 };
 
 use super::{BoxError, mesh, mesh_of, oha_at, scrape};
+use crate::http::{self, PROMETHEUS_ACCEPT};
 use crate::{self as testbed, LoadGen, LoadSpec, Mesh, SidecarKind};
 
 pub struct DaemonFigures {
@@ -93,7 +94,7 @@ impl Daemon {
     fn wait_tracked(&self, tracked: usize) -> Result<(), BoxError> {
         let t0 = Instant::now();
         loop {
-            if let Ok(s) = scrape::get(self.addr, "/metrics")
+            if let Ok(s) = http::get(self.addr, "/metrics", None)
                 && s.status == 200
                 && scrape::sum_of(&s.body, "profiler_sidecars_tracked") as usize == tracked
             {
@@ -167,7 +168,7 @@ pub fn run(
             }
         }
         trickle(&loaded)?;
-        let before = scrape::get(d.addr, "/metrics")?;
+        let before = http::get(d.addr, "/metrics", Some(PROMETHEUS_ACCEPT))?;
         let (cpu0, _, _) = d.stat()?;
         let t0 = Instant::now();
         let (load, scrapes) = std::thread::scope(|s| {
@@ -177,7 +178,7 @@ pub fn run(
             let load = s.spawn(move || testbed::load::run(&ns, &url, &spec));
             let mut scrapes = Vec::new();
             while t0.elapsed() < seconds {
-                if let Ok(sc) = scrape::get(d.addr, "/metrics") {
+                if let Ok(sc) = http::get(d.addr, "/metrics", Some(PROMETHEUS_ACCEPT)) {
                     scrapes.push(sc.took.as_secs_f64() * 1e3);
                 }
                 let next = SCRAPE_EVERY * scrapes.len() as u32;
@@ -188,7 +189,7 @@ pub fn run(
         let wall = t0.elapsed().as_secs_f64();
         let (cpu1, rss_kb, hwm_kb) = d.stat()?;
         load.map_err(|_| "load thread panicked")??;
-        let after = scrape::get(d.addr, "/metrics")?;
+        let after = http::get(d.addr, "/metrics", Some(PROMETHEUS_ACCEPT))?;
         let fwd = |t: &str| scrape::sum_of(t, "sidecar_forwards_total");
         let lost = |t: &str| scrape::sum_of(t, "profiler_events_lost_total");
         out.push(DaemonFigures {

@@ -108,4 +108,4 @@ impl PodView<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -1,10 +1,12 @@
 use super::*;
 
-const POD: [u8; 4] = [10, 244, 0, 11];
-const OTHER_POD: [u8; 4] = [10, 244, 0, 10];
-const LO: [u8; 4] = [127, 0, 0, 1];
+// The server pod, the client pod, loopback; shared with the aggregation
+// side's tests.
+pub(crate) const POD: [u8; 4] = [10, 244, 0, 11];
+pub(crate) const OTHER_POD: [u8; 4] = [10, 244, 0, 10];
+pub(crate) const LO: [u8; 4] = [127, 0, 0, 1];
 
-fn sock(local: [u8; 4], lport: u16, peer: [u8; 4], pport: u16, role: u8) -> SockInfo {
+pub(crate) fn sock(local: [u8; 4], lport: u16, peer: [u8; 4], pport: u16, role: u8) -> SockInfo {
     let mut s = SockInfo {
         family: AF_INET,
         local_port: lport,

@@ -65,11 +65,8 @@ impl From<EngineError> for Failure {
 impl From<SnapshotError> for Failure {
     fn from(e: SnapshotError) -> Failure {
         match e {
-            e @ (SnapshotError::NoSidecar { .. } | SnapshotError::Privilege(_)) => {
-                Failure::Usage(e.to_string())
-            }
-            SnapshotError::Collect(c) => c.into(),
-            e => Failure::Internal(e.to_string()),
+            e @ SnapshotError::NoSidecar { .. } => Failure::Usage(e.to_string()),
+            SnapshotError::Engine(e) => e.into(),
         }
     }
 }

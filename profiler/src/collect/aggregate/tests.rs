@@ -6,31 +6,18 @@ use std::net::IpAddr;
 
 use profiler_common::{
     events::{KIND_READ, KIND_WRITE},
-    sock::{AF_INET, ROLE_ACCEPTED, ROLE_CONNECTED},
+    sock::{ROLE_ACCEPTED, ROLE_CONNECTED},
 };
 
 use super::*;
-use crate::classify::{Direction, Leg};
+use crate::classify::{
+    Direction, Leg,
+    tests::{LO, OTHER_POD, POD, sock},
+};
 
-const POD: [u8; 4] = [10, 244, 0, 11];
-const OTHER_POD: [u8; 4] = [10, 244, 0, 10];
-const LO: [u8; 4] = [127, 0, 0, 1];
 const PROXY: u32 = 100;
 const DOWN: u64 = 0xd0;
 const UP: u64 = 0x0f;
-
-fn sock(local: [u8; 4], lport: u16, peer: [u8; 4], pport: u16, role: u8) -> SockInfo {
-    let mut s = SockInfo {
-        family: AF_INET,
-        local_port: lport,
-        peer_port: pport,
-        role,
-        ..SockInfo::default()
-    };
-    s.local_addr[..4].copy_from_slice(&local);
-    s.peer_addr[..4].copy_from_slice(&peer);
-    s
-}
 
 fn sidecar() -> Sidecar {
     Sidecar {
@@ -72,20 +59,23 @@ fn tracked(alive: bool) -> Aggregate {
     a
 }
 
+/// Tracked, with its two sockets open: accepted from the client pod's
+/// sidecar on 15006 (DOWN), connected to the app on loopback (UP).
+fn with_sockets() -> Aggregate {
+    let mut a = tracked(true);
+    for (sk, info) in [
+        (DOWN, sock(POD, 15006, OTHER_POD, 40000, ROLE_ACCEPTED)),
+        (UP, sock(LO, 41000, LO, 8080, ROLE_CONNECTED)),
+    ] {
+        a.apply(Event::SockOpen { sk, info, at: 0 });
+    }
+    a
+}
+
 #[test]
 fn a_request_and_its_response_fill_the_inbound_hop() {
-    let mut a = tracked(true);
+    let mut a = with_sockets();
     for ev in [
-        Event::SockOpen {
-            sk: DOWN,
-            info: sock(POD, 15006, OTHER_POD, 40000, ROLE_ACCEPTED),
-            at: 0,
-        },
-        Event::SockOpen {
-            sk: UP,
-            info: sock(LO, 41000, LO, 8080, ROLE_CONNECTED),
-            at: 0,
-        },
         // Request: arrived at 1 ms, read 10 µs later, written 30 µs after.
         io(KIND_READ, DOWN, 1_010_000, 1_000_000),
         io(KIND_WRITE, UP, 1_040_000, 0),
@@ -120,21 +110,7 @@ fn a_request_and_its_response_fill_the_inbound_hop() {
 
 #[test]
 fn records_wait_for_the_horizon_and_are_taken_in_time_order() {
-    let mut a = tracked(true);
-    for ev in [
-        Event::SockOpen {
-            sk: DOWN,
-            info: sock(POD, 15006, OTHER_POD, 40000, ROLE_ACCEPTED),
-            at: 0,
-        },
-        Event::SockOpen {
-            sk: UP,
-            info: sock(LO, 41000, LO, 8080, ROLE_CONNECTED),
-            at: 0,
-        },
-    ] {
-        a.apply(ev);
-    }
+    let mut a = with_sockets();
     // The write reached userspace before its read (another CPU's ring).
     let as_record = |ev: Event| {
         let (Event::Read(io) | Event::Write(io)) = ev else {

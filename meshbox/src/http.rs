@@ -1,18 +1,22 @@
 //! A plain HTTP/1.1 GET over loopback, enough for /metrics, probes and the
-//! Prometheus API; bounded by a timeout.
+//! Prometheus API (the bench's scraper and the tests'); bounded by
+//! timeouts, and timed.
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
     pub body: String,
+    /// From connecting to the last byte.
+    pub took: Duration,
 }
 
 pub fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> std::io::Result<Reply> {
+    let t0 = Instant::now();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     let accept = accept
@@ -24,6 +28,7 @@ pub fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> std::io::Resul
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;
+    let took = t0.elapsed();
     let raw = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = raw
         .split_once("\r\n\r\n")
@@ -53,6 +58,7 @@ pub fn get(addr: SocketAddr, path: &str, accept: Option<&str>) -> std::io::Resul
         status,
         content_type,
         body,
+        took,
     })
 }
 
@@ -83,10 +89,10 @@ pub fn encode(q: &str) -> String {
         .collect()
 }
 
-/// A free loopback port (bound, then released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// A free loopback address (bound, then released).
+pub fn free_loopback() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
+
+/// What Prometheus 2.x asks for: OpenMetrics first, text 0.0.4 after.
+pub const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
