@@ -14,6 +14,7 @@ pub mod h2app;
 pub mod http;
 pub mod intercept;
 pub mod load;
+pub mod matrix;
 mod mesh;
 pub mod netns;
 pub mod sidecar;

@@ -10,6 +10,7 @@ use std::{sync::mpsc, thread::JoinHandle, time::Duration};
 use crate::{
     collect::{CollectError, Session},
     discovery::{Discovery, ProcInfo, Selector, Sidecar},
+    ebpf::HookSet,
 };
 
 /// How often discovery runs: a new sidecar is tracked within this (plus
@@ -42,11 +43,13 @@ pub struct Engine {
 
 impl Engine {
     /// Check privileges, discover sidecars (there may be none yet) and
-    /// attach; `detail` keeps HDR histograms (a snapshot's percentiles).
+    /// attach; `detail` keeps HDR histograms (a snapshot's percentiles);
+    /// `hook_set` forces one set (None: the first that attaches).
     pub fn start(
         selectors: Vec<Selector>,
         excluded_ports: Vec<u16>,
         detail: bool,
+        hook_set: Option<HookSet>,
     ) -> Result<Engine, EngineError> {
         if let Some(p) = missing_privilege() {
             return Err(EngineError::Privilege(p));
@@ -55,7 +58,7 @@ impl Engine {
         let mut discovery = Discovery::new(selectors);
         let sidecars = discovery.refresh();
         let seen = discovery.procs().cloned().collect();
-        let session = Session::start(sidecars.clone(), excluded_ports, detail)?;
+        let session = Session::start(sidecars.clone(), excluded_ports, detail, hook_set)?;
         let (tx, discovered) = mpsc::channel();
         let (stop, stopped) = mpsc::channel::<()>();
         let worker = std::thread::Builder::new()

@@ -6,6 +6,7 @@ use std::{
 
 use crate::{
     discovery::{self, Selector},
+    ebpf::HookSet,
     engine::{Engine, EngineError},
     report::Snapshot,
 };
@@ -24,6 +25,8 @@ pub struct Options {
     pub selectors: Vec<Selector>,
     pub excluded_ports: Vec<u16>,
     pub progress: bool,
+    /// Force one hook set (None: the first that attaches here).
+    pub hook_set: Option<HookSet>,
 }
 
 /// Processes a user might have meant, for the "no sidecar matched" message.
@@ -58,7 +61,12 @@ pub type Capture = Engine;
 /// Check privileges, discover sidecars and attach; at least one sidecar
 /// must match.
 pub fn start(opts: &Options) -> Result<Capture, SnapshotError> {
-    let engine = Engine::start(opts.selectors.clone(), opts.excluded_ports.clone(), true)?;
+    let engine = Engine::start(
+        opts.selectors.clone(),
+        opts.excluded_ports.clone(),
+        true,
+        opts.hook_set,
+    )?;
     if engine.session.agg.sidecars.is_empty() {
         let all: Vec<_> = engine.procs().cloned().collect();
         return Err(SnapshotError::NoSidecar {

@@ -1,7 +1,8 @@
-//! Project tasks: `cargo xtask setup | test | demo | image`.
+//! Project tasks: `cargo xtask setup | test | demo | image | vmtest`.
 mod image;
 mod setup;
 mod test;
+mod vmtest;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -18,10 +19,13 @@ enum Task {
     /// Install what building and testing need (idempotent): pinned nightly with
     /// rust-src, bpf-linker, oha, and the Debian packages of the test mesh.
     Setup,
-    /// Run every test: unit tests, clippy, and the privileged tests (needs root).
+    /// Run every test: unit tests, clippy, the privileged tests and the kernel matrix (needs root).
     Test,
     /// Build the DaemonSet's container image (a static binary, nothing else) with podman.
     Image,
+    /// The kernel matrix: every hook set on Debian's 6.1 and 6.12 kernels
+    /// (booted under qemu) and on this host, measured against the delay fixture.
+    Vmtest,
     /// Run the profiler on the built-in demo mesh.
     Demo {
         /// Extra arguments for `meshbox demo`.
@@ -40,6 +44,10 @@ fn main() -> Result<()> {
         Task::Image => {
             setup::run()?;
             image::run()
+        }
+        Task::Vmtest => {
+            setup::run()?;
+            vmtest::run()
         }
         Task::Demo { args } => {
             setup::run()?;

@@ -35,6 +35,12 @@ pub const DEBIAN_PACKAGES: &[&str] = &[
     "procps",
     "curl",
     "util-linux",
+    // The kernel matrix (cargo xtask vmtest): Debian's kernels booted under
+    // emulation with an initramfs of busybox and the static meshbox.
+    "qemu-system-x86",
+    "busybox-static",
+    "cpio",
+    "xz-utils",
 ];
 
 pub fn run() -> Result<()> {

@@ -1,4 +1,4 @@
-//! `cargo xtask test` and `cargo xtask demo`.
+//! `cargo xtask test` (every test, the kernel matrix last) and `cargo xtask demo`.
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
@@ -49,7 +49,8 @@ pub fn run() -> Result<()> {
     // The container test runs the DaemonSet's image.
     super::image::run()?;
     cargo(&["test", "-p", "profiler-tests", "--", "--test-threads=1"])?;
-    Ok(())
+    // The kernel matrix: Debian's 6.1 and 6.12 under qemu, and this host.
+    super::vmtest::run()
 }
 
 pub fn demo(args: &[String]) -> Result<()> {

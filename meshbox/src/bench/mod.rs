@@ -87,6 +87,7 @@ fn phase(m: &Mesh, spec: LoadSpec) -> Result<Phase, BoxError> {
         selectors: vec![Selector::Istio],
         excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
         progress: false,
+        hook_set: None,
     };
     let mut capture = snapshot::start(&opts)?;
     let before = capture.session.program_stats();

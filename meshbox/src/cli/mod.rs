@@ -3,6 +3,7 @@
 mod bench;
 mod demo;
 mod helper;
+mod matrix;
 
 use std::process::ExitCode;
 
@@ -25,6 +26,8 @@ enum Command {
     Demo(demo::Args),
     /// Measure the profiler's own cost on the mesh: program time per forward, CPU, memory, highest loss-free rate, and the node daemon's budgets.
     Bench(bench::Args),
+    /// This kernel's row of the kernel matrix: each hook set it allows, forced in turn, measuring real forwarding through the delay fixture against the fixture's own account.
+    Matrix(matrix::Args),
     /// Processes of the mesh's pods (the app and the delay-proxy fixture).
     #[command(hide = true, subcommand)]
     Testbed(helper::Helper),
@@ -38,6 +41,7 @@ pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Demo(a) => demo::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Matrix(a) => matrix::run(a),
         Command::Testbed(h) => helper::run(h),
     }
 }

@@ -26,6 +26,8 @@ struct Chunk {
     read_ns: u64,
     /// Not written before this time (CLOCK_MONOTONIC ns).
     due_ns: u64,
+    /// When the first write of it was called (0: not yet).
+    write_ns: u64,
 }
 
 struct Flow {
@@ -152,6 +154,7 @@ impl Conn {
                     written: 0,
                     read_ns,
                     due_ns: (read_ns + hold_ns).max(behind),
+                    write_ns: 0,
                 });
                 flow.queued += n;
                 rec.read(flow.key, n);
@@ -193,6 +196,9 @@ impl Conn {
             let Some(sock) = &self.socks[dest] else {
                 break;
             };
+            if chunk.write_ns == 0 {
+                chunk.write_ns = monotonic_ns();
+            }
             match (&*sock).write(&chunk.data[chunk.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
@@ -200,7 +206,12 @@ impl Conn {
                     chunk.written += n;
                     if chunk.written == chunk.data.len() {
                         let len = chunk.data.len();
-                        rec.forward(flow.key, len, write_ns.saturating_sub(chunk.read_ns));
+                        rec.forward(
+                            flow.key,
+                            len,
+                            write_ns.saturating_sub(chunk.read_ns),
+                            chunk.write_ns.saturating_sub(chunk.read_ns),
+                        );
                         flow.queued -= len;
                         flow.chunks.pop_front();
                     }

@@ -18,6 +18,13 @@ pub struct LegStats {
     pub p90_us: f64,
     pub p99_us: f64,
     pub max_us: f64,
+    /// From the read returning to the call of the write that finished the
+    /// chunk (the time above less that write's own duration): where a clock
+    /// stopped inside the write, as the profiler's is, cannot read less.
+    #[serde(default)]
+    pub before_write_p50_us: f64,
+    #[serde(default)]
+    pub before_write_p99_us: f64,
 }
 
 /// Keyed "inbound/request", "outbound/response", ...
@@ -39,13 +46,16 @@ pub struct LegCounts {
 
 struct Leg {
     hist: Histogram<u64>,
+    before_write: Histogram<u64>,
     counts: LegCounts,
 }
 
 impl Default for Leg {
     fn default() -> Leg {
+        let h = || Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds");
         Leg {
-            hist: Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static bounds"),
+            hist: h(),
+            before_write: h(),
             counts: LegCounts::default(),
         }
     }
@@ -72,8 +82,9 @@ impl Recorder {
         });
     }
 
-    /// The write that completed a chunk of `bytes` returned `took_ns` after its read did.
-    pub fn forward(&self, key: &'static str, bytes: usize, took_ns: u64) {
+    /// The write that completed a chunk of `bytes` returned `took_ns` after
+    /// its read did, and was called `before_write_ns` after it.
+    pub fn forward(&self, key: &'static str, bytes: usize, took_ns: u64, before_write_ns: u64) {
         self.with(key, |l| {
             let c = &mut l.counts;
             c.min_ns = if c.forwards == 0 {
@@ -87,6 +98,7 @@ impl Recorder {
             // Values past the histogram's 60 s are clamped rather than lost,
             // so the forwards count stays exact.
             l.hist.saturating_record(took_ns.max(1));
+            l.before_write.saturating_record(before_write_ns.max(1));
         });
     }
 
@@ -108,6 +120,8 @@ impl Recorder {
                     p90_us: us(0.9),
                     p99_us: us(0.99),
                     max_us: l.counts.max_ns as f64 / 1000.0,
+                    before_write_p50_us: l.before_write.value_at_quantile(0.5) as f64 / 1000.0,
+                    before_write_p99_us: l.before_write.value_at_quantile(0.99) as f64 / 1000.0,
                 };
                 (k.to_string(), stats)
             })
@@ -145,7 +159,7 @@ mod tests {
         let r = Recorder::default();
         for took in [5_000, 1_000, 9_000] {
             r.read("inbound/request", 10);
-            r.forward("inbound/request", 10, took);
+            r.forward("inbound/request", 10, took, took / 2);
         }
         r.read("inbound/request", 4);
         let c = r.counts("inbound/request");
@@ -163,5 +177,6 @@ mod tests {
         assert_eq!(leg.forwards, 3);
         assert_eq!(leg.max_us, 9.0);
         assert!((leg.p50_us - 5.0).abs() < 0.01, "{leg:?}");
+        assert!((leg.before_write_p50_us - 2.5).abs() < 0.01, "{leg:?}");
     }
 }

@@ -84,10 +84,11 @@ fn pump(
         if !delay.is_zero() {
             std::thread::sleep(delay);
         }
+        let write_ns = monotonic_ns();
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
-        rec.forward(key, n, monotonic_ns() - read_ns);
+        rec.forward(key, n, monotonic_ns() - read_ns, write_ns - read_ns);
     }
     let _ = to.shutdown(Shutdown::Write);
 }

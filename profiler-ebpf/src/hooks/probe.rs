@@ -1,10 +1,44 @@
-//! Tiny programs: `profiler check` attaches `probe_tracepoint` to each
-//! tracepoint it probes; `meshbox bench` measures both as the cost floors
-//! of this machine.
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+//! Tiny programs: `profiler check` attaches one of these wherever a hook
+//! set's program would go, to tell what the kernel allows apart from what
+//! the verifier makes of the real program; `meshbox bench` measures
+//! `probe_tracepoint` and `probe_clock` as the cost floors of this machine.
+use aya_ebpf::{
+    macros::{fentry, fexit, kprobe, kretprobe, raw_tracepoint, tracepoint},
+    programs::{
+        FEntryContext, FExitContext, ProbeContext, RawTracePointContext, RetProbeContext,
+        TracePointContext,
+    },
+};
 
 #[tracepoint]
 pub fn probe_tracepoint(_ctx: TracePointContext) -> u32 {
+    0
+}
+
+#[raw_tracepoint]
+pub fn probe_raw_tracepoint(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+#[kprobe]
+pub fn probe_kprobe(_ctx: ProbeContext) -> u32 {
+    0
+}
+
+#[kretprobe]
+pub fn probe_kretprobe(_ctx: RetProbeContext) -> u32 {
+    0
+}
+
+// The function is chosen when the program is loaded; the one named here
+// only labels the section.
+#[fentry(function = "tcp_sendmsg")]
+pub fn probe_fentry(_ctx: FEntryContext) -> u32 {
+    0
+}
+
+#[fexit(function = "tcp_sendmsg")]
+pub fn probe_fexit(_ctx: FExitContext) -> u32 {
     0
 }
 

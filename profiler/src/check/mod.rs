@@ -4,4 +4,4 @@ mod probe;
 mod report;
 
 pub use probe::run;
-pub use report::{Finding, Report};
+pub use report::{Finding, ProgramProbe, Report, SetProbe};

@@ -8,7 +8,7 @@ use aya::{
     programs::{SchedClassifier, TcAttachType, tc},
 };
 
-use super::report::{Finding, Report};
+use super::report::{Finding, ProgramProbe, Report, SetProbe};
 use crate::{
     ebpf::{self, Attach, Hook, HookSet, loader},
     kernel::{caps, cgroup_cpu, mounts},
@@ -50,13 +50,16 @@ pub fn run() -> Report {
     findings.push(bpf_stats());
     findings.extend(cgroup_accounting());
 
-    let (hook_findings, hook_set) = hooks(btf.as_ref().ok());
-    findings.extend(hook_findings);
+    let probes = hooks(btf.as_ref().ok());
+    let hook_set = probes.chosen;
+    findings.extend(probes.findings);
     let tc = tc_clsact();
     let tc_ok = tc.ok;
     findings.push(tc);
     Report {
         findings,
+        hook_sets: probes.sets,
+        programs: probes.programs,
         hook_set,
         tc: tc_ok,
         verdict: Report::verdict_for(hook_set, tc_ok),
@@ -154,38 +157,113 @@ fn cgroup_accounting() -> Vec<Finding> {
     }
 }
 
-/// Try every hook of every set, plus the sched tracepoints; one line per
-/// tracepoint, one per kprobe/fentry family.
-fn hooks(btf: Option<&Btf>) -> (Vec<Finding>, Option<HookSet>) {
-    let mut out = Vec::new();
-    let mut ebpf = match ebpf::open() {
+/// What probing the hooks found.
+struct HookProbes {
+    findings: Vec<Finding>,
+    sets: Vec<SetProbe>,
+    programs: Vec<ProgramProbe>,
+    chosen: Option<HookSet>,
+}
+
+/// Every attachment tried once: the real program, or an empty one in its
+/// place. Ok holds the instructions the verifier processed.
+struct Attempts<'a> {
+    ebpf: aya::Ebpf,
+    btf: Option<&'a Btf>,
+    done: Vec<(Hook, Result<Option<u32>, String>)>,
+}
+
+impl Attempts<'_> {
+    fn try_hook(&mut self, hook: Hook) -> Result<Option<u32>, String> {
+        if let Some((_, r)) = self.done.iter().find(|(h, _)| *h == hook) {
+            return r.clone();
+        }
+        let r = loader::attach(&mut self.ebpf, &hook, self.btf)
+            .map(|()| {
+                self.ebpf
+                    .program(hook.program)
+                    .and_then(|p| p.info().ok())
+                    .and_then(|i| i.verified_instruction_count())
+            })
+            .map_err(|e| loader::short_reason(&e));
+        loader::unload(&mut self.ebpf, hook.program);
+        self.done.push((hook, r.clone()));
+        r
+    }
+
+    /// The first failure among `hooks` (None: all attached).
+    fn first_error(&mut self, hooks: impl Iterator<Item = Hook>) -> Option<String> {
+        hooks.map(|h| self.try_hook(h)).find_map(Result::err)
+    }
+}
+
+fn not_a_tracepoint(h: &Hook) -> bool {
+    !matches!(
+        h.attach,
+        Attach::Tracepoint { .. } | Attach::RawTracepoint { .. }
+    )
+}
+
+/// Try every hook of every set, and an empty program in each one's place,
+/// plus the sched tracepoints; one line per tracepoint, one per kprobe and
+/// fentry family.
+fn hooks(btf: Option<&Btf>) -> HookProbes {
+    let mut out = HookProbes {
+        findings: Vec::new(),
+        sets: Vec::new(),
+        programs: Vec::new(),
+        chosen: None,
+    };
+    let ebpf = match ebpf::open() {
         Ok(e) => e,
         Err(e) => {
-            out.push(finding(
+            out.findings.push(finding(
                 "bpf object",
                 false,
                 format!("{e} (needs CAP_BPF and CAP_PERFMON)"),
             ));
-            return (out, None);
+            return out;
         }
     };
-    let mut results: Vec<(Hook, Result<(), String>)> = Vec::new();
+    let mut tries = Attempts {
+        ebpf,
+        btf,
+        done: Vec::new(),
+    };
+    for set in HookSet::PREFERENCE {
+        let hooks = set.hooks().iter().copied();
+        let refused = tries.first_error(hooks.clone().map(|h| h.trivial()));
+        let error = tries.first_error(hooks);
+        out.sets.push(SetProbe {
+            set,
+            kernel_allows: refused.is_none(),
+            refused,
+            attached: error.is_none(),
+            error,
+        });
+    }
     for set in HookSet::PREFERENCE {
         for hook in set.hooks() {
-            if results.iter().any(|(h, _)| h == hook) {
-                continue;
+            if let Ok(insns) = tries.try_hook(*hook)
+                && !out.programs.iter().any(|p| p.program == hook.program)
+            {
+                out.programs.push(ProgramProbe {
+                    program: hook.program.to_string(),
+                    hook: hook.describe(),
+                    verified_insns: insns,
+                });
             }
-            let r = loader::attach(&mut ebpf, hook, btf).map_err(|e| loader::short_reason(&e));
-            loader::unload(&mut ebpf, hook.program);
-            results.push((*hook, r));
         }
     }
-    for (hook, r) in &results {
-        if matches!(
-            hook.attach,
-            Attach::Tracepoint { .. } | Attach::RawTracepoint { .. }
-        ) {
-            out.push(finding(
+    let real: Vec<_> = tries
+        .done
+        .iter()
+        .filter(|(h, _)| !h.program.starts_with("probe_"))
+        .cloned()
+        .collect();
+    for (hook, r) in &real {
+        if !not_a_tracepoint(hook) {
+            out.findings.push(finding(
                 hook.describe(),
                 r.is_ok(),
                 r.as_ref()
@@ -196,52 +274,47 @@ fn hooks(btf: Option<&Btf>) -> (Vec<Finding>, Option<HookSet>) {
         }
     }
     for name in SCHED_TRACEPOINTS {
-        let hook = Hook {
+        let r = tries.try_hook(Hook {
             program: "probe_tracepoint",
             attach: Attach::Tracepoint {
                 category: "sched",
                 name,
             },
-        };
-        let r = loader::attach(&mut ebpf, &hook, btf);
-        loader::unload(&mut ebpf, hook.program);
-        out.push(finding(
+        });
+        out.findings.push(finding(
             format!("tracepoint sched:{name}"),
             r.is_ok(),
-            r.err()
-                .map(|e| loader::short_reason(&e))
-                .unwrap_or_else(|| "attached".into()),
+            r.err().unwrap_or_else(|| "attached".into()),
         ));
     }
     for (label, set) in [
         ("kprobes", HookSet::Kprobes),
         ("fentry/fexit", HookSet::Fentry),
     ] {
-        let own: Vec<_> = results
+        let own: Vec<Hook> = set
+            .hooks()
             .iter()
-            .filter(|(h, _)| {
-                set.hooks().contains(h)
-                    && !matches!(
-                        h.attach,
-                        Attach::Tracepoint { .. } | Attach::RawTracepoint { .. }
-                    )
-            })
+            .copied()
+            .filter(not_a_tracepoint)
             .collect();
-        let names: Vec<String> = own.iter().map(|(h, _)| h.describe()).collect();
-        let failed = own
-            .iter()
-            .find_map(|(h, r)| r.as_ref().err().map(|e| (h, e)));
-        let mut detail = match failed {
-            None => format!("attached {}", names.join(", ")),
-            Some((_, e)) => e.to_string(),
+        let refused = tries.first_error(own.iter().map(Hook::trivial));
+        let error = tries.first_error(own.iter().copied());
+        let names: Vec<String> = own.iter().map(Hook::describe).collect();
+        let mut detail = match (&refused, &error) {
+            (_, None) => format!("attached {}", names.join(", ")),
+            (Some(why), Some(_)) => format!("the kernel refuses them: {why}"),
+            (None, Some(why)) => format!(
+                "the kernel allows these hooks, but the profiler's program was refused \
+                 (a defect of the profiler; please report it): {why}"
+            ),
         };
         if set == HookSet::Kprobes && !Path::new("/sys/bus/event_source/devices/kprobe").exists() {
             detail.push_str(" (no kprobe PMU in /sys/bus/event_source/devices: kernel built without CONFIG_KPROBES)");
         }
-        out.push(finding(label, failed.is_none(), detail));
+        out.findings.push(finding(label, error.is_none(), detail));
     }
-    let chosen = HookSet::choose(|h| results.iter().any(|(r, res)| r == h && res.is_ok()));
-    (out, chosen)
+    out.chosen = out.sets.iter().find(|s| s.attached).map(|s| s.set);
+    out
 }
 
 /// Attach a classifier through a clsact qdisc on the loopback of a scratch

@@ -10,9 +10,36 @@ pub struct Finding {
     pub detail: String,
 }
 
+/// One hook set on this kernel: whether the kernel allows its attachments
+/// (empty programs attach where its programs go) and whether its real
+/// programs pass the verifier and attach. Allowed but not attached is a
+/// defect of the profiler, not of the kernel.
+#[derive(Clone, Debug, Serialize)]
+pub struct SetProbe {
+    pub set: HookSet,
+    pub kernel_allows: bool,
+    /// The kernel's reason when it does not allow the set.
+    pub refused: Option<String>,
+    pub attached: bool,
+    /// Why the real programs did not attach (the verifier's verdict when it
+    /// refused one).
+    pub error: Option<String>,
+}
+
+/// A program that attached here, and how many instructions the verifier
+/// processed to accept it (its complexity, as veristat reports it).
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgramProbe {
+    pub program: String,
+    pub hook: String,
+    pub verified_insns: Option<u32>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub findings: Vec<Finding>,
+    pub hook_sets: Vec<SetProbe>,
+    pub programs: Vec<ProgramProbe>,
     /// The hook set the profiler would use here, if any works.
     pub hook_set: Option<HookSet>,
     /// Whether tc classifiers can be attached (pod interface timestamps).
@@ -40,6 +67,20 @@ impl Report {
         for f in &self.findings {
             let yn = if f.ok { "yes" } else { "no " };
             out.push_str(&format!("{:width$}  {yn}  {}\n", f.name, f.detail));
+        }
+        if !self.programs.is_empty() {
+            let list: Vec<String> = self
+                .programs
+                .iter()
+                .map(|p| match p.verified_insns {
+                    Some(n) => format!("{} {n}", p.program),
+                    None => format!("{} ?", p.program),
+                })
+                .collect();
+            out.push_str(&format!(
+                "\ninstructions the verifier processed: {}\n",
+                list.join(", ")
+            ));
         }
         out.push_str(&format!("\n{}\n", self.verdict));
         out
@@ -85,6 +126,12 @@ mod tests {
                     detail: "absent".into(),
                 },
             ],
+            hook_sets: Vec::new(),
+            programs: vec![ProgramProbe {
+                program: "kp_tcp_recvmsg".into(),
+                hook: "kprobe tcp_recvmsg".into(),
+                verified_insns: Some(41),
+            }],
             hook_set: None,
             tc: false,
             verdict: Report::verdict_for(None, false),
@@ -96,6 +143,7 @@ mod tests {
         );
         assert!(t.contains("kprobe pmu  no   absent"), "{t}");
         assert!(t.contains("NOT usable"));
+        assert!(t.contains("processed: kp_tcp_recvmsg 41"), "{t}");
         assert!(!r.usable());
         assert!(Report::verdict_for(Some(HookSet::Tracepoints), true).contains("`tracepoints`"));
     }

@@ -47,6 +47,7 @@ impl From<CollectError> for Failure {
     fn from(e: CollectError) -> Failure {
         match e {
             CollectError::NoHookSet(why) => Failure::NoHookSet(why),
+            e @ CollectError::HookSetRefused { .. } => Failure::Usage(e.to_string()),
             e => Failure::Internal(e.to_string()),
         }
     }

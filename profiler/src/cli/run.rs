@@ -31,6 +31,7 @@ pub fn run(a: Args) -> ExitCode {
         excluded_ports: a.select.exclude_ports.clone(),
         max_sidecars: a.max_sidecars as usize,
         series_ttl: a.series_ttl,
+        hook_set: a.select.hook_set.forced(),
     };
     match daemon::run(&opts) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
-//! Which processes are sidecars, and which ports are not data-plane hops:
-//! the same flags for `snapshot` and `run`.
-use crate::{classify::DEFAULT_EXCLUDED_PORTS, discovery::Selector};
+//! Which processes are sidecars, which ports are not data-plane hops, and
+//! which hook set feeds the capture: the same flags for `snapshot` and `run`.
+use crate::{classify::DEFAULT_EXCLUDED_PORTS, discovery::Selector, ebpf::HookSet};
 
 #[derive(clap::Args)]
 pub struct SelectArgs {
@@ -17,6 +17,30 @@ pub struct SelectArgs {
     /// Ports whose traffic is not a data-plane hop (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = DEFAULT_EXCLUDED_PORTS)]
     pub exclude_ports: Vec<u16>,
+    /// Which hook set feeds the capture: auto picks the first that attaches
+    /// here (tracepoints, then fentry, then kprobes; `profiler check` shows
+    /// which work). Forcing one that does not attach is an error.
+    #[arg(long, value_enum, default_value_t = HookSetArg::Auto)]
+    pub hook_set: HookSetArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum HookSetArg {
+    Auto,
+    Tracepoints,
+    Fentry,
+    Kprobes,
+}
+
+impl HookSetArg {
+    pub fn forced(self) -> Option<HookSet> {
+        match self {
+            HookSetArg::Auto => None,
+            HookSetArg::Tracepoints => Some(HookSet::Tracepoints),
+            HookSetArg::Fentry => Some(HookSet::Fentry),
+            HookSetArg::Kprobes => Some(HookSet::Kprobes),
+        }
+    }
 }
 
 impl SelectArgs {

@@ -41,9 +41,10 @@ fn take<T>(
 }
 
 impl Kernel {
-    /// Attach the first hook set, in preference order, all of whose hooks
-    /// attach here; nothing stays attached from a set that failed.
-    pub fn attach() -> Result<Kernel, CollectError> {
+    /// Attach `forced`, or else the first hook set, in preference order,
+    /// all of whose hooks attach here; nothing stays attached from a set
+    /// that failed.
+    pub fn attach(forced: Option<HookSet>) -> Result<Kernel, CollectError> {
         let mut ebpf = ebpf::open()?;
         // Rings first: a program must find its ring sized when it first runs.
         let rings = ring::Rings::new(
@@ -57,7 +58,11 @@ impl Kernel {
             .ok();
         let mut failures = Vec::new();
         let mut chosen = None;
-        for set in HookSet::PREFERENCE {
+        let candidates = match forced {
+            Some(set) => vec![set],
+            None => HookSet::PREFERENCE.to_vec(),
+        };
+        for set in candidates {
             // Kernel BTF is parsed (several MB) only for the set that needs it.
             let btf = (set == HookSet::Fentry)
                 .then(|| aya::Btf::from_sys_fs().ok())
@@ -78,7 +83,13 @@ impl Kernel {
                 loader::unload(&mut ebpf, hook.program);
             }
         }
-        let hook_set = chosen.ok_or_else(|| CollectError::NoHookSet(failures.join("; ")))?;
+        let hook_set = chosen.ok_or_else(|| match forced {
+            Some(set) => CollectError::HookSetRefused {
+                set: set.name(),
+                why: failures.join("; "),
+            },
+            None => CollectError::NoHookSet(failures.join("; ")),
+        })?;
         Ok(Kernel {
             tracked: take(&mut ebpf, names::TRACKED, HashMap::try_from)?,
             proxy_ports: take(&mut ebpf, names::PROXY_PORTS, HashMap::try_from)?,

@@ -28,6 +28,10 @@ pub enum CollectError {
     Ebpf(#[from] EbpfError),
     #[error("no hook set attaches on this kernel ({0}); run `profiler check` for details")]
     NoHookSet(String),
+    #[error(
+        "hook set `{set}` does not attach on this kernel ({why}); run `profiler check` to see which sets do, or leave out --hook-set"
+    )]
+    HookSetRefused { set: &'static str, why: String },
     #[error("map {name}: {source}")]
     Map {
         name: &'static str,
@@ -48,14 +52,16 @@ pub struct Session {
 }
 
 impl Session {
-    /// `detail`: keep HDR histograms per hop (a snapshot's percentiles).
+    /// `detail`: keep HDR histograms per hop (a snapshot's percentiles);
+    /// `hook_set`: that set only (None: the first that attaches).
     pub fn start(
         sidecars: Vec<Sidecar>,
         excluded_ports: Vec<u16>,
         detail: bool,
+        hook_set: Option<HookSet>,
     ) -> Result<Session, CollectError> {
         let mut s = Session {
-            kernel: kernel::Kernel::attach()?,
+            kernel: kernel::Kernel::attach(hook_set)?,
             agg: Aggregate::new(excluded_ports, detail),
             records: Vec::new(),
         };

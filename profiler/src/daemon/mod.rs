@@ -31,6 +31,8 @@ pub struct Options {
     pub max_sidecars: usize,
     /// How long a vanished sidecar's series stay.
     pub series_ttl: Duration,
+    /// Force one hook set (None: the first that attaches here).
+    pub hook_set: Option<crate::ebpf::HookSet>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +105,12 @@ fn turn(
     stop_serving: &tokio::sync::watch::Sender<bool>,
 ) -> Result<(), DaemonError> {
     // No HDR histograms: the daemon exports fixed buckets.
-    let mut engine = Engine::start(opts.selectors.clone(), opts.excluded_ports.clone(), false)?;
+    let mut engine = Engine::start(
+        opts.selectors.clone(),
+        opts.excluded_ports.clone(),
+        false,
+        opts.hook_set,
+    )?;
     engine.session.set_sidecars_max(opts.max_sidecars);
     log::info!(
         "attached the {} hook set; {} sidecar(s) found",

@@ -39,6 +39,23 @@ pub struct Hook {
 }
 
 impl Hook {
+    /// An empty program attached where this one goes: whether the kernel
+    /// allows the attachment at all, whatever the verifier makes of ours.
+    pub fn trivial(&self) -> Hook {
+        let program = match self.attach {
+            Attach::Tracepoint { .. } => "probe_tracepoint",
+            Attach::RawTracepoint { .. } => "probe_raw_tracepoint",
+            Attach::Kprobe { .. } => "probe_kprobe",
+            Attach::Kretprobe { .. } => "probe_kretprobe",
+            Attach::Fentry { .. } => "probe_fentry",
+            Attach::Fexit { .. } => "probe_fexit",
+        };
+        Hook {
+            program,
+            attach: self.attach,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self.attach {
             Attach::Tracepoint { category, name } => format!("tracepoint {category}:{name}"),
@@ -58,7 +75,8 @@ pub enum HookSet {
     Tracepoints,
     /// fexit tcp_recvmsg / tcp_sendmsg, fentry tcp_data_ready (BPF trampolines).
     Fentry,
-    /// kprobes and kretprobes on the same functions.
+    /// kprobes on tcp_cleanup_rbuf (reads) and tcp_data_ready, a kprobe and
+    /// kretprobe on tcp_sendmsg.
     Kprobes,
 }
 
@@ -106,17 +124,11 @@ const FENTRY: [Hook; 4] = [
     SET_STATE,
 ];
 
-const KPROBES: [Hook; 6] = [
+const KPROBES: [Hook; 5] = [
     Hook {
-        program: "kp_tcp_recvmsg",
+        program: "kp_tcp_cleanup_rbuf",
         attach: Attach::Kprobe {
-            function: "tcp_recvmsg",
-        },
-    },
-    Hook {
-        program: "krp_tcp_recvmsg",
-        attach: Attach::Kretprobe {
-            function: "tcp_recvmsg",
+            function: "tcp_cleanup_rbuf",
         },
     },
     Hook {

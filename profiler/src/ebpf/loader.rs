@@ -134,9 +134,23 @@ pub fn unload(ebpf: &mut Ebpf, program: &str) {
     };
 }
 
-/// A short reason for a failed attach: the errno and the first line of the
-/// verifier log, which is what an operator needs to act on.
+/// A short reason for a failed attach, which is what an operator needs to
+/// act on: the errno, and for a program the verifier refused, its verdict
+/// and the source line it was checking (not the whole log).
 pub fn short_reason(e: &EbpfError) -> String {
+    if let EbpfError::Program {
+        hook,
+        source: ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        },
+    } = e
+    {
+        return match super::verifier::reason(&verifier_log.to_string()) {
+            Some(why) => format!("{hook}: the verifier refused it ({io_error}): {why}"),
+            None => format!("{hook}: BPF_PROG_LOAD returned {io_error}"),
+        };
+    }
     let mut s = e.to_string();
     if let Some(i) = s.find(". Verifier output:") {
         s.truncate(i);

@@ -1,0 +1,315 @@
+//! The kernel matrix, one kernel's row: which hook sets this kernel allows,
+//! and for each, whether the profiler's own programs pass the verifier,
+//! attach, and measure real forwarding through the delay fixture as the
+//! fixture itself does. `cargo xtask vmtest` runs it on this host and in
+//! VMs booting other kernels, and prints the rows as a matrix.
+mod client;
+mod fixture;
+pub mod floor;
+pub mod verdict;
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use profiler::{
+    classify::{DEFAULT_EXCLUDED_PORTS, Direction, Leg},
+    discovery::Selector,
+    ebpf::HookSet,
+    report::Snapshot,
+    snapshot,
+};
+use serde::Serialize;
+
+use crate::delay_proxy::ProxyMode;
+use fixture::Fixture;
+use verdict::LegFigures;
+
+/// The line `cargo xtask vmtest` looks for on a VM's console.
+pub const ROW_MARK: &str = "MATRIX-ROW ";
+
+/// A traffic shape the fixture forwards.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub name: &'static str,
+    pub mode: ProxyMode,
+    /// The threads mode's hold.
+    pub delay: Duration,
+    pub conns: usize,
+    pub per_conn: u64,
+}
+
+/// A thread per connection direction holding each chunk 1 ms; and one
+/// thread serving 16 connections, each chunk held 0.5–1.5 ms while it
+/// serves the others (Envoy's shape).
+pub const SHAPES: [Shape; 2] = [
+    Shape {
+        name: "threads 1 ms, 4 connections",
+        mode: ProxyMode::Threads,
+        delay: Duration::from_millis(1),
+        conns: 4,
+        per_conn: 150,
+    },
+    Shape {
+        name: "event loop 0.5-1.5 ms, 16 connections",
+        mode: ProxyMode::EventLoop {
+            hold_min: Duration::from_micros(500),
+            hold_max: Duration::from_micros(1500),
+        },
+        delay: Duration::ZERO,
+        conns: 16,
+        per_conn: 40,
+    },
+];
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunFigures {
+    pub shape: &'static str,
+    pub requests: u64,
+    pub completed: u64,
+    pub legs: Vec<LegFigures>,
+    pub lost_events: u64,
+    pub reads_without_arrival: u64,
+    pub problems: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Allowed, attached and measured right.
+    Ok,
+    /// The kernel does not allow these attachments (its reason given).
+    Refused,
+    /// Allowed, but ours failed: the verifier, attach, or the measurement.
+    Failed,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Cell {
+    pub hook_set: HookSet,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub runs: Vec<RunFigures>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub kernel: String,
+    /// What `profiler check` would choose here.
+    pub auto: Option<HookSet>,
+    pub tc: bool,
+    /// The clock floor of this machine (see `floor`).
+    pub floor: floor::Floor,
+    pub cells: Vec<Cell>,
+    pub programs: Vec<profiler::check::ProgramProbe>,
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|e| format!("unknown ({e})"))
+}
+
+/// This kernel's row: `profiler check`, then each hook set it allows,
+/// forced in turn, over every shape (or only `sets`, when given). The
+/// fixture's processes are `meshbox` (this binary, or the tests' build).
+pub fn row(sets: &[HookSet], meshbox: &Path) -> Row {
+    let report = profiler::check::run();
+    let floor = floor::measure(400).unwrap_or_else(|e| {
+        log::warn!("measuring the clock floor failed: {e}");
+        floor::Floor::default()
+    });
+    let mut cells = Vec::new();
+    for probe in &report.hook_sets {
+        if !sets.is_empty() && !sets.contains(&probe.set) {
+            continue;
+        }
+        cells.push(if !probe.kernel_allows {
+            Cell {
+                hook_set: probe.set,
+                status: Status::Refused,
+                reason: probe.refused.clone(),
+                runs: Vec::new(),
+            }
+        } else {
+            cell(probe.set, meshbox)
+        });
+    }
+    Row {
+        kernel: kernel_release(),
+        auto: report.hook_set,
+        tc: report.tc,
+        floor,
+        cells,
+        programs: report.programs,
+    }
+}
+
+fn cell(set: HookSet, meshbox: &Path) -> Cell {
+    let mut runs = Vec::new();
+    for shape in SHAPES {
+        match run(set, &shape, meshbox) {
+            Ok(r) => runs.push(r),
+            Err(e) => {
+                return Cell {
+                    hook_set: set,
+                    status: Status::Failed,
+                    reason: Some(format!("{}: {e}", shape.name)),
+                    runs,
+                };
+            }
+        }
+    }
+    let problems: Vec<String> = runs
+        .iter()
+        .flat_map(|r| r.problems.iter().map(move |p| format!("{}: {p}", r.shape)))
+        .collect();
+    Cell {
+        hook_set: set,
+        status: if problems.is_empty() {
+            Status::Ok
+        } else {
+            Status::Failed
+        },
+        reason: (!problems.is_empty()).then(|| problems.join("; ")),
+        runs,
+    }
+}
+
+/// Profile the fixture with `set` forced while the clients run, then
+/// compare with the fixture's own account.
+fn run(set: HookSet, shape: &Shape, meshbox: &Path) -> Result<RunFigures, String> {
+    let _off = fixture::OffProxyCpu::enter();
+    let fx = Fixture::start(meshbox, shape.mode, shape.delay)?;
+    let opts = snapshot::Options {
+        duration: Duration::from_secs(3600),
+        selectors: vec![Selector::Pid(fx.proxy_pid())],
+        excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
+        progress: false,
+        hook_set: Some(set),
+    };
+    let mut c = snapshot::start(&opts).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let requests = shape.conns as u64 * shape.per_conn;
+    let completed = std::thread::scope(|s| {
+        let load = s.spawn(|| client::run(fixture::inbound(), shape.conns, shape.per_conn));
+        while !load.is_finished() {
+            std::thread::sleep(Duration::from_millis(10));
+            c.step().map_err(|e| e.to_string())?;
+        }
+        load.join().map_err(|_| "the client panicked".to_string())?
+    })?;
+    // The last forwards' records settle before the final drain.
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(10));
+        c.step().map_err(|e| e.to_string())?;
+    }
+    c.finish();
+    let snap = Snapshot::from_session(&c.session, started.elapsed().as_secs_f64());
+    drop(c);
+    let truth = fx.stats()?;
+    Ok(judge(shape, requests, completed, &snap, &truth))
+}
+
+fn judge(
+    shape: &Shape,
+    requests: u64,
+    completed: u64,
+    snap: &Snapshot,
+    truth: &crate::delay_proxy::Stats,
+) -> RunFigures {
+    let mut problems = Vec::new();
+    if completed != requests {
+        problems.push(format!("{completed} of {requests} requests completed"));
+    }
+    let hop = |leg: Leg| {
+        snap.sidecars.first().and_then(|s| {
+            s.hops
+                .iter()
+                .find(|h| h.direction == Direction::Inbound && h.leg == leg)
+        })
+    };
+    let mut legs = Vec::new();
+    for (leg, name, key) in [
+        (Leg::Request, "request", "inbound/request"),
+        (Leg::Response, "response", "inbound/response"),
+    ] {
+        let (f, p) = verdict::judge_leg(name, hop(leg), truth.get(key));
+        legs.push(f);
+        problems.extend(p);
+    }
+    if snap.lost_events > 0 {
+        problems.push(format!("{} events lost", snap.lost_events));
+    }
+    RunFigures {
+        shape: shape.name,
+        requests,
+        completed,
+        legs,
+        lost_events: snap.lost_events,
+        reads_without_arrival: snap.reads_without_arrival,
+        problems,
+    }
+}
+
+/// The row for a person: one line per hook set and shape.
+pub fn to_text(r: &Row) -> String {
+    let mut out = format!(
+        "kernel {}: check chooses {}; tc clsact {}; clock floor read p50 {:.1} p99 {:.1}, write p50 {:.1} p99 {:.1} µs\n",
+        r.kernel,
+        r.auto.map_or("nothing", HookSet::name),
+        if r.tc { "works" } else { "does not attach" },
+        r.floor.read_p50_us,
+        r.floor.read_p99_us,
+        r.floor.write_p50_us,
+        r.floor.write_p99_us,
+    );
+    for c in &r.cells {
+        let status = match c.status {
+            Status::Ok => "ok",
+            Status::Refused => "refused",
+            Status::Failed => "FAILED",
+        };
+        out.push_str(&format!("  {:<12} {status}", c.hook_set.name()));
+        if let Some(why) = &c.reason {
+            out.push_str(&format!(": {why}"));
+        }
+        out.push('\n');
+        for run in &c.runs {
+            for l in &run.legs {
+                out.push_str(&format!(
+                    "    {:<40} {:<8} forwards {}/{} undecided {}  process p50 {:.1} in [{:.1}, {:.1}] p99 {:.1} in [{:.1}, {:.1}] µs  queue p50 {:.1} µs\n",
+                    run.shape,
+                    l.leg,
+                    l.forwards,
+                    l.fixture_forwards,
+                    l.undecided,
+                    l.process_p50_us,
+                    l.fixture_before_write_p50_us,
+                    l.fixture_p50_us,
+                    l.process_p99_us,
+                    l.fixture_before_write_p99_us,
+                    l.fixture_p99_us,
+                    l.queue_p50_us
+                ));
+            }
+        }
+    }
+    let insns: Vec<String> = r
+        .programs
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p.program,
+                p.verified_insns.map_or("?".into(), |n| n.to_string())
+            )
+        })
+        .collect();
+    out.push_str(&format!(
+        "  verifier, instructions processed: {}\n",
+        insns.join(", ")
+    ));
+    out
+}

@@ -1,0 +1,196 @@
+//! Whether one run on one hook set measured right: the profiler's account
+//! of the fixture's inbound hop against the fixture's own. Counts within 1%;
+//! arrivals seen; process p50 and p99 between two clocks of the fixture's,
+//! with the host tests' slack (3% or 50 µs at p50, 5% or 100 µs at p99):
+//! no more than its read-return-to-write-return time, no less than its
+//! read-return-to-write-call time. The profiler's clock stops inside the
+//! write, so it must fall between the two; on real hardware they are µs
+//! apart, under software emulation the write call spans hundreds of µs.
+use profiler::report::Hop;
+use serde::Serialize;
+
+use crate::delay_proxy::LegStats;
+
+/// One leg of the inbound hop, ours beside the fixture's.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct LegFigures {
+    pub leg: &'static str,
+    pub forwards: u64,
+    pub fixture_forwards: u64,
+    pub undecided: u64,
+    pub process_p50_us: f64,
+    pub fixture_p50_us: f64,
+    pub process_p99_us: f64,
+    pub fixture_p99_us: f64,
+    pub fixture_before_write_p50_us: f64,
+    pub fixture_before_write_p99_us: f64,
+    pub queue_p50_us: f64,
+}
+
+/// Figures of one leg and what is wrong with them (empty: right).
+pub fn judge_leg(
+    leg: &'static str,
+    ours: Option<&Hop>,
+    truth: Option<&LegStats>,
+) -> (LegFigures, Vec<String>) {
+    let mut problems = Vec::new();
+    let Some(t) = truth.filter(|t| t.forwards > 0) else {
+        return (
+            LegFigures {
+                leg,
+                ..LegFigures::default()
+            },
+            vec![format!("{leg}: the fixture forwarded nothing")],
+        );
+    };
+    let Some(h) = ours else {
+        return (
+            LegFigures {
+                leg,
+                fixture_forwards: t.forwards,
+                ..LegFigures::default()
+            },
+            vec![format!(
+                "{leg}: the profiler saw no forward of the {} the fixture made",
+                t.forwards
+            )],
+        );
+    };
+    let f = LegFigures {
+        leg,
+        forwards: h.forwards,
+        fixture_forwards: t.forwards,
+        undecided: h.ambiguous,
+        process_p50_us: h.process_us.p50,
+        fixture_p50_us: t.p50_us,
+        process_p99_us: h.process_us.p99,
+        fixture_p99_us: t.p99_us,
+        fixture_before_write_p50_us: t.before_write_p50_us,
+        fixture_before_write_p99_us: t.before_write_p99_us,
+        queue_p50_us: h.queue_us.p50,
+    };
+    let off = f.forwards.abs_diff(f.fixture_forwards) as f64 / f.fixture_forwards as f64;
+    if off > 0.01 {
+        problems.push(format!(
+            "{leg}: {} forwards paired for the fixture's {} ({:.1}% off, bound 1%)",
+            f.forwards,
+            f.fixture_forwards,
+            off * 100.0
+        ));
+    }
+    for (q, ours, lo, hi, slack) in [
+        (
+            "p50",
+            f.process_p50_us,
+            f.fixture_before_write_p50_us,
+            f.fixture_p50_us,
+            (0.03 * f.fixture_p50_us).max(50.0),
+        ),
+        (
+            "p99",
+            f.process_p99_us,
+            f.fixture_before_write_p99_us,
+            f.fixture_p99_us,
+            (0.05 * f.fixture_p99_us).max(100.0),
+        ),
+    ] {
+        if ours > hi + slack {
+            problems.push(format!(
+                "{leg}: process {q} {ours:.1} µs above the fixture's read-to-write-return \
+                 {hi:.1} by {:.1} (slack {slack:.1})",
+                ours - hi
+            ));
+        }
+        if ours < lo - slack {
+            problems.push(format!(
+                "{leg}: process {q} {ours:.1} µs below the fixture's read-to-write-call \
+                 {lo:.1} by {:.1} (slack {slack:.1})",
+                lo - ours
+            ));
+        }
+    }
+    if f.queue_p50_us <= 0.0 {
+        problems.push(format!(
+            "{leg}: queue p50 is 0: arrivals on the proxy's sockets were not seen"
+        ));
+    }
+    (f, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use profiler::{
+        classify::{Direction, Leg},
+        histogram::Percentiles,
+    };
+
+    use super::*;
+
+    fn hop(forwards: u64, p50: f64, p99: f64, queue: f64) -> Hop {
+        let p = |p50: f64, p99: f64| Percentiles {
+            p50,
+            p99,
+            ..Percentiles::default()
+        };
+        Hop {
+            direction: Direction::Inbound,
+            leg: Leg::Request,
+            forwards,
+            ambiguous: 0,
+            bytes: 0,
+            total_us: p(p50 + queue, p99 + queue),
+            queue_us: p(queue, queue),
+            process_us: p(p50, p99),
+        }
+    }
+
+    /// The fixture's account, its write calls taking 5% of the time.
+    fn truth(forwards: u64, p50: f64, p99: f64) -> LegStats {
+        LegStats {
+            forwards,
+            p50_us: p50,
+            p99_us: p99,
+            before_write_p50_us: 0.95 * p50,
+            before_write_p99_us: 0.95 * p99,
+            ..LegStats::default()
+        }
+    }
+
+    #[test]
+    fn within_the_bounds_is_right() {
+        let (f, problems) = judge_leg(
+            "request",
+            Some(&hop(995, 1010.0, 1090.0, 12.0)),
+            Some(&truth(1000, 1000.0, 1100.0)),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(f.fixture_forwards, 1000);
+    }
+
+    #[test]
+    fn each_bound_is_enforced() {
+        let t = truth(1000, 2000.0, 4000.0);
+        // Within the write call (1900..2000 at p50) is right.
+        let (_, p) = judge_leg("request", Some(&hop(1000, 1880.0, 3900.0, 5.0)), Some(&t));
+        assert!(p.is_empty(), "{p:?}");
+        let cases = [
+            (hop(980, 2000.0, 4000.0, 5.0), "2.0% off"),
+            (hop(1000, 2100.0, 4000.0, 5.0), "p50 2100.0 µs above"),
+            (hop(1000, 1780.0, 4000.0, 5.0), "p50 1780.0 µs below"),
+            (hop(1000, 2000.0, 1835.0, 5.0), "p99 1835.0 µs below"),
+            (hop(1000, 2000.0, 4300.0, 5.0), "p99 4300.0 µs above"),
+            (hop(1000, 2000.0, 4000.0, 0.0), "arrivals"),
+        ];
+        for (h, want) in cases {
+            let (_, problems) = judge_leg("response", Some(&h), Some(&t));
+            assert!(
+                problems.len() == 1 && problems[0].contains(want),
+                "{want}: {problems:?}"
+            );
+        }
+        let (_, p) = judge_leg("response", None, Some(&t));
+        assert!(p[0].contains("saw no forward"), "{p:?}");
+        let (_, p) = judge_leg("response", Some(&hop(1, 1.0, 1.0, 1.0)), None);
+        assert!(p[0].contains("fixture forwarded nothing"), "{p:?}");
+    }
+}

@@ -1,0 +1,465 @@
+//! `cargo xtask vmtest`: the kernel matrix. Boots Debian's 6.1 and 6.12
+//! cloud kernels under qemu (software emulation: KVM hangs on this kind of
+//! machine) with an initramfs holding busybox and the static meshbox, runs
+//! `meshbox matrix` in each and on this host, and prints kernel x hook set.
+//! Fails when a hook set a kernel allows does not work there, when
+//! `profiler check`'s choice is not one that works, or when a kernel that
+//! must allow a set (kprobes and trampolines on Debian's kernels) refuses it.
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::image::MUSL;
+
+/// A kernel to boot: the Debian package that names it, and the hook sets
+/// it must allow (Debian builds these with kprobes, BTF and trampolines).
+struct Guest {
+    meta: &'static str,
+    must_allow: &'static [&'static str],
+}
+
+const GUESTS: [Guest; 2] = [
+    // Debian 12's own kernel: no sock_send_length/sock_recv_length/
+    // sk_data_ready tracepoints (added in 6.2).
+    Guest {
+        meta: "linux-image-cloud-amd64",
+        must_allow: &["fentry", "kprobes"],
+    },
+    Guest {
+        meta: "linux-image-6.12-cloud-amd64",
+        must_allow: &["tracepoints", "fentry", "kprobes"],
+    },
+];
+
+/// Modules the tc probe needs (clsact qdisc, bpf classifier); the rest of
+/// what the profiler uses is built in.
+const MODULES: [&str; 2] = ["net/sched/sch_ingress.ko", "net/sched/cls_bpf.ko"];
+
+/// One VM's whole run, boot to power-off; generous for software emulation.
+const VM_TIMEOUT: Duration = Duration::from_secs(900);
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn cache() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+    home.join(".cache/sidecar-profiler/kernels")
+}
+
+fn sh(script: &str, what: &str) -> Result<String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .with_context(|| format!("{what}: starting sh"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A kernel image and its modules, unpacked from Debian's package.
+struct KernelFiles {
+    package: String,
+    vmlinuz: PathBuf,
+    modules: Vec<PathBuf>,
+}
+
+/// The versioned package `meta` depends on now; the last one fetched when
+/// apt cannot say (offline).
+fn resolve(meta: &str) -> Result<String> {
+    let remembered = cache().join(format!("{meta}.package"));
+    let fresh = sh(&format!("apt-cache depends {meta}"), "apt-cache depends").ok();
+    let name = fresh.as_deref().and_then(|t| {
+        t.lines()
+            .filter_map(|l| l.trim().strip_prefix("Depends: "))
+            .find(|p| p.starts_with("linux-image-"))
+            .map(str::to_string)
+    });
+    match name {
+        Some(n) => {
+            std::fs::create_dir_all(cache())?;
+            std::fs::write(&remembered, &n)?;
+            Ok(n)
+        }
+        None => std::fs::read_to_string(&remembered)
+            .map(|s| s.trim().to_string())
+            .with_context(|| {
+                format!(
+                    "apt-cache knows no kernel package behind {meta} and none was fetched before; \
+                     run `apt-get update`"
+                )
+            }),
+    }
+}
+
+/// Fetch (once; cached) and unpack the kernel behind `meta`.
+fn kernel(meta: &str) -> Result<KernelFiles> {
+    let package = resolve(meta)?;
+    let dir = cache().join(&package);
+    let vmlinuz = dir.join("vmlinuz");
+    let modules: Vec<PathBuf> = MODULES
+        .iter()
+        .map(|m| dir.join(Path::new(m).file_name().expect("a file name")))
+        .collect();
+    if vmlinuz.exists() && modules.iter().all(|m| m.exists()) {
+        return Ok(KernelFiles {
+            package,
+            vmlinuz,
+            modules,
+        });
+    }
+    println!("vmtest: fetching {package}");
+    let tmp = cache().join(format!("{package}.unpack"));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp)?;
+    let t = tmp.display();
+    sh(
+        &format!("cd {t} && apt-get download -q {package} 2>&1 && dpkg -x {package}_*.deb x"),
+        &format!("downloading and unpacking {package}"),
+    )?;
+    std::fs::create_dir_all(&dir)?;
+    sh(
+        &format!("cp {t}/x/boot/vmlinuz-* {}", vmlinuz.display()),
+        "copying the kernel image",
+    )?;
+    for (m, to) in MODULES.iter().zip(&modules) {
+        // Debian compresses modules from 6.12 on.
+        sh(
+            &format!(
+                "f=$(ls {t}/x/lib/modules/*/kernel/{m}*) && case $f in *.xz) xz -dc $f;; *) cat $f;; esac > {}",
+                to.display()
+            ),
+            &format!("extracting {m}"),
+        )?;
+    }
+    std::fs::remove_dir_all(&tmp)?;
+    Ok(KernelFiles {
+        package,
+        vmlinuz,
+        modules,
+    })
+}
+
+const INIT: &str = r#"#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tracefs nodev /sys/kernel/tracing
+mount -t debugfs nodev /sys/kernel/debug
+mkdir -p /tmp
+ip link set lo up
+for m in /lib/modules/*.ko; do insmod "$m"; done
+meshbox matrix --format json > /tmp/row 2> /tmp/err
+echo "MATRIX-EXIT $?"
+echo "MATRIX-ROW $(cat /tmp/row)"
+tail -n 20 /tmp/err
+poweroff -f
+"#;
+
+/// busybox, the static meshbox, the modules and the init script, as a
+/// gzipped cpio archive.
+fn initramfs(k: &KernelFiles, meshbox: &Path, work: &Path) -> Result<PathBuf> {
+    let tree = work.join("root");
+    let _ = std::fs::remove_dir_all(&tree);
+    for d in ["bin", "proc", "sys", "dev", "tmp", "lib/modules"] {
+        std::fs::create_dir_all(tree.join(d))?;
+    }
+    std::fs::copy("/bin/busybox", tree.join("bin/busybox"))
+        .context("copying /bin/busybox (cargo xtask setup installs busybox-static)")?;
+    for applet in [
+        "sh", "mount", "mkdir", "ip", "cat", "tail", "insmod", "poweroff",
+    ] {
+        std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet))?;
+    }
+    std::fs::copy(meshbox, tree.join("bin/meshbox"))?;
+    sh(
+        &format!("strip {}", tree.join("bin/meshbox").display()),
+        "stripping meshbox",
+    )?;
+    for m in &k.modules {
+        std::fs::copy(
+            m,
+            tree.join("lib/modules").join(m.file_name().expect("named")),
+        )?;
+    }
+    let init = tree.join("init");
+    std::fs::write(&init, INIT)?;
+    sh(&format!("chmod 755 {}", init.display()), "chmod init")?;
+    let out = work.join("initramfs.gz");
+    sh(
+        &format!(
+            "cd {} && find . | cpio -o -H newc --quiet | gzip -1 > {}",
+            tree.display(),
+            out.display()
+        ),
+        "packing the initramfs (cpio, gzip)",
+    )?;
+    std::fs::remove_dir_all(&tree)?;
+    Ok(out)
+}
+
+/// Boot `k` with `initrd`; the console goes to `log`. Returns the row the
+/// guest printed.
+fn boot(k: &KernelFiles, initrd: &Path, log: &Path) -> Result<Value> {
+    let t0 = Instant::now();
+    let mut child = Command::new("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "1536", "-smp", "2"])
+        .args(["-nographic", "-no-reboot", "-nic", "none", "-kernel"])
+        .arg(&k.vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet loglevel=1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting qemu-system-x86_64 (cargo xtask setup installs qemu-system-x86)")?;
+    let pid = child.id();
+    // Only the VM started here is ended on a timeout, by its PID.
+    let watchdog = std::thread::spawn(move || {
+        let deadline = Instant::now() + VM_TIMEOUT;
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            // SAFETY: signal 0 only asks whether the process exists.
+            if unsafe { libc::kill(pid as i32, 0) } != 0 {
+                return false;
+            }
+        }
+        // SAFETY: our own child, by its PID.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        true
+    });
+    let mut console = String::new();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line.unwrap_or_default();
+            console.push_str(line.trim_end_matches('\r'));
+            console.push('\n');
+        }
+    }
+    let status = child.wait().context("waiting for qemu")?;
+    let timed_out = watchdog.join().unwrap_or(false);
+    std::fs::write(log, &console)?;
+    if timed_out {
+        bail!(
+            "{}: the VM did not finish within {} s (console in {})",
+            k.package,
+            VM_TIMEOUT.as_secs(),
+            log.display()
+        );
+    }
+    let row = console
+        .lines()
+        .find_map(|l| l.split_once("MATRIX-ROW ").map(|(_, r)| r.trim()))
+        .filter(|r| !r.is_empty());
+    let Some(row) = row else {
+        let tail: Vec<&str> = console.lines().rev().take(30).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "{}: no matrix row on the console (qemu {status}); its last lines:\n{}",
+            k.package,
+            tail.join("\n")
+        );
+    };
+    println!(
+        "vmtest: {} booted and measured in {:.0} s",
+        k.package,
+        t0.elapsed().as_secs_f64()
+    );
+    serde_json::from_str(row).with_context(|| format!("{}: parsing its row", k.package))
+}
+
+fn host_row(meshbox: &Path) -> Result<Value> {
+    let out = Command::new(meshbox)
+        .args(["matrix", "--format", "json"])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running meshbox matrix on this host")?;
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "meshbox matrix on this host printed no row ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+fn cell<'a>(row: &'a Value, set: &str) -> Option<&'a Value> {
+    row["cells"]
+        .as_array()?
+        .iter()
+        .find(|c| c["hook_set"] == set)
+}
+
+const SETS: [&str; 3] = ["tracepoints", "fentry", "kprobes"];
+
+/// The matrix for a person, and everything wrong with it.
+fn report(rows: &[(String, Value, &'static [&'static str])]) -> Vec<String> {
+    let mut problems = Vec::new();
+    println!("\nkernel matrix (hook set forced in turn; ok = attached and measured right)\n");
+    println!(
+        "{:<34} {:<12} {:<12} {:<12} {:<14} tc",
+        "kernel", SETS[0], SETS[1], SETS[2], "check chooses"
+    );
+    for (label, row, must) in rows {
+        let mut line = format!("{label:<34}");
+        for set in SETS {
+            let status = cell(row, set).map_or("-", |c| c["status"].as_str().unwrap_or("?"));
+            line.push_str(&format!(" {status:<12}"));
+            if status == "failed" {
+                problems.push(format!(
+                    "{label}: {set} is allowed but failed: {}",
+                    cell(row, set).map_or("", |c| c["reason"].as_str().unwrap_or(""))
+                ));
+            }
+            if must.contains(&set) && status == "refused" {
+                problems.push(format!(
+                    "{label}: {set} was refused, but this kernel allows it: {}",
+                    cell(row, set).map_or("", |c| c["reason"].as_str().unwrap_or(""))
+                ));
+            }
+        }
+        let auto = row["auto"].as_str().unwrap_or("nothing");
+        let tc = if row["tc"].as_bool() == Some(true) {
+            "ok"
+        } else {
+            "no"
+        };
+        println!("{line} {auto:<14} {tc}");
+        if cell(row, auto).map(|c| &c["status"]) != Some(&Value::from("ok")) {
+            problems.push(format!(
+                "{label}: profiler check chooses {auto}, which does not work there"
+            ));
+        }
+    }
+    println!(
+        "\nreasons and figures (process µs: ours in [the fixture's read-to-write-call, read-to-write-return])"
+    );
+    for (label, row, _) in rows {
+        let f = &row["floor"];
+        println!(
+            "{label} (clock floor: read p50 {:.1} p99 {:.1}, write p50 {:.1} p99 {:.1} µs)",
+            f["read_p50_us"].as_f64().unwrap_or(0.0),
+            f["read_p99_us"].as_f64().unwrap_or(0.0),
+            f["write_p50_us"].as_f64().unwrap_or(0.0),
+            f["write_p99_us"].as_f64().unwrap_or(0.0),
+        );
+        for c in row["cells"].as_array().into_iter().flatten() {
+            let set = c["hook_set"].as_str().unwrap_or("?");
+            match c["reason"].as_str() {
+                Some(r) => println!("  {set} {}: {r}", c["status"].as_str().unwrap_or("?")),
+                None => println!("  {set} ok"),
+            }
+            for run in c["runs"].as_array().into_iter().flatten() {
+                for l in run["legs"].as_array().into_iter().flatten() {
+                    println!(
+                        "    {:<38} {:<8} forwards {}/{} undecided {} p50 {:.1} in [{:.1}, {:.1}] p99 {:.1} in [{:.1}, {:.1}] queue p50 {:.1}",
+                        run["shape"].as_str().unwrap_or("?"),
+                        l["leg"].as_str().unwrap_or("?"),
+                        l["forwards"],
+                        l["fixture_forwards"],
+                        l["undecided"],
+                        l["process_p50_us"].as_f64().unwrap_or(0.0),
+                        l["fixture_before_write_p50_us"].as_f64().unwrap_or(0.0),
+                        l["fixture_p50_us"].as_f64().unwrap_or(0.0),
+                        l["process_p99_us"].as_f64().unwrap_or(0.0),
+                        l["fixture_before_write_p99_us"].as_f64().unwrap_or(0.0),
+                        l["fixture_p99_us"].as_f64().unwrap_or(0.0),
+                        l["queue_p50_us"].as_f64().unwrap_or(0.0),
+                    );
+                }
+                println!(
+                    "    {:<38} events lost {}, reads without arrival {}",
+                    "", run["lost_events"], run["reads_without_arrival"]
+                );
+            }
+        }
+    }
+    println!("\ninstructions the verifier processed, per program and kernel");
+    let mut programs: Vec<&str> = Vec::new();
+    for (_, row, _) in rows {
+        for p in row["programs"].as_array().into_iter().flatten() {
+            if let Some(name) = p["program"].as_str()
+                && !programs.contains(&name)
+            {
+                programs.push(name);
+            }
+        }
+    }
+    print!("{:<24}", "program");
+    for (label, _, _) in rows {
+        print!(" {:>30}", label);
+    }
+    println!();
+    for name in programs {
+        print!("{name:<24}");
+        for (_, row, _) in rows {
+            let n = row["programs"]
+                .as_array()
+                .and_then(|ps| ps.iter().find(|p| p["program"] == name))
+                .map_or("-".to_string(), |p| p["verified_insns"].to_string());
+            print!(" {n:>30}");
+        }
+        println!();
+    }
+    problems
+}
+
+pub fn run() -> Result<()> {
+    let root = root();
+    println!("vmtest: building the static meshbox ({MUSL}, release)");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "-p", "meshbox", "--target", MUSL])
+        .current_dir(&root)
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("building the static meshbox failed ({status})");
+    }
+    let meshbox = root.join(format!("target/{MUSL}/release/meshbox"));
+    let mut rows: Vec<(String, Value, &'static [&'static str])> = Vec::new();
+    let mut problems = Vec::new();
+    for g in &GUESTS {
+        let k = kernel(g.meta)?;
+        let work = root.join("target/vmtest").join(&k.package);
+        std::fs::create_dir_all(&work)?;
+        let initrd = initramfs(&k, &meshbox, &work)?;
+        println!("vmtest: booting {} under qemu (tcg)", k.package);
+        match boot(&k, &initrd, &work.join("console.log")) {
+            Ok(row) => {
+                let label = row["kernel"].as_str().unwrap_or(&k.package).to_string();
+                rows.push((label, row, g.must_allow));
+            }
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
+    println!("vmtest: this host");
+    match host_row(&meshbox) {
+        Ok(row) => {
+            let label = format!("{} (host)", row["kernel"].as_str().unwrap_or("?"));
+            rows.push((label, row, &[]));
+        }
+        Err(e) => problems.push(format!("{e:#}")),
+    }
+    problems.extend(report(&rows));
+    if !problems.is_empty() {
+        bail!("the kernel matrix failed:\n  {}", problems.join("\n  "));
+    }
+    println!("\nvmtest: every hook set each kernel allows works there");
+    Ok(())
+}
