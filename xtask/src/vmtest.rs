@@ -156,6 +156,7 @@ fn kernel(meta: &str) -> Result<KernelFiles> {
 }
 
 const INIT: &str = r#"#!/bin/sh
+export PATH=/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -171,8 +172,36 @@ tail -n 20 /tmp/err
 poweroff -f
 "#;
 
-/// busybox, the static meshbox, the modules and the init script, as a
-/// gzipped cpio archive.
+/// Debian's haproxy (cargo xtask setup installs it).
+const HAPROXY: &str = "/usr/sbin/haproxy";
+
+/// `bin` and every library `ldd` lists for it, at the same paths under `tree`.
+fn copy_with_libraries(bin: &Path, tree: &Path) -> Result<()> {
+    let listed = sh(
+        &format!("ldd {}", bin.display()),
+        &format!("listing {}'s libraries (ldd)", bin.display()),
+    )?;
+    let libs = listed.lines().filter_map(|l| {
+        // "libssl.so.3 => /lib/x86_64-linux-gnu/libssl.so.3 (0x...)" or
+        // "/lib64/ld-linux-x86-64.so.2 (0x...)"; the vDSO has no file.
+        let path = l.split("=>").last()?.split_whitespace().next()?;
+        path.starts_with('/').then(|| PathBuf::from(path))
+    });
+    for file in std::iter::once(bin.to_path_buf()).chain(libs) {
+        let to = tree.join(file.strip_prefix("/").expect("absolute"));
+        std::fs::create_dir_all(to.parent().expect("a parent"))?;
+        std::fs::copy(&file, &to).with_context(|| {
+            format!(
+                "copying {} into the initramfs (cargo xtask setup installs haproxy)",
+                file.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// busybox, the static meshbox, haproxy, the modules and the init script,
+/// as a gzipped cpio archive.
 fn initramfs(k: &KernelFiles, meshbox: &Path, work: &Path) -> Result<PathBuf> {
     let tree = work.join("root");
     let _ = std::fs::remove_dir_all(&tree);
@@ -187,6 +216,8 @@ fn initramfs(k: &KernelFiles, meshbox: &Path, work: &Path) -> Result<PathBuf> {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet))?;
     }
     std::fs::copy(meshbox, tree.join("bin/meshbox"))?;
+    // haproxy, the real proxy of the matrix, with the libraries it links.
+    copy_with_libraries(Path::new(HAPROXY), &tree)?;
     sh(
         &format!("strip {}", tree.join("bin/meshbox").display()),
         "stripping meshbox",
@@ -348,47 +379,13 @@ fn report(rows: &[(String, Value, &'static [&'static str])]) -> Vec<String> {
         }
     }
     println!(
-        "\nreasons and figures (process µs: ours in [the fixture's read-to-write-call, read-to-write-return])"
+        "\nper kernel (process µs: ours in [the fixture's read-to-write-call, read-to-write-return]; forwards: ours/the fixture's or the requests')"
     );
-    for (label, row, _) in rows {
-        let f = &row["floor"];
-        println!(
-            "{label} (clock floor: read p50 {:.1} p99 {:.1}, write p50 {:.1} p99 {:.1} µs)",
-            f["read_p50_us"].as_f64().unwrap_or(0.0),
-            f["read_p99_us"].as_f64().unwrap_or(0.0),
-            f["write_p50_us"].as_f64().unwrap_or(0.0),
-            f["write_p99_us"].as_f64().unwrap_or(0.0),
+    for (_, row, _) in rows {
+        print!(
+            "{}",
+            row["text"].as_str().unwrap_or("(no text in this row)\n")
         );
-        for c in row["cells"].as_array().into_iter().flatten() {
-            let set = c["hook_set"].as_str().unwrap_or("?");
-            match c["reason"].as_str() {
-                Some(r) => println!("  {set} {}: {r}", c["status"].as_str().unwrap_or("?")),
-                None => println!("  {set} ok"),
-            }
-            for run in c["runs"].as_array().into_iter().flatten() {
-                for l in run["legs"].as_array().into_iter().flatten() {
-                    println!(
-                        "    {:<38} {:<8} forwards {}/{} undecided {} p50 {:.1} in [{:.1}, {:.1}] p99 {:.1} in [{:.1}, {:.1}] queue p50 {:.1}",
-                        run["shape"].as_str().unwrap_or("?"),
-                        l["leg"].as_str().unwrap_or("?"),
-                        l["forwards"],
-                        l["fixture_forwards"],
-                        l["undecided"],
-                        l["process_p50_us"].as_f64().unwrap_or(0.0),
-                        l["fixture_before_write_p50_us"].as_f64().unwrap_or(0.0),
-                        l["fixture_p50_us"].as_f64().unwrap_or(0.0),
-                        l["process_p99_us"].as_f64().unwrap_or(0.0),
-                        l["fixture_before_write_p99_us"].as_f64().unwrap_or(0.0),
-                        l["fixture_p99_us"].as_f64().unwrap_or(0.0),
-                        l["queue_p50_us"].as_f64().unwrap_or(0.0),
-                    );
-                }
-                println!(
-                    "    {:<38} events lost {}, reads without arrival {}",
-                    "", run["lost_events"], run["reads_without_arrival"]
-                );
-            }
-        }
     }
     println!("\ninstructions the verifier processed, per program and kernel");
     let mut programs: Vec<&str> = Vec::new();

@@ -53,7 +53,11 @@ pub fn run(a: Args) -> ExitCode {
     let row = matrix::row(&sets, &me);
     match a.format {
         Format::Text => print!("{}", matrix::to_text(&row)),
-        Format::Json => match serde_json::to_string(&row) {
+        // The text rides along, so the matrix prints each row as it reads.
+        Format::Json => match serde_json::to_value(&row).map(|mut v| {
+            v["text"] = matrix::to_text(&row).into();
+            v
+        }) {
             Ok(j) => println!("{j}"),
             Err(e) => {
                 eprintln!("error: encoding the row: {e}");

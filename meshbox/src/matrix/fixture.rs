@@ -1,6 +1,7 @@
-//! The ground-truth proxy on loopback, with nothing around it: the app and
-//! the delay fixture as processes of their own (so the profiler tracks only
-//! the proxy), the fixture listening on 15006 and forwarding to the app.
+//! A proxy on loopback, with nothing around it: the app and the proxy (the
+//! ground-truth delay fixture, or haproxy) as processes of their own (so the
+//! profiler tracks only the proxy), the proxy listening on 15006 and
+//! forwarding to the app.
 //! Needs no namespaces, iptables or cgroups, so it runs in a bare VM.
 //!
 //! With two CPUs or more the proxy runs alone on CPU 0 and everything else
@@ -18,15 +19,17 @@ use std::{
 };
 
 use crate::{
+    SidecarKind,
     delay_proxy::{self, ProxyMode, Stats},
     http::free_loopback,
     intercept::INBOUND_PORT,
+    sidecar::{self, Routes},
 };
 
 pub struct Fixture {
     app: Child,
     proxy: Child,
-    stats: PathBuf,
+    stats: Option<PathBuf>,
     dir: PathBuf,
 }
 
@@ -54,10 +57,21 @@ fn wait_listening(addr: SocketAddr, child: &mut Child, what: &str) -> Result<(),
     }
 }
 
+/// The proxy between the clients and the app.
+#[derive(Clone, Copy, Debug)]
+pub enum Proxy {
+    /// The delay fixture, which keeps its own account (`delay`: the
+    /// threads mode's hold).
+    Fixture { mode: ProxyMode, delay: Duration },
+    /// Debian's haproxy (HTTP mode, keepalive to the app): a real
+    /// non-blocking event-loop proxy, with no account of its own.
+    Haproxy,
+}
+
 impl Fixture {
-    /// Start the app and the fixture (as `meshbox testbed ...`) in `mode`
-    /// (`delay`: the threads mode's hold), and wait until both listen.
-    pub fn start(meshbox: &Path, mode: ProxyMode, delay: Duration) -> Result<Fixture, String> {
+    /// Start the app (as `meshbox testbed app`) and `proxy`, and wait until
+    /// both listen.
+    pub fn start(meshbox: &Path, proxy: Proxy) -> Result<Fixture, String> {
         if TcpStream::connect_timeout(&inbound(), Duration::from_millis(200)).is_ok() {
             return Err(format!(
                 "port {INBOUND_PORT} on loopback is taken by another process; the fixture needs it"
@@ -65,63 +79,47 @@ impl Fixture {
         }
         let dir = std::env::temp_dir().join(format!("meshbox-matrix-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let stats = dir.join("proxy-stats.json");
         let app_addr = free_loopback().map_err(|e| format!("finding a free port: {e}"))?;
-        let spawn = |args: Vec<String>, what: &str, cpu: Option<usize>| {
-            let mut cmd = Command::new(meshbox);
-            cmd.arg("testbed")
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null());
-            if let Some(cpu) = cpu {
-                // SAFETY: sched_setaffinity is async-signal-safe; the set is
-                // built before fork.
-                let set = cpu_set(cpu);
-                unsafe {
-                    cmd.pre_exec(move || {
-                        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
-                            return Err(std::io::Error::last_os_error());
-                        }
-                        Ok(())
-                    });
-                }
-            }
-            cmd.spawn().map_err(|e| format!("starting the {what}: {e}"))
-        };
         let cpus = split_cpus();
-        let mut app = spawn(
-            vec!["app".into(), "--port".into(), app_addr.port().to_string()],
-            "app",
-            cpus.map(|(_, rest)| rest),
-        )?;
-        let mut args = vec![
-            "delay-proxy".to_string(),
-            "--inbound-to".into(),
-            app_addr.to_string(),
-            "--outbound-to".into(),
-            app_addr.to_string(),
-            "--delay-us".into(),
-            delay.as_micros().to_string(),
-            "--stats".into(),
-            stats.display().to_string(),
-        ];
-        args.extend(mode.args());
-        let proxy = match spawn(args, "delay fixture", cpus.map(|(proxy, _)| proxy)) {
+        let mut app = Command::new(meshbox);
+        app.args(["testbed", "app", "--port", &app_addr.port().to_string()]);
+        let mut app = spawn(app, "app", cpus.map(|(_, rest)| rest))?;
+        let routes = Routes {
+            inbound: app_addr,
+            outbound: app_addr,
+            tls: None,
+            peer_identity: String::new(),
+            http2: false,
+        };
+        let (kind, delay, mode) = match proxy {
+            Proxy::Fixture { mode, delay } => (SidecarKind::DelayProxy, delay, Some(mode)),
+            Proxy::Haproxy => (SidecarKind::Haproxy, Duration::ZERO, None),
+        };
+        let started = sidecar::command(kind, &dir, &routes, meshbox, delay)
+            .map_err(|e| format!("configuring {kind:?}: {e}"))
+            .and_then(|mut cmd| {
+                if let Some(mode) = mode {
+                    cmd.args(mode.args());
+                }
+                spawn(cmd, kind.comm(), cpus.map(|(proxy, _)| proxy))
+            });
+        let proxy = match started {
             Ok(p) => p,
             Err(e) => {
                 let _ = app.kill();
                 let _ = app.wait();
+                let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
         };
         let mut f = Fixture {
             app,
             proxy,
-            stats,
+            stats: mode.map(|_| dir.join("delay-proxy-stats.json")),
             dir,
         };
         wait_listening(app_addr, &mut f.app, "the app")?;
-        wait_listening(inbound(), &mut f.proxy, "the delay fixture")?;
+        wait_listening(inbound(), &mut f.proxy, "the proxy")?;
         Ok(f)
     }
 
@@ -129,16 +127,39 @@ impl Fixture {
         self.proxy.id()
     }
 
-    /// The fixture's own account (it publishes every 100 ms).
-    pub fn stats(&self) -> Result<Stats, String> {
+    /// The fixture's own account (it publishes every 100 ms); None for a
+    /// proxy that keeps none.
+    pub fn stats(&self) -> Result<Option<Stats>, String> {
+        let Some(path) = &self.stats else {
+            return Ok(None);
+        };
         std::thread::sleep(Duration::from_millis(300));
-        delay_proxy::read_stats(&self.stats).map_err(|e| {
-            format!(
-                "reading the fixture's account {}: {e}",
-                self.stats.display()
-            )
-        })
+        delay_proxy::read_stats(path)
+            .map(Some)
+            .map_err(|e| format!("reading the fixture's account {}: {e}", path.display()))
     }
+}
+
+/// Start `cmd` quietly, on `cpu` when given.
+fn spawn(mut cmd: Command, what: &str, cpu: Option<usize>) -> Result<Child, String> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(cpu) = cpu {
+        let set = cpu_set(cpu);
+        // SAFETY: sched_setaffinity is async-signal-safe; the set is built
+        // before fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.spawn()
+        .map_err(|e| format!("starting the {what} ({:?}): {e}", cmd.get_program()))
 }
 
 fn cpu_set(cpu: usize) -> libc::cpu_set_t {

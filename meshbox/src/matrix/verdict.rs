@@ -27,13 +27,27 @@ pub struct LegFigures {
     pub queue_p50_us: f64,
 }
 
+/// What a leg is held to.
+#[derive(Clone, Copy, Debug)]
+pub enum Reference<'a> {
+    /// The fixture's own account of the leg.
+    Fixture(Option<&'a LegStats>),
+    /// Requests completed through a proxy that keeps no account: counts
+    /// only (one forward per request), its time is reported, not judged.
+    Requests(u64),
+}
+
 /// Figures of one leg and what is wrong with them (empty: right).
 pub fn judge_leg(
     leg: &'static str,
     ours: Option<&Hop>,
-    truth: Option<&LegStats>,
+    reference: Reference,
 ) -> (LegFigures, Vec<String>) {
     let mut problems = Vec::new();
+    let truth = match reference {
+        Reference::Fixture(t) => t,
+        Reference::Requests(n) => return judge_counts(leg, ours, n),
+    };
     let Some(t) = truth.filter(|t| t.forwards > 0) else {
         return (
             LegFigures {
@@ -117,6 +131,35 @@ pub fn judge_leg(
     (f, problems)
 }
 
+/// Counts and arrivals only, against `requests` completed.
+fn judge_counts(leg: &'static str, ours: Option<&Hop>, requests: u64) -> (LegFigures, Vec<String>) {
+    let mut problems = Vec::new();
+    let f = LegFigures {
+        leg,
+        forwards: ours.map_or(0, |h| h.forwards),
+        fixture_forwards: requests,
+        undecided: ours.map_or(0, |h| h.ambiguous),
+        process_p50_us: ours.map_or(0.0, |h| h.process_us.p50),
+        process_p99_us: ours.map_or(0.0, |h| h.process_us.p99),
+        queue_p50_us: ours.map_or(0.0, |h| h.queue_us.p50),
+        ..LegFigures::default()
+    };
+    let off = f.forwards.abs_diff(requests) as f64 / requests.max(1) as f64;
+    if requests == 0 || off > 0.01 {
+        problems.push(format!(
+            "{leg}: {} forwards paired for {requests} requests completed ({:.1}% off, bound 1%)",
+            f.forwards,
+            off * 100.0
+        ));
+    }
+    if ours.is_some() && f.queue_p50_us <= 0.0 {
+        problems.push(format!(
+            "{leg}: queue p50 is 0: arrivals on the proxy's sockets were not seen"
+        ));
+    }
+    (f, problems)
+}
+
 #[cfg(test)]
 mod tests {
     use profiler::{
@@ -161,7 +204,7 @@ mod tests {
         let (f, problems) = judge_leg(
             "request",
             Some(&hop(995, 1010.0, 1090.0, 12.0)),
-            Some(&truth(1000, 1000.0, 1100.0)),
+            Reference::Fixture(Some(&truth(1000, 1000.0, 1100.0))),
         );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(f.fixture_forwards, 1000);
@@ -171,7 +214,11 @@ mod tests {
     fn each_bound_is_enforced() {
         let t = truth(1000, 2000.0, 4000.0);
         // Within the write call (1900..2000 at p50) is right.
-        let (_, p) = judge_leg("request", Some(&hop(1000, 1880.0, 3900.0, 5.0)), Some(&t));
+        let (_, p) = judge_leg(
+            "request",
+            Some(&hop(1000, 1880.0, 3900.0, 5.0)),
+            Reference::Fixture(Some(&t)),
+        );
         assert!(p.is_empty(), "{p:?}");
         let cases = [
             (hop(980, 2000.0, 4000.0, 5.0), "2.0% off"),
@@ -182,15 +229,44 @@ mod tests {
             (hop(1000, 2000.0, 4000.0, 0.0), "arrivals"),
         ];
         for (h, want) in cases {
-            let (_, problems) = judge_leg("response", Some(&h), Some(&t));
+            let (_, problems) = judge_leg("response", Some(&h), Reference::Fixture(Some(&t)));
             assert!(
                 problems.len() == 1 && problems[0].contains(want),
                 "{want}: {problems:?}"
             );
         }
-        let (_, p) = judge_leg("response", None, Some(&t));
+        let (_, p) = judge_leg("response", None, Reference::Fixture(Some(&t)));
         assert!(p[0].contains("saw no forward"), "{p:?}");
-        let (_, p) = judge_leg("response", Some(&hop(1, 1.0, 1.0, 1.0)), None);
+        let (_, p) = judge_leg(
+            "response",
+            Some(&hop(1, 1.0, 1.0, 1.0)),
+            Reference::Fixture(None),
+        );
         assert!(p[0].contains("fixture forwarded nothing"), "{p:?}");
+    }
+
+    #[test]
+    fn without_an_account_counts_and_arrivals_are_judged() {
+        let (f, p) = judge_leg(
+            "request",
+            Some(&hop(800, 90.0, 400.0, 6.0)),
+            Reference::Requests(800),
+        );
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!((f.forwards, f.fixture_forwards), (800, 800));
+        let (_, p) = judge_leg(
+            "request",
+            Some(&hop(700, 90.0, 400.0, 6.0)),
+            Reference::Requests(800),
+        );
+        assert!(p.len() == 1 && p[0].contains("12.5% off"), "{p:?}");
+        let (_, p) = judge_leg(
+            "request",
+            Some(&hop(800, 90.0, 400.0, 0.0)),
+            Reference::Requests(800),
+        );
+        assert!(p.len() == 1 && p[0].contains("arrivals"), "{p:?}");
+        let (_, p) = judge_leg("request", None, Reference::Requests(800));
+        assert!(p.len() == 1 && p[0].contains("0 forwards"), "{p:?}");
     }
 }
