@@ -257,34 +257,35 @@ fn boot(k: &KernelFiles, initrd: &Path, log: &Path) -> Result<Value> {
         .args(["-append", "console=ttyS0 panic=-1 quiet loglevel=1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // qemu's own complaints go to the terminal, as they come.
+        .stderr(Stdio::inherit())
         .spawn()
         .context("starting qemu-system-x86_64 (cargo xtask setup installs qemu-system-x86)")?;
-    let pid = child.id();
-    // Only the VM started here is ended on a timeout, by its PID.
-    let watchdog = std::thread::spawn(move || {
-        let deadline = Instant::now() + VM_TIMEOUT;
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(200));
-            // SAFETY: signal 0 only asks whether the process exists.
-            if unsafe { libc::kill(pid as i32, 0) } != 0 {
-                return false;
-            }
-        }
-        // SAFETY: our own child, by its PID.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-        true
-    });
-    let mut console = String::new();
-    if let Some(out) = child.stdout.take() {
+    // The console is read on its own thread; this one watches the clock and
+    // ends only the VM it started, through its handle, on a timeout.
+    let out = child.stdout.take().context("qemu's stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut console = String::new();
         for line in BufReader::new(out).lines() {
             let line = line.unwrap_or_default();
             console.push_str(line.trim_end_matches('\r'));
             console.push('\n');
         }
-    }
-    let status = child.wait().context("waiting for qemu")?;
-    let timed_out = watchdog.join().unwrap_or(false);
+        console
+    });
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().context("waiting for qemu")? {
+            break status;
+        }
+        if t0.elapsed() > VM_TIMEOUT {
+            timed_out = true;
+            let _ = child.kill();
+            break child.wait().context("waiting for qemu")?;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let console = reader.join().unwrap_or_default();
     std::fs::write(log, &console)?;
     if timed_out {
         bail!(
@@ -459,4 +460,53 @@ pub fn run() -> Result<()> {
     }
     println!("\nvmtest: every hook set each kernel allows works there");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn row(auto: &str, cells: &[(&str, &str)]) -> Value {
+        json!({
+            "kernel": "6.1.0",
+            "auto": auto,
+            "tc": true,
+            "text": "",
+            "programs": [],
+            "cells": cells.iter().map(|(set, status)| json!({
+                "hook_set": set, "status": status, "reason": "why", "runs": []
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    #[test]
+    fn a_working_row_passes() {
+        let r = row(
+            "fentry",
+            &[
+                ("tracepoints", "refused"),
+                ("fentry", "ok"),
+                ("kprobes", "ok"),
+            ],
+        );
+        assert!(report(&[("6.1".into(), r, &["fentry", "kprobes"])]).is_empty());
+    }
+
+    #[test]
+    fn failures_refusals_of_what_must_work_and_a_bad_choice_fail() {
+        let failed = row("fentry", &[("fentry", "ok"), ("kprobes", "failed")]);
+        let p = report(&[("6.1".into(), failed, &[])]);
+        assert!(
+            p.len() == 1 && p[0].contains("kprobes is allowed but failed"),
+            "{p:?}"
+        );
+        let refused = row("kprobes", &[("fentry", "refused"), ("kprobes", "ok")]);
+        let p = report(&[("6.1".into(), refused, &["fentry"])]);
+        assert!(p.len() == 1 && p[0].contains("fentry was refused"), "{p:?}");
+        let bad_choice = row("fentry", &[("fentry", "refused"), ("kprobes", "ok")]);
+        let p = report(&[("6.1".into(), bad_choice, &[])]);
+        assert!(p.len() == 1 && p[0].contains("chooses fentry"), "{p:?}");
+    }
 }
