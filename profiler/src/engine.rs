@@ -11,6 +11,7 @@ use crate::{
     collect::{CollectError, Session},
     discovery::{Discovery, ProcInfo, Selector, Sidecar},
     ebpf::HookSet,
+    kernel::cgroup_cpu::CpuAccounting,
 };
 
 /// How often discovery runs: a new sidecar is tracked within this (plus
@@ -29,7 +30,7 @@ pub enum EngineError {
 
 pub struct Engine {
     pub session: Session,
-    discovered: mpsc::Receiver<Vec<Sidecar>>,
+    discovered: mpsc::Receiver<Discovered>,
     /// Dropped to stop the discovery thread (which waits on it between
     /// passes, so it wakes only to work).
     stop: Option<mpsc::Sender<()>>,
@@ -39,17 +40,42 @@ pub struct Engine {
     /// The last discovery applied: an unchanged one is not applied again
     /// (that would re-check every process's liveness for nothing).
     applied: Vec<Sidecar>,
+    /// The snapshot's own samples (start and end).
+    sampler: crate::cpu::Sampler,
+    /// Snapshots also sample at their start and end (exact windows).
+    detail: bool,
+}
+
+/// One discovery pass: the sidecars, and a CPU and memory sample of each
+/// taken right after (every [`REFRESH_EVERY`], off the drain's thread).
+struct Discovered {
+    sidecars: Vec<Sidecar>,
+    samples: Vec<crate::cpu::Sample>,
+}
+
+fn sample_all(sidecars: &[Sidecar], sampler: &mut crate::cpu::Sampler) -> Vec<crate::cpu::Sample> {
+    sidecars.iter().map(|s| sampler.sample(&s.procs)).collect()
 }
 
 impl Engine {
+    /// Sample every known sidecar now (a snapshot's first and last sample).
+    fn sample_cpu(&mut self) {
+        let known = self.session.agg.sidecars.clone();
+        let samples = sample_all(&known, &mut self.sampler);
+        self.session.agg.add_cpu(&known, samples);
+    }
+
     /// Check privileges, discover sidecars (there may be none yet) and
-    /// attach; `detail` keeps HDR histograms (a snapshot's percentiles);
-    /// `hook_set` forces one set (None: the first that attaches).
+    /// attach; `detail` keeps HDR histograms (a snapshot's percentiles)
+    /// and samples CPU at the start and end too; `hook_set` forces one set
+    /// (None: the first that attaches); sidecars' CPU and memory are
+    /// sampled every `cpu_every` (in whole discovery periods, at least one).
     pub fn start(
         selectors: Vec<Selector>,
         excluded_ports: Vec<u16>,
         detail: bool,
         hook_set: Option<HookSet>,
+        cpu_every: Duration,
     ) -> Result<Engine, EngineError> {
         if let Some(p) = missing_privilege() {
             return Err(EngineError::Privilege(p));
@@ -59,7 +85,17 @@ impl Engine {
         let sidecars = discovery.refresh();
         let seen = discovery.procs().cloned().collect();
         let session = Session::start(sidecars.clone(), excluded_ports, detail, hook_set)?;
+        let acc = crate::kernel::cgroup_cpu::detect().unwrap_or(CpuAccounting {
+            v1_cpu: None,
+            v1_cpuacct: None,
+            v2_root: None,
+            v2_cpu: false,
+        });
         let (tx, discovered) = mpsc::channel();
+        let mut thread_sampler = crate::cpu::Sampler::new(acc.clone());
+        // Every how many discovery passes the sidecars are sampled.
+        let every = (cpu_every.as_millis() / REFRESH_EVERY.as_millis()).max(1);
+        let mut pass = 0u128;
         let (stop, stopped) = mpsc::channel::<()>();
         let worker = std::thread::Builder::new()
             .name("discovery".into())
@@ -67,20 +103,33 @@ impl Engine {
                 // Until the engine drops its end.
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(REFRESH_EVERY)
                 {
-                    if tx.send(discovery.refresh()).is_err() {
+                    let sidecars = discovery.refresh();
+                    pass += 1;
+                    let samples = if pass.is_multiple_of(every) {
+                        sample_all(&sidecars, &mut thread_sampler)
+                    } else {
+                        Vec::new()
+                    };
+                    if tx.send(Discovered { sidecars, samples }).is_err() {
                         break;
                     }
                 }
             })
             .map_err(EngineError::Thread)?;
-        Ok(Engine {
+        let mut engine = Engine {
             session,
             discovered,
             stop: Some(stop),
             worker: Some(worker),
             seen,
             applied: sidecars,
-        })
+            sampler: crate::cpu::Sampler::new(acc),
+            detail,
+        };
+        if detail {
+            engine.sample_cpu();
+        }
+        Ok(engine)
     }
 
     /// Processes the first discovery saw.
@@ -89,21 +138,27 @@ impl Engine {
     }
 
     /// Drain what the kernel reported; take the latest discovery, if one
-    /// came (new workers, new sidecars and restarted proxies).
+    /// came (new workers, new sidecars and restarted proxies), and its CPU
+    /// samples.
     pub fn step(&mut self) -> Result<(), CollectError> {
         self.session.drain();
-        if let Some(latest) = self.discovered.try_iter().last()
-            && latest != self.applied
-        {
-            self.session.set_sidecars(latest.clone())?;
-            self.applied = latest;
+        if let Some(latest) = self.discovered.try_iter().last() {
+            if latest.sidecars != self.applied {
+                self.session.set_sidecars(latest.sidecars.clone())?;
+                self.applied = latest.sidecars.clone();
+            }
+            self.session.agg.add_cpu(&latest.sidecars, latest.samples);
         }
         Ok(())
     }
 
-    /// Pair every event still waiting: the capture is over.
+    /// Pair every event still waiting, and take the last CPU sample: the
+    /// capture is over.
     pub fn finish(&mut self) {
         self.session.finish();
+        if self.detail {
+            self.sample_cpu();
+        }
     }
 }
 

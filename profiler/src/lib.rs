@@ -3,6 +3,7 @@ pub mod check;
 pub mod classify;
 pub mod cli;
 pub mod collect;
+pub mod cpu;
 pub mod daemon;
 pub mod discovery;
 pub mod ebpf;

@@ -20,6 +20,9 @@ pub enum SnapshotError {
     Engine(#[from] EngineError),
 }
 
+/// A snapshot samples its sidecars' CPU and memory every second.
+pub const SAMPLE_CPU_EVERY: Duration = Duration::from_secs(1);
+
 pub struct Options {
     pub duration: Duration,
     pub selectors: Vec<Selector>,
@@ -66,6 +69,7 @@ pub fn start(opts: &Options) -> Result<Capture, SnapshotError> {
         opts.excluded_ports.clone(),
         true,
         opts.hook_set,
+        SAMPLE_CPU_EVERY,
     )?;
     if engine.session.agg.sidecars.is_empty() {
         let all: Vec<_> = engine.procs().cloned().collect();

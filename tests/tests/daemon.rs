@@ -454,7 +454,8 @@ fn counters_survive_a_sidecar_restart() {
     let addr = loopback();
     let log = log_path("restart");
     let m = mesh::up(&mesh::config(SidecarKind::DelayProxy));
-    let mut d = start_daemon(addr, &[], &log);
+    // CPU sampled every second, so both processes' time shows.
+    let mut d = start_daemon(addr, &["--cpu-interval", "1s"], &log);
     wait_ok(addr, "/readyz", Duration::from_secs(30), "profiler run");
     wait_tracked(
         addr,
@@ -507,8 +508,10 @@ fn counters_survive_a_sidecar_restart() {
     load();
     thread::sleep(Duration::from_millis(300));
     let after = server(&scrape(addr));
+    // Counters only: a new process may well be smaller.
     let backwards: Vec<_> = before
         .iter()
+        .filter(|(k, _)| !k.starts_with("sidecar_memory_rss_bytes"))
         .filter(|(k, v)| after.get(*k).is_none_or(|a| a < *v))
         .map(|(k, v)| format!("{k}: {v} -> {:?}", after.get(k)))
         .collect();
@@ -523,6 +526,28 @@ fn counters_survive_a_sidecar_restart() {
     assert!(
         after[&key] >= before[&key] + 100.0,
         "forwards of the restarted proxy were not counted in the same series"
+    );
+    // CPU too: both processes' time, in the same series, and memory.
+    let cpu = |s: &BTreeMap<String, f64>| -> f64 {
+        s.iter()
+            .filter(|(k, _)| k.starts_with("sidecar_cpu_seconds_total{"))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    eprintln!(
+        "server sidecar CPU: {:.4} s before the restart, {:.4} s after",
+        cpu(&before),
+        cpu(&after)
+    );
+    assert!(
+        cpu(&before) > 0.0 && cpu(&after) > cpu(&before),
+        "{before:?} -> {after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|(k, v)| k.starts_with("sidecar_memory_rss_bytes{") && *v > 1e6),
+        "{after:?}"
     );
     let (status, _) = d.terminate();
     assert!(status.is_some_and(|s| s.success()), "{status:?}");

@@ -130,13 +130,15 @@ fn proxy_pids(m: &Mesh) -> Vec<String> {
         .collect()
 }
 
-/// `helper`: this binary (the pods' processes); `profiler`: the daemon's.
+/// `helper`: this binary (the pods' processes); `profiler`: the daemon's;
+/// `extra`: more `profiler run` flags (e.g. `--cpu-interval 1s`).
 pub fn run(
     helper: &Path,
     profiler: &Path,
     counts: &[usize],
     rate: u32,
     seconds: Duration,
+    extra: &[String],
 ) -> Result<Vec<DaemonFigures>, BoxError> {
     let loaded = mesh(helper, true)?;
     let mut idle: Vec<Mesh> = Vec::new();
@@ -144,7 +146,7 @@ pub fn run(
     for &n in counts {
         // 1: the loaded mesh's server sidecar alone (selected by pid);
         // otherwise both of its sidecars and (n - 2) / 2 idle meshes.
-        let selectors: Vec<String> = if n == 1 {
+        let mut selectors: Vec<String> = if n == 1 {
             proxy_pids(&loaded)
                 .into_iter()
                 .flat_map(|p| ["--pid".to_string(), p])
@@ -155,6 +157,7 @@ pub fn run(
             }
             Vec::new()
         };
+        selectors.extend_from_slice(extra);
         let tracked = if n == 1 { 1 } else { 2 + 2 * idle.len() };
         // One sidecar sees two forwards per request, two see four: the
         // same forward rate in every row.

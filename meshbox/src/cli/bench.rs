@@ -20,6 +20,9 @@ pub struct Args {
     /// Seconds of load per daemon measurement (a scrape every 5 s).
     #[arg(long, default_value_t = 15)]
     daemon_seconds: u64,
+    /// More `profiler run` flags for the daemon figures (e.g. "--cpu-interval 1s").
+    #[arg(long, allow_hyphen_values = true, value_delimiter = ' ')]
+    daemon_args: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -75,6 +78,7 @@ pub fn run(a: Args) -> ExitCode {
             &a.sidecars,
             a.rate,
             std::time::Duration::from_secs(a.daemon_seconds),
+            &a.daemon_args,
         ) {
             Ok(f) => print!("{}", crate::bench::daemon::report(&f)),
             Err(e) => {

@@ -71,6 +71,9 @@ pub struct Aggregate {
     over_cap: usize,
     /// Per sidecar position: since when its processes are all gone.
     gone_since: Vec<Option<Instant>>,
+    /// CPU and memory of each sidecar (same positions as `sidecars`), from
+    /// the samples discovery takes.
+    pub cpu: Vec<crate::cpu::Window>,
 }
 
 impl Aggregate {
@@ -90,6 +93,7 @@ impl Aggregate {
             sidecars_max: SIDECARS_MAX,
             over_cap: 0,
             gone_since: Vec::new(),
+            cpu: Vec::new(),
         }
     }
 
@@ -120,6 +124,7 @@ impl Aggregate {
     fn retrack(&mut self, alive: impl Fn(u32, u64) -> bool) -> Tracking {
         let mut tgids = FxHashMap::default();
         self.gone_since.resize(self.sidecars.len(), None);
+        self.cpu.resize_with(self.sidecars.len(), Default::default);
         let now = Instant::now();
         for (i, s) in self.sidecars.iter().enumerate() {
             let mut any = false;
@@ -140,6 +145,17 @@ impl Aggregate {
                 .iter()
                 .flat_map(|s| s.listen_ports.iter().copied())
                 .collect(),
+        }
+    }
+
+    /// Add samples taken of `fresh` sidecars (one each, in order) to the
+    /// windows of the known sidecars they are.
+    pub fn add_cpu(&mut self, fresh: &[Sidecar], samples: Vec<crate::cpu::Sample>) {
+        self.cpu.resize_with(self.sidecars.len(), Default::default);
+        for (f, s) in fresh.iter().zip(samples) {
+            if let Some(i) = self.sidecars.iter().position(|k| merge::same(k, f)) {
+                self.cpu[i].add(s);
+            }
         }
     }
 
@@ -164,6 +180,11 @@ impl Aggregate {
         self.gone_since.retain(|_| {
             i += 1;
             keep[i - 1]
+        });
+        let mut i = 0;
+        self.cpu.retain(|_| {
+            i += 1;
+            keep.get(i - 1).copied().unwrap_or(true)
         });
         let old = std::mem::take(&mut self.hops.by_key);
         self.hops.by_key = old

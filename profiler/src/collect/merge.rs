@@ -4,7 +4,7 @@ use crate::discovery::Sidecar;
 
 /// The same sidecar in two discoveries: same pod and process name, or (no
 /// pod) the same main process.
-fn same(a: &Sidecar, b: &Sidecar) -> bool {
+pub fn same(a: &Sidecar, b: &Sidecar) -> bool {
     match (&a.pod_uid, &b.pod_uid) {
         (Some(x), Some(y)) => x == y && a.comm == b.comm,
         (None, None) => a.procs.first() == b.procs.first(),

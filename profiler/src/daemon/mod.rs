@@ -33,6 +33,8 @@ pub struct Options {
     pub series_ttl: Duration,
     /// Force one hook set (None: the first that attaches here).
     pub hook_set: Option<crate::ebpf::HookSet>,
+    /// How often each sidecar's CPU and memory are sampled.
+    pub cpu_interval: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +112,7 @@ fn turn(
         opts.excluded_ports.clone(),
         false,
         opts.hook_set,
+        opts.cpu_interval,
     )?;
     engine.session.set_sidecars_max(opts.max_sidecars);
     log::info!(

@@ -46,6 +46,8 @@ pub struct Health {
 #[derive(Clone, Debug, Default)]
 pub struct Exposition {
     pub sidecars: Vec<SidecarLabels>,
+    /// CPU and memory of each sidecar (same positions), since tracked.
+    pub cpu: Vec<Option<crate::cpu::CpuReport>>,
     pub hops: Vec<HopSeries>,
     pub health: Health,
 }
@@ -53,7 +55,10 @@ pub struct Exposition {
 impl Exposition {
     pub fn from_session(s: &crate::collect::Session) -> Exposition {
         use profiler_common::maps::Counter;
-        let sidecars = s.agg.sidecars.iter().map(SidecarLabels::of).collect();
+        let sidecars: Vec<SidecarLabels> = s.agg.sidecars.iter().map(SidecarLabels::of).collect();
+        let cpu = (0..sidecars.len())
+            .map(|i| s.agg.cpu.get(i).and_then(|w| w.report(0)))
+            .collect();
         let hops = s
             .agg
             .hops
@@ -86,6 +91,7 @@ impl Exposition {
         };
         Exposition {
             sidecars,
+            cpu,
             hops,
             health,
         }

@@ -39,6 +39,72 @@ impl Exposition {
     }
 }
 
+impl Exposition {
+    /// namespace, pod, workload of a sidecar.
+    fn sidecar_labels(&self, i: usize) -> Vec<(&'static str, &str)> {
+        let s = &self.sidecars[i];
+        vec![
+            ("namespace", s.namespace.as_str()),
+            ("pod", s.pod.as_str()),
+            ("workload", s.workload.as_str()),
+        ]
+    }
+
+    /// The sidecars' CPU, memory and throttling (sampled every second).
+    fn encode_cpu(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let cpu: Vec<(usize, &crate::cpu::CpuReport)> = self
+            .cpu
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i < self.sidecars.len())
+            .filter_map(|(i, c)| Some((i, c.as_ref()?)))
+            .collect();
+        {
+            let mut m = enc.encode_descriptor(
+                "sidecar_cpu",
+                "CPU time of the sidecar's processes since tracked (schedstat run time, split into user and system by their ticks)",
+                Some(&Unit::Seconds),
+                MetricType::Counter,
+            )?;
+            for (i, c) in &cpu {
+                for (mode, v) in [("user", c.user_seconds), ("system", c.system_seconds)] {
+                    let mut labels = self.sidecar_labels(*i);
+                    labels.push(("mode", mode));
+                    m.encode_family(&labels)?
+                        .encode_counter::<NoLabelSet, _, f64>(&v, None)?;
+                }
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "sidecar_memory_rss",
+                "Resident memory of the sidecar's processes at the last sample",
+                Some(&Unit::Bytes),
+                MetricType::Gauge,
+            )?;
+            for (i, c) in &cpu {
+                m.encode_family(&self.sidecar_labels(*i))?
+                    .encode_gauge(&(c.rss_bytes as i64))?;
+            }
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "sidecar_cpu_throttled",
+                "Time the sidecar's container was throttled by its CPU limit since tracked (CFS, summed over CPUs as the kernel counts it)",
+                Some(&Unit::Seconds),
+                MetricType::Counter,
+            )?;
+            for (i, c) in &cpu {
+                if let Some(t) = c.throttled_seconds {
+                    m.encode_family(&self.sidecar_labels(*i))?
+                        .encode_counter::<NoLabelSet, _, f64>(&t, None)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Collector for Exposition {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let hops: Vec<&HopSeries> = self
@@ -87,6 +153,7 @@ impl Collector for Exposition {
                     .encode_counter::<NoLabelSet, _, u64>(&value(h), None)?;
             }
         }
+        self.encode_cpu(&mut enc)?;
         let hl = &self.health;
         {
             let mut m = enc.encode_descriptor(

@@ -17,6 +17,14 @@ fn expo() -> Exposition {
             pod: "reviews-v2-7c9f".into(),
             workload: "reviews-v2".into(),
         }],
+        cpu: vec![Some(crate::cpu::CpuReport {
+            cpu_seconds: 1.5,
+            user_seconds: 1.0,
+            system_seconds: 0.5,
+            rss_bytes: 52_428_800,
+            throttled_seconds: Some(0.25),
+            ..crate::cpu::CpuReport::default()
+        })],
         hops: vec![HopSeries {
             sidecar: 0,
             direction: Direction::Inbound,
@@ -65,6 +73,10 @@ fn prometheus_text_has_cumulative_buckets_sum_and_count_in_seconds() {
         "profiler_map_capacity{map=\"tracked\"} 4096".to_string(),
         "profiler_programs_attached{hook=\"raw tracepoint sk_data_ready\"} 1".to_string(),
         "profiler_sidecars_tracked 1".to_string(),
+        r#"sidecar_cpu_seconds_total{namespace="bookinfo",pod="reviews-v2-7c9f",workload="reviews-v2",mode="user"} 1.0"#.to_string(),
+        r#"sidecar_cpu_seconds_total{namespace="bookinfo",pod="reviews-v2-7c9f",workload="reviews-v2",mode="system"} 0.5"#.to_string(),
+        r#"sidecar_memory_rss_bytes{namespace="bookinfo",pod="reviews-v2-7c9f",workload="reviews-v2"} 52428800"#.to_string(),
+        r#"sidecar_cpu_throttled_seconds_total{namespace="bookinfo",pod="reviews-v2-7c9f",workload="reviews-v2"} 0.25"#.to_string(),
         "profiler_build_info{version=\"0.1.0\",hook_set=\"tracepoints\",kernel=\"6.12.0\"} 1"
             .to_string(),
     ] {

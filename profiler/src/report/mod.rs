@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::{
     classify::{Direction, Leg},
     collect::Session,
+    cpu::CpuReport,
     histogram::Percentiles,
 };
 
@@ -28,6 +29,8 @@ pub struct SidecarReport {
     pub pod: Option<String>,
     pub namespace: Option<String>,
     pub hops: Vec<Hop>,
+    /// CPU and memory over the capture (see README).
+    pub cpu: Option<CpuReport>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -44,6 +47,30 @@ pub struct Snapshot {
     pub reads_without_arrival: u64,
 }
 
+/// One line of a sidecar's CPU and memory for the table.
+fn cpu_line(c: &CpuReport) -> String {
+    let per_1k = c
+        .vcpu_per_1k_rps
+        .map_or("-".to_string(), |v| format!("{v:.3}"));
+    let throttled = match (c.throttled_seconds, c.limit_cores) {
+        (Some(t), Some(l)) => format!(", limit {l:.2} cores, throttled {t:.3} s"),
+        (Some(t), None) => format!(", throttled {t:.3} s"),
+        _ => String::new(),
+    };
+    format!(
+        "  cpu {:.3} s (user {:.3}, system {:.3}), {per_1k} vCPU per 1k requests/s, \
+         run-queue wait {:.3} s, rss {:.1} MB, {} threads, {} context switches{throttled}{}\n",
+        c.cpu_seconds,
+        c.user_seconds,
+        c.system_seconds,
+        c.runqueue_wait_seconds,
+        c.rss_bytes as f64 / 1e6,
+        c.threads,
+        c.context_switches,
+        if c.restarted { " (restarted)" } else { "" }
+    )
+}
+
 impl Snapshot {
     pub fn from_session(s: &Session, duration_s: f64) -> Snapshot {
         let pairing = s.agg.pairing.counts();
@@ -57,6 +84,17 @@ impl Snapshot {
                 comm: sc.comm.clone(),
                 pod: sc.pod.clone(),
                 namespace: sc.namespace.clone(),
+                cpu: s.agg.cpu.get(i).and_then(|w| {
+                    let requests = s
+                        .agg
+                        .hops
+                        .by_key
+                        .iter()
+                        .filter(|((idx, _, l), _)| *idx == i as u32 && *l == Leg::Request)
+                        .map(|(_, h)| h.forwards)
+                        .sum();
+                    w.report(requests)
+                }),
                 hops: s
                     .agg
                     .hops
@@ -115,6 +153,9 @@ impl Snapshot {
                 _ => "(no pod)".into(),
             };
             out.push_str(&format!("\n{who}  pid {} {}\n", sc.pid, sc.comm));
+            if let Some(c) = &sc.cpu {
+                out.push_str(&cpu_line(c));
+            }
             if sc.hops.is_empty() {
                 out.push_str("  no forwards\n");
                 continue;

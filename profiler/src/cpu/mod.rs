@@ -1,0 +1,11 @@
+//! Where a sidecar's CPU and memory are sampled and summed over a capture:
+//! /proc parsing (`proc.rs`), the container's cgroup v1 or v2 accounting
+//! and limit (`cgroup.rs`), a sample (`sample.rs`), the sum over a window
+//! (`window.rs`).
+pub mod cgroup;
+pub mod proc;
+pub mod sample;
+pub mod window;
+
+pub use sample::{Sample, Sampler};
+pub use window::{CpuReport, Window};

@@ -1,0 +1,204 @@
+//! A sidecar's CPU and memory over a capture, from its samples (pure): run
+//! time of every process between consecutive samples, split into user and
+//! system by its ticks in that interval; the container's throttling; a
+//! restart, when a process of the first sample is gone or a new one came.
+use serde::Serialize;
+
+use super::sample::{ProcSample, Sample};
+
+/// The sums over a capture, added interval by interval so that every
+/// figure only grows (the daemon exports them as counters).
+#[derive(Clone, Debug, Default)]
+pub struct Window {
+    /// The latest sample of each process seen.
+    procs: Vec<ProcSample>,
+    first: Option<Sample>,
+    last: Option<Sample>,
+    run_s: f64,
+    user_s: f64,
+    system_s: f64,
+    wait_s: f64,
+    ctx_switches: u64,
+    samples: u32,
+    restarted: bool,
+}
+
+/// What the snapshot reports per sidecar (the JSON `cpu` block).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct CpuReport {
+    /// Run time of the sidecar's processes over the capture (schedstat, ns
+    /// summed over threads), and its split by their user/system ticks.
+    pub cpu_seconds: f64,
+    pub user_seconds: f64,
+    pub system_seconds: f64,
+    /// cpu_seconds per 1000 requests forwarded (request legs, both
+    /// directions): vCPU at 1000 requests/s.
+    pub vcpu_per_1k_rps: Option<f64>,
+    /// Time its threads waited runnable on a run queue (schedstat).
+    pub runqueue_wait_seconds: f64,
+    pub rss_bytes: u64,
+    pub threads: u64,
+    pub context_switches: u64,
+    /// The container's CFS throttling over the capture, and its limit.
+    pub throttled_seconds: Option<f64>,
+    pub throttled_periods: Option<u64>,
+    pub limit_cores: Option<f64>,
+    /// A process of the sidecar ended or started during the capture; each
+    /// process counts from its first sample to its last, once.
+    pub restarted: bool,
+    pub samples: u32,
+}
+
+impl Window {
+    pub fn add(&mut self, s: Sample) {
+        let key = |p: &ProcSample| (p.pid, p.start_time);
+        if let Some(first) = &self.first {
+            let gone = first
+                .procs
+                .iter()
+                .any(|f| !s.procs.iter().any(|p| key(p) == key(f)));
+            let new = s
+                .procs
+                .iter()
+                .any(|p| !first.procs.iter().any(|f| key(f) == key(p)));
+            self.restarted |= gone || new;
+        }
+        for p in &s.procs {
+            match self.procs.iter_mut().find(|q| key(q) == key(p)) {
+                Some(prev) => {
+                    let run = p.run_ns.saturating_sub(prev.run_ns) as f64 / 1e9;
+                    let u = p.utime_ticks.saturating_sub(prev.utime_ticks);
+                    let k = p.stime_ticks.saturating_sub(prev.stime_ticks);
+                    // Ticks only split the ns figure; with none, it is user's.
+                    let user_share = if u + k == 0 {
+                        1.0
+                    } else {
+                        u as f64 / (u + k) as f64
+                    };
+                    self.run_s += run;
+                    self.user_s += run * user_share;
+                    self.system_s += run * (1.0 - user_share);
+                    self.wait_s += p.wait_ns.saturating_sub(prev.wait_ns) as f64 / 1e9;
+                    self.ctx_switches += p.ctx_switches.saturating_sub(prev.ctx_switches);
+                    *prev = *p;
+                }
+                None => self.procs.push(*p),
+            }
+        }
+        // Processes gone for good are forgotten (their time stays counted).
+        self.procs
+            .retain(|q| s.procs.iter().any(|p| key(p) == key(q)));
+        if self.first.is_none() {
+            self.first = Some(s.clone());
+        }
+        self.last = Some(s);
+        self.samples = self.samples.saturating_add(1);
+    }
+
+    /// The report, `requests` being the request-leg forwards meanwhile.
+    pub fn report(&self, requests: u64) -> Option<CpuReport> {
+        let (first, last) = (self.first.as_ref()?, self.last.as_ref()?);
+        let mut r = CpuReport {
+            restarted: self.restarted,
+            samples: self.samples,
+            ..CpuReport::default()
+        };
+        r.cpu_seconds = self.run_s;
+        r.user_seconds = self.user_s;
+        r.system_seconds = self.system_s;
+        r.runqueue_wait_seconds = self.wait_s;
+        r.context_switches = self.ctx_switches;
+        for p in &last.procs {
+            r.rss_bytes += p.rss_bytes;
+            r.threads += p.threads;
+        }
+        r.vcpu_per_1k_rps = (requests > 0).then(|| r.cpu_seconds * 1000.0 / requests as f64);
+        if let (Some(a), Some(b)) = (&first.cgroup, &last.cgroup) {
+            r.throttled_seconds = Some(b.throttled_ns.saturating_sub(a.throttled_ns) as f64 / 1e9);
+            r.throttled_periods = Some(b.throttled_periods.saturating_sub(a.throttled_periods));
+            r.limit_cores = b.limit_cores;
+        }
+        Some(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::cpu::cgroup::CgroupCpu;
+
+    fn proc(pid: u32, run_ms: u64, u: u64, s: u64) -> ProcSample {
+        ProcSample {
+            pid,
+            start_time: 100 + u64::from(pid),
+            run_ns: run_ms * 1_000_000,
+            wait_ns: run_ms * 100_000,
+            utime_ticks: u,
+            stime_ticks: s,
+            threads: 2,
+            rss_bytes: 1 << 20,
+            ctx_switches: run_ms,
+        }
+    }
+
+    fn sample(procs: Vec<ProcSample>, throttled_ms: u64) -> Sample {
+        Sample {
+            at: Instant::now(),
+            procs,
+            cgroup: Some(CgroupCpu {
+                throttled_ns: throttled_ms * 1_000_000,
+                throttled_periods: throttled_ms / 10,
+                limit_cores: Some(0.1),
+                ..CgroupCpu::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn run_time_split_by_ticks_and_per_1k_requests() {
+        let mut w = Window::default();
+        w.add(sample(vec![proc(10, 1000, 50, 10)], 0));
+        w.add(sample(vec![proc(10, 1400, 80, 20)], 0));
+        w.add(sample(vec![proc(10, 1600, 90, 30)], 300));
+        let r = w.report(2000).expect("a report");
+        assert!((r.cpu_seconds - 0.6).abs() < 1e-9, "{r:?}");
+        assert!((r.user_seconds - 0.4).abs() < 1e-9, "{r:?}");
+        assert!((r.system_seconds - 0.2).abs() < 1e-9, "{r:?}");
+        assert!(
+            r.vcpu_per_1k_rps.is_some_and(|v| (v - 0.3).abs() < 1e-9),
+            "{r:?}"
+        );
+        assert_eq!(r.throttled_seconds, Some(0.3));
+        assert_eq!(r.throttled_periods, Some(30));
+        assert_eq!(r.limit_cores, Some(0.1));
+        assert!(!r.restarted);
+        assert_eq!(r.samples, 3);
+    }
+
+    #[test]
+    fn a_restart_is_followed_and_counted_once() {
+        let mut w = Window::default();
+        // The proxy (pid 20) is killed and a new one (pid 21) starts.
+        w.add(sample(vec![proc(20, 1000, 10, 0)], 0));
+        w.add(sample(vec![proc(20, 1300, 13, 0)], 0));
+        w.add(sample(vec![proc(21, 50, 1, 0)], 0));
+        w.add(sample(vec![proc(21, 250, 3, 0)], 0));
+        let r = w.report(0).expect("a report");
+        // 300 ms of the old process and 200 ms of the new one; nothing twice.
+        assert!((r.cpu_seconds - 0.5).abs() < 1e-9, "{r:?}");
+        assert!(r.restarted);
+        assert_eq!(r.vcpu_per_1k_rps, None);
+        // Every figure only grows from one sample to the next (counters).
+        let mut w = Window::default();
+        let mut seen = 0.0;
+        for (run, u, s) in [(100, 10, 0), (200, 10, 10), (250, 20, 10), (900, 20, 90)] {
+            w.add(sample(vec![proc(30, run, u, s)], 0));
+            let r = w.report(0).expect("a report");
+            assert!(r.user_seconds >= seen, "{r:?}");
+            seen = r.user_seconds;
+        }
+        assert_eq!(Window::default().report(1), None);
+    }
+}
