@@ -22,3 +22,21 @@ pub fn up(cfg: &MeshConfig) -> Mesh {
     crate::require_root();
     Mesh::up(cfg).unwrap_or_else(|e| panic!("building the mesh failed: {e}"))
 }
+
+/// The proxy process of a pod: the child of its pilot-agent.
+pub fn proxy_pid(pod: &meshbox::Pod) -> Option<u32> {
+    let comm = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map(|c| c.trim().to_string())
+            .unwrap_or_default()
+    };
+    let ppid = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| profiler::discovery::procinfo::parse_stat(&s))
+            .map(|(pp, _)| pp)
+    };
+    pod.pids()
+        .into_iter()
+        .find(|&p| ppid(p).is_some_and(|pp| comm(pp) == "pilot-agent"))
+}

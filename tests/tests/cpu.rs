@@ -133,3 +133,46 @@ fn a_cpu_quota_shows_as_throttled_time() {
         snap.duration_s
     );
 }
+
+/// A proxy killed mid-snapshot and restarted by its agent: the snapshot
+/// follows the new process, says the sidecar restarted, and counts no time
+/// twice (at most the container cgroup's own reading over a wider window).
+#[test]
+fn a_proxy_restarting_mid_snapshot_is_followed_and_counted_once() {
+    let m = mesh::up(&mesh::config(SidecarKind::DelayProxy));
+    let server_pid = m.server.sidecar_pid().expect("the server's sidecar");
+    let before = container_usage_ns(server_pid);
+    let old = mesh::proxy_pid(&m.server).expect("the server's proxy");
+    let (snap, load) = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_secs(2));
+            // SAFETY: a process of the test mesh this test built.
+            unsafe { libc::kill(old as i32, libc::SIGKILL) };
+        });
+        profile_under_load(
+            &m,
+            LoadSpec {
+                generator: LoadGen::Oha,
+                duration: Duration::from_secs(6),
+                connections: 2,
+                rate: Some(200),
+                streams: 1,
+            },
+        )
+    });
+    let used_s = (container_usage_ns(server_pid) - before) as f64 / 1e9;
+    let new = mesh::proxy_pid(&m.server).expect("the restarted proxy");
+    assert_ne!(new, old, "the proxy was not restarted");
+    let cpu = sidecar(&snap, "server-").cpu.clone().expect("a cpu block");
+    eprintln!(
+        "server proxy {old} killed, {new} started; {} requests; snapshot {:.4} s, container cgroup {used_s:.4} s: {cpu:?}",
+        load.completed, cpu.cpu_seconds
+    );
+    assert!(cpu.restarted, "{cpu:?}");
+    assert!(cpu.cpu_seconds > 0.0, "{cpu:?}");
+    assert!(
+        cpu.cpu_seconds <= used_s * 1.05,
+        "{:.4} s counted, the container used {used_s:.4} s",
+        cpu.cpu_seconds
+    );
+}

@@ -430,24 +430,6 @@ fn promtool_check_metrics(text: &str) -> String {
     }
 }
 
-/// The proxy process of a pod: the child of its pilot-agent.
-fn proxy_pid(pod: &meshbox::Pod) -> Option<u32> {
-    let comm = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .map(|c| c.trim().to_string())
-            .unwrap_or_default()
-    };
-    let ppid = |pid: u32| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|s| profiler::discovery::procinfo::parse_stat(&s))
-            .map(|(pp, _)| pp)
-    };
-    pod.pids()
-        .into_iter()
-        .find(|&p| ppid(p).is_some_and(|pp| comm(pp) == "pilot-agent"))
-}
-
 #[test]
 fn counters_survive_a_sidecar_restart() {
     require_root();
@@ -489,12 +471,12 @@ fn counters_survive_a_sidecar_restart() {
         "{key}: {before:?}"
     );
     // The server's proxy crashes; its agent starts a new one.
-    let old = proxy_pid(&m.server).expect("the server's proxy");
+    let old = mesh::proxy_pid(&m.server).expect("the server's proxy");
     // SAFETY: a process of the test mesh this test built.
     unsafe { libc::kill(old as i32, libc::SIGKILL) };
     let t0 = Instant::now();
     let new = loop {
-        if let Some(p) = proxy_pid(&m.server).filter(|&p| p != old) {
+        if let Some(p) = mesh::proxy_pid(&m.server).filter(|&p| p != old) {
             break p;
         }
         assert!(

@@ -2,13 +2,15 @@
 //! of the fixture's inbound hop against the fixture's own. Counts within 1%;
 //! arrivals seen; process p50 and p99 between two clocks of the fixture's,
 //! with the host tests' slack (3% or 50 µs at p50, 5% or 100 µs at p99):
-//! no more than its read-return-to-write-return time, no less than its
+//! no more than its read-return-to-write-return time (plus a read's return
+//! path on this machine, its clock floor), no less than its
 //! read-return-to-write-call time. The profiler's clock stops inside the
 //! write, so it must fall between the two; on real hardware they are µs
 //! apart, under software emulation the write call spans hundreds of µs.
 use profiler::report::Hop;
 use serde::Serialize;
 
+use super::floor::Floor;
 use crate::delay_proxy::LegStats;
 
 /// One leg of the inbound hop, ours beside the fixture's.
@@ -30,8 +32,10 @@ pub struct LegFigures {
 /// What a leg is held to.
 #[derive(Clone, Copy, Debug)]
 pub enum Reference<'a> {
-    /// The fixture's own account of the leg.
-    Fixture(Option<&'a LegStats>),
+    /// The fixture's own account of the leg, and this machine's clock
+    /// floor: the profiler's clock starts inside the read, so it may start
+    /// earlier than the fixture's by the read's return path.
+    Fixture(Option<&'a LegStats>, Floor),
     /// Requests completed through a proxy that keeps no account: counts
     /// only (one forward per request), its time is reported, not judged.
     Requests(u64),
@@ -44,8 +48,8 @@ pub fn judge_leg(
     reference: Reference,
 ) -> (LegFigures, Vec<String>) {
     let mut problems = Vec::new();
-    let truth = match reference {
-        Reference::Fixture(t) => t,
+    let (truth, floor) = match reference {
+        Reference::Fixture(t, floor) => (t, floor),
         Reference::Requests(n) => return judge_counts(leg, ours, n),
     };
     let Some(t) = truth.filter(|t| t.forwards > 0) else {
@@ -92,13 +96,14 @@ pub fn judge_leg(
             off * 100.0
         ));
     }
-    for (q, ours, lo, hi, slack) in [
+    for (q, ours, lo, hi, slack, read_tail) in [
         (
             "p50",
             f.process_p50_us,
             f.fixture_before_write_p50_us,
             f.fixture_p50_us,
             (0.03 * f.fixture_p50_us).max(50.0),
+            floor.read_p50_us,
         ),
         (
             "p99",
@@ -106,12 +111,13 @@ pub fn judge_leg(
             f.fixture_before_write_p99_us,
             f.fixture_p99_us,
             (0.05 * f.fixture_p99_us).max(100.0),
+            floor.read_p99_us,
         ),
     ] {
-        if ours > hi + slack {
+        if ours > hi + slack + read_tail {
             problems.push(format!(
                 "{leg}: process {q} {ours:.1} µs above the fixture's read-to-write-return \
-                 {hi:.1} by {:.1} (slack {slack:.1})",
+                 {hi:.1} by {:.1} (slack {slack:.1}, and {read_tail:.1} for a read's return)",
                 ours - hi
             ));
         }
@@ -204,7 +210,7 @@ mod tests {
         let (f, problems) = judge_leg(
             "request",
             Some(&hop(995, 1010.0, 1090.0, 12.0)),
-            Reference::Fixture(Some(&truth(1000, 1000.0, 1100.0))),
+            Reference::Fixture(Some(&truth(1000, 1000.0, 1100.0)), Floor::default()),
         );
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(f.fixture_forwards, 1000);
@@ -217,7 +223,7 @@ mod tests {
         let (_, p) = judge_leg(
             "request",
             Some(&hop(1000, 1880.0, 3900.0, 5.0)),
-            Reference::Fixture(Some(&t)),
+            Reference::Fixture(Some(&t), Floor::default()),
         );
         assert!(p.is_empty(), "{p:?}");
         let cases = [
@@ -229,18 +235,26 @@ mod tests {
             (hop(1000, 2000.0, 4000.0, 0.0), "arrivals"),
         ];
         for (h, want) in cases {
-            let (_, problems) = judge_leg("response", Some(&h), Reference::Fixture(Some(&t)));
+            let (_, problems) = judge_leg(
+                "response",
+                Some(&h),
+                Reference::Fixture(Some(&t), Floor::default()),
+            );
             assert!(
                 problems.len() == 1 && problems[0].contains(want),
                 "{want}: {problems:?}"
             );
         }
-        let (_, p) = judge_leg("response", None, Reference::Fixture(Some(&t)));
+        let (_, p) = judge_leg(
+            "response",
+            None,
+            Reference::Fixture(Some(&t), Floor::default()),
+        );
         assert!(p[0].contains("saw no forward"), "{p:?}");
         let (_, p) = judge_leg(
             "response",
             Some(&hop(1, 1.0, 1.0, 1.0)),
-            Reference::Fixture(None),
+            Reference::Fixture(None, Floor::default()),
         );
         assert!(p[0].contains("fixture forwarded nothing"), "{p:?}");
     }
