@@ -72,17 +72,14 @@ impl Daemon {
     /// threads' on-CPU ns from /proc/<pid>/task/*/schedstat: utime and
     /// stime tick at 10 ms, 0.07% of a core over 15 s, too coarse here.
     fn stat(&self) -> Result<(f64, u64, u64), BoxError> {
-        let pid = self.child.id();
-        let mut ns = 0u64;
-        for t in std::fs::read_dir(format!("/proc/{pid}/task"))?.flatten() {
-            let text = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
-            ns += text
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-        let status = procfs::process::Process::new(pid as i32)?.status()?;
+        let p = procfs::process::Process::new(self.child.id() as i32)?;
+        let ns: u64 = p
+            .tasks()?
+            .flatten()
+            .filter_map(|t| t.schedstat().ok())
+            .map(|s| s.sum_exec_runtime)
+            .sum();
+        let status = p.status()?;
         Ok((
             ns as f64 * 1e-9,
             status.vmrss.unwrap_or(0),

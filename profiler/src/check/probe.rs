@@ -242,34 +242,29 @@ fn hooks(btf: Option<&Btf>) -> HookProbes {
             error,
         });
     }
-    for set in HookSet::PREFERENCE {
-        for hook in set.hooks() {
-            if let Ok(insns) = tries.try_hook(*hook)
-                && !out.programs.iter().any(|p| p.program == hook.program)
-            {
-                out.programs.push(ProgramProbe {
-                    program: hook.program.to_string(),
-                    hook: hook.describe(),
-                    verified_insns: insns,
-                });
-            }
+    // Each real hook once, in preference order (every set shares
+    // inet_sock_set_state): what the verifier processed of each that
+    // attached, and a line per tracepoint.
+    let mut real: Vec<Hook> = Vec::new();
+    for hook in HookSet::PREFERENCE.iter().flat_map(|s| s.hooks()) {
+        if !real.contains(hook) {
+            real.push(*hook);
         }
     }
-    let real: Vec<_> = tries
-        .done
-        .iter()
-        .filter(|(h, _)| !h.program.starts_with("probe_"))
-        .cloned()
-        .collect();
-    for (hook, r) in &real {
-        if !not_a_tracepoint(hook) {
+    for hook in real {
+        let r = tries.try_hook(hook);
+        if let Ok(insns) = r {
+            out.programs.push(ProgramProbe {
+                program: hook.program.to_string(),
+                hook: hook.describe(),
+                verified_insns: insns,
+            });
+        }
+        if !not_a_tracepoint(&hook) {
             out.findings.push(finding(
                 hook.describe(),
                 r.is_ok(),
-                r.as_ref()
-                    .err()
-                    .cloned()
-                    .unwrap_or_else(|| "attached".into()),
+                r.err().unwrap_or_else(|| "attached".into()),
             ));
         }
     }

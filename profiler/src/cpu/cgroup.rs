@@ -10,7 +10,6 @@ use crate::kernel::cgroup_cpu::CpuAccounting;
 /// Cumulative CFS figures of one cgroup, and its limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct CgroupCpu {
-    pub periods: u64,
     pub throttled_periods: u64,
     pub throttled_ns: u64,
     /// The CPU limit in cores (quota / period); None when unlimited.
@@ -28,7 +27,6 @@ fn stat_value(text: &str, key: &str) -> Option<u64> {
 /// v2 cpu.stat and cpu.max ("max 100000" or "20000 100000").
 pub fn parse_v2(stat: &str, max: Option<&str>) -> Option<CgroupCpu> {
     Some(CgroupCpu {
-        periods: stat_value(stat, "nr_periods")?,
         throttled_periods: stat_value(stat, "nr_throttled")?,
         throttled_ns: stat_value(stat, "throttled_usec")? * 1000,
         limit_cores: max.and_then(|m| {
@@ -43,7 +41,6 @@ pub fn parse_v2(stat: &str, max: Option<&str>) -> Option<CgroupCpu> {
 /// v1 cpu.stat, and the CFS quota and period (quota -1: unlimited).
 pub fn parse_v1(stat: &str, quota_period: Option<(&str, &str)>) -> Option<CgroupCpu> {
     Some(CgroupCpu {
-        periods: stat_value(stat, "nr_periods")?,
         throttled_periods: stat_value(stat, "nr_throttled")?,
         throttled_ns: stat_value(stat, "throttled_time")?,
         limit_cores: quota_period.and_then(|(q, p)| {
@@ -99,10 +96,7 @@ mod tests {
         let stat = "usage_usec 5000\nuser_usec 3000\nsystem_usec 2000\n\
                     nr_periods 40\nnr_throttled 12\nthrottled_usec 90000\n";
         let c = parse_v2(stat, Some("10000 100000\n")).expect("parsed");
-        assert_eq!(
-            (c.periods, c.throttled_periods, c.throttled_ns),
-            (40, 12, 90_000_000)
-        );
+        assert_eq!((c.throttled_periods, c.throttled_ns), (12, 90_000_000));
         assert_eq!(c.limit_cores, Some(0.1));
         assert_eq!(
             parse_v2(stat, Some("max 100000"))
@@ -110,7 +104,7 @@ mod tests {
                 .limit_cores,
             None
         );
-        assert_eq!(parse_v2("nr_periods 1\n", None), None);
+        assert_eq!(parse_v2("nr_throttled 1\n", None), None);
     }
 
     #[test]
@@ -121,7 +115,7 @@ mod tests {
         assert_eq!(c.limit_cores, Some(0.2));
         let unlimited = parse_v1(stat, Some(("-1", "100000"))).expect("parsed");
         assert_eq!(unlimited.limit_cores, None);
-        assert_eq!(parse_v1("nr_periods 1\n", None), None);
+        assert_eq!(parse_v1("nr_throttled 1\n", None), None);
     }
 
     #[test]

@@ -28,10 +28,7 @@ pub struct Stat {
 }
 
 pub fn parse_stat(text: &str) -> Option<Stat> {
-    let rest = &text[text.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state).
-    let field = |n: usize| f.get(n - 3)?.parse::<u64>().ok();
+    let field = |n| crate::discovery::procinfo::stat_field::<u64>(text, n);
     Some(Stat {
         utime_ticks: field(14)?,
         stime_ticks: field(15)?,

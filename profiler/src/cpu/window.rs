@@ -99,15 +99,15 @@ impl Window {
     pub fn report(&self, requests: u64) -> Option<CpuReport> {
         let (first, last) = (self.first.as_ref()?, self.last.as_ref()?);
         let mut r = CpuReport {
+            cpu_seconds: self.run_s,
+            user_seconds: self.user_s,
+            system_seconds: self.system_s,
+            runqueue_wait_seconds: self.wait_s,
+            context_switches: self.ctx_switches,
             restarted: self.restarted,
             samples: self.samples,
             ..CpuReport::default()
         };
-        r.cpu_seconds = self.run_s;
-        r.user_seconds = self.user_s;
-        r.system_seconds = self.system_s;
-        r.runqueue_wait_seconds = self.wait_s;
-        r.context_switches = self.ctx_switches;
         for p in &last.procs {
             r.rss_bytes += p.rss_bytes;
             r.threads += p.threads;
@@ -124,8 +124,6 @@ impl Window {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
     use crate::cpu::cgroup::CgroupCpu;
 
@@ -145,13 +143,11 @@ mod tests {
 
     fn sample(procs: Vec<ProcSample>, throttled_ms: u64) -> Sample {
         Sample {
-            at: Instant::now(),
             procs,
             cgroup: Some(CgroupCpu {
                 throttled_ns: throttled_ms * 1_000_000,
                 throttled_periods: throttled_ms / 10,
                 limit_cores: Some(0.1),
-                ..CgroupCpu::default()
             }),
         }
     }

@@ -20,13 +20,18 @@ pub struct ProcInfo {
     pub env_workload: Option<String>,
 }
 
-/// (ppid, start_time) from the text of /proc/<pid>/stat; comm may hold spaces
-/// and parentheses, so fields are counted after the last ')'.
+/// Field `n` (numbered from 1, as proc(5) does) of the text of
+/// /proc/<pid>/stat, as a number. comm (field 2) may hold spaces and
+/// parentheses, so fields are counted after the last ')'.
+pub fn stat_field<T: std::str::FromStr>(stat: &str, n: usize) -> Option<T> {
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    // rest starts at field 3 (state).
+    rest.split_whitespace().nth(n.checked_sub(3)?)?.parse().ok()
+}
+
+/// (ppid, start_time) from the text of /proc/<pid>/stat (fields 4 and 22).
 pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state): ppid is field 4, starttime field 22.
-    Some((f.get(1)?.parse().ok()?, f.get(19)?.parse().ok()?))
+    Some((stat_field(stat, 4)?, stat_field(stat, 22)?))
 }
 
 pub fn parse_uid(status: &str) -> Option<u32> {
