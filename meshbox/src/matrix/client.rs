@@ -57,15 +57,16 @@ fn one_connection(addr: SocketAddr, requests: u64) -> Result<u64, String> {
     Ok(done)
 }
 
-const STAGGER_MS: u64 = 20;
-
-/// Requests completed over all connections, or the first error.
+/// Requests completed over all connections, or the first error. Every
+/// connection starts at once: the event-loop fixture then reads many new
+/// connections' first requests in one turn before it connects upstreams.
 pub fn run(addr: SocketAddr, conns: usize, per_conn: u64) -> Result<u64, String> {
+    let start = std::sync::Barrier::new(conns);
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..conns)
-            .map(|i| {
-                s.spawn(move || {
-                    std::thread::sleep(Duration::from_millis(i as u64 * STAGGER_MS));
+            .map(|_| {
+                s.spawn(|| {
+                    start.wait();
                     one_connection(addr, per_conn)
                 })
             })

@@ -27,9 +27,12 @@
 //!    of `T` not in a live pair with another socket. A socket whose data the proxy both answered
 //!    itself and forwarded is multiplexed too (HTTP/2's own frames beside
 //!    the streams).
-//! 3. Otherwise, when `W` is a new connection that `T` connected right
-//!    after reading a new connection's first data (an HTTP proxy connects
-//!    upstream for the request it just read), that data. Else the *free*
+//! 3. Otherwise, when `W` is a new connection that `T` connected for a new
+//!    connection's first data, that data: `T` read such data from as many
+//!    new connections as it then connected (an event loop that reads every
+//!    ready socket, then connects upstreams in the same order), or it
+//!    connected once right after reading it (an HTTP proxy connects
+//!    upstream for the request it just read). Else the *free*
 //!    candidates of `T` (not in a live pair with a third socket): exactly
 //!    one decides.
 //! 4. No free one but exactly one candidate: it (an HTTP/1.1 pool pairs a

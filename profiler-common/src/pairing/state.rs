@@ -24,14 +24,31 @@ pub const IDLE_GAP_NS: u64 = 1_000_000;
 const THREADS_MAX: usize = 1 << 16;
 /// Processes with a list of pending sockets; past this, empty lists go.
 const PROCESSES_MAX: usize = 4096;
+/// New connections' first reads, and connects, followed in one run.
+const RUN_MAX: usize = 256;
 
 /// A thread's current burst of work.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Burst {
     start_ns: u64,
     last_ns: u64,
     /// The socket its last read or write read, if it was a read.
     last_read: Option<u64>,
+    run: ConnectRun,
+}
+
+/// The reads of new connections' first data a thread made since its last
+/// write, and the connects that followed them. An event loop that reads
+/// every ready socket before it connects an upstream for each new one
+/// connects in the order it read: with as many connects as such reads, the
+/// n-th connect is for the n-th read. With one connect and more such reads
+/// (the others went to pooled connections), a connect right after a new
+/// connection's first data is for that data, as an HTTP proxy connects
+/// upstream for the request it just read.
+#[derive(Clone, Debug, Default)]
+struct ConnectRun {
+    fresh: Vec<u64>,
+    connects: Vec<u64>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -130,7 +147,28 @@ impl Pairing {
         }
         b.last_ns = b.last_ns.max(at_ns);
         b.last_read = read;
+        if read.is_none() {
+            b.run.fresh.clear();
+            b.run.connects.clear();
+        }
         b.start_ns
+    }
+
+    /// Thread `tid` read `sk`; `fresh` when it is a new connection's first
+    /// data (no partner yet, nothing forwarded from it).
+    fn note_read(&mut self, tid: u32, sk: u64, fresh: bool) {
+        let Some(b) = self.threads.get_mut(&tid) else {
+            return;
+        };
+        let run = &mut b.run;
+        if !run.connects.is_empty() {
+            // Reads after connects: a new run.
+            run.fresh.clear();
+            run.connects.clear();
+        }
+        if fresh && run.fresh.len() < RUN_MAX && !run.fresh.contains(&sk) {
+            run.fresh.push(sk);
+        }
     }
 
     /// Whether a socket, or its partner, is multiplexed or answered by the
@@ -143,20 +181,45 @@ impl Pairing {
                 .is_some_and(shared)
     }
 
-    /// Thread `tid` started connecting socket `sk`. When the thread's last
-    /// read or write was a read of a new connection's first data, that data
-    /// is what the new connection is for.
+    /// Thread `tid` started connecting socket `sk`: decide, as far as the
+    /// thread's run of reads and connects allows, which new connection's
+    /// data it is for (see [`ConnectRun`]).
     pub fn on_connect(&mut self, tid: u32, sk: u64) {
-        let Some(src) = self.threads.get(&tid).and_then(|b| b.last_read) else {
+        let Some(b) = self.threads.get_mut(&tid) else {
             return;
         };
-        let fresh = self
-            .socks
-            .get(&src)
-            .is_some_and(|s| s.pending.is_some() && s.partner.is_none() && !s.forwarded_from);
-        if fresh {
-            let tgid = self.socks.get(&src).map_or(0, |s| s.tgid);
-            self.sock(sk, tgid, Role::Unknown).connected_for = Some(src);
+        if b.run.connects.len() >= RUN_MAX {
+            return;
+        }
+        b.run.connects.push(sk);
+        let (fresh, connects) = (b.run.fresh.clone(), b.run.connects.clone());
+        let last_read = b.last_read;
+        let causes: Vec<(u64, Option<u64>)> = if connects.len() == fresh.len() {
+            connects
+                .iter()
+                .copied()
+                .zip(fresh.iter().copied().map(Some))
+                .collect()
+        } else if connects.len() == 1 {
+            // Right after a new connection's first data: that data.
+            let cause = last_read.filter(|r| fresh.last() == Some(r));
+            vec![(sk, cause)]
+        } else {
+            // More connects than new reads, or fewer so far: no order says.
+            connects.iter().map(|c| (*c, None)).collect()
+        };
+        for (c, cause) in causes {
+            let tgid = cause.and_then(|src| self.socks.get(&src)).map(|s| s.tgid);
+            match (cause, tgid) {
+                (Some(src), Some(tgid)) => {
+                    self.sock(c, tgid, Role::Unknown).connected_for = Some(src);
+                }
+                _ => {
+                    if let Some(s) = self.socks.get_mut(&c) {
+                        s.connected_for = None;
+                    }
+                }
+            }
         }
     }
 
@@ -166,6 +229,9 @@ impl Pairing {
         if !known {
             self.counts.reads_without_arrival += 1;
         }
+        let s = self.sock(r.sk, r.tgid, role);
+        let fresh = s.partner.is_none() && !s.forwarded_from;
+        self.note_read(r.tid, r.sk, fresh);
         let s = self.sock(r.sk, r.tgid, role);
         if let Some(p) = &mut s.pending {
             // Another piece: the clock restarts at its arrival.

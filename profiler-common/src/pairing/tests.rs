@@ -374,6 +374,69 @@ fn a_new_upstream_connected_for_the_request_just_read_decides() {
 }
 
 #[test]
+fn an_event_loop_reading_all_then_connecting_all_connects_in_read_order() {
+    // One turn reads three new connections' first requests (and a response
+    // on an older pair), then connects an upstream for each new one in the
+    // order read; the holds end in another order.
+    let s = Sim::run(&[
+        Read(7, D, 10, 1),
+        Write(7, U, 10, 2),
+        Read(7, D2, 10, 110),
+        Read(7, U, 50, 112),
+        Read(7, D3, 10, 115),
+        Read(7, 0xa3, 10, 118),
+        Connect(7, U2),
+        Connect(7, U3),
+        Connect(7, 0xb3),
+        Write(7, 0xb3, 12, 300),
+        Write(7, D, 50, 305),
+        Write(7, U2, 12, 310),
+        Write(7, U3, 12, 320),
+    ]);
+    let pairs: Vec<_> = s.times().iter().map(|t| (t.0, t.1)).collect();
+    assert_eq!(pairs, [(D, U), (0xa3, 0xb3), (U, D), (D2, U2), (D3, U3)]);
+    assert_eq!(s.counts().ambiguous, 0);
+    assert!(
+        s.forwards[1..]
+            .iter()
+            .filter(|f| f.dst_sk != D)
+            .all(|f| f.basis == Basis::Connect)
+    );
+    // A later turn: one new connection's first request, a response read
+    // after it, then its connect.
+    let later = Sim::run(&[
+        Read(7, D, 10, 1),
+        Write(7, U, 10, 2),
+        Read(7, D2, 10, 110),
+        Read(7, D3, 10, 112),
+        Connect(7, U2),
+        Connect(7, U3),
+        Read(7, 0xa3, 10, 200),
+        Read(7, U, 50, 205),
+        Connect(7, 0xb3),
+        Write(7, 0xb3, 12, 300),
+        Write(7, U3, 12, 305),
+        Write(7, U2, 12, 310),
+    ]);
+    let pairs: Vec<_> = later.times().iter().map(|t| (t.0, t.1)).collect();
+    assert_eq!(pairs, [(D, U), (0xa3, 0xb3), (D3, U3), (D2, U2)]);
+    assert_eq!(later.counts().ambiguous, 0);
+    // Fewer connects than new reads (one request went to a pooled
+    // connection): no order decides, and what is guessed is counted.
+    let pooled = Sim::run(&[
+        Read(7, D, 10, 110),
+        Read(7, D2, 10, 120),
+        Read(7, D3, 10, 130),
+        Connect(7, U),
+        Connect(7, U2),
+        Write(7, U2, 12, 300),
+        Write(7, U, 12, 310),
+    ]);
+    assert!(pooled.forwards.iter().all(|f| f.basis != Basis::Connect));
+    assert_eq!(pooled.counts().ambiguous, 2);
+}
+
+#[test]
 fn byte_counts_decide_for_a_transparent_proxy() {
     let s = Sim::run(&[
         Read(7, D, 10, 110),
