@@ -20,14 +20,54 @@ pub struct Io {
     pub kind: u32,
     pub tgid: u32,
     pub tid: u32,
-    pub _pad: u32,
+    /// What the read or write returned (a syscall moves less than 2 GiB).
+    pub bytes: u32,
     pub sk: u64,
     /// When the read or write returned (CLOCK_MONOTONIC ns).
     pub at_ns: u64,
     /// Reads: the last time data became readable on the socket before the
     /// read (0: none seen). Writes: 0.
     pub arrival_ns: u64,
-    pub bytes: u64,
+    /// The thread's scheduler account at `at_ns` ([`crate::sched::Mark`]):
+    /// cumulative runnable and blocked time, and the generation of its
+    /// following (0: not followed, no split).
+    pub runnable_ns: u64,
+    pub blocked_ns: u64,
+    pub sched_generation: u32,
+    /// Reads: how much of arrival to read the thread spent runnable (ns,
+    /// saturating).
+    pub queue_runnable_ns: u32,
+}
+
+impl Io {
+    /// The scheduler mark, when the thread was followed.
+    pub const fn mark(&self) -> Option<crate::sched::Mark> {
+        if self.sched_generation == 0 {
+            None
+        } else {
+            Some(crate::sched::Mark {
+                generation: self.sched_generation,
+                runnable_ns: self.runnable_ns,
+                blocked_ns: self.blocked_ns,
+            })
+        }
+    }
+}
+
+/// A followed proxy thread got a CPU after waiting `wait_ns` runnable
+/// (woken or preempted, then queued; throttling included).
+pub const KIND_RUNNABLE_WAIT: u32 = 7;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunnableWait {
+    pub kind: u32,
+    pub tgid: u32,
+    pub tid: u32,
+    pub _pad: u32,
+    /// When the wait ended (CLOCK_MONOTONIC ns).
+    pub at_ns: u64,
+    pub wait_ns: u64,
 }
 
 /// A proxy socket's endpoints (open, sent once per socket before any

@@ -8,6 +8,7 @@ pub mod maps;
 #[cfg(any(feature = "std", test))]
 pub mod pairing;
 pub mod ring;
+pub mod sched;
 pub mod slots;
 pub mod sock;
 

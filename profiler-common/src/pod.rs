@@ -13,3 +13,8 @@ unsafe impl aya::Pod for crate::sock::SockInfo {}
 unsafe impl aya::Pod for crate::ring::Record {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::ring::RingCtl {}
+
+// SAFETY: plain #[repr(C)] integers, valid for any bit pattern.
+unsafe impl aya::Pod for crate::sched::ThreadSched {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::sched::ThreadBits {}

@@ -8,7 +8,7 @@
 //! moving `tail`. Both maps are sized for the machine's CPUs when the object
 //! loads, and userspace writes each ring's size into its control block
 //! before any program is attached.
-use crate::events::{Io, SockEvent};
+use crate::events::{Io, RunnableWait, SockEvent};
 
 pub const RING: &str = "RING";
 pub const RING_CTL: &str = "RING_CTL";
@@ -54,6 +54,7 @@ pub struct Record {
 
 const _: () = assert!(size_of::<Io>() <= size_of::<Record>());
 const _: () = assert!(size_of::<SockEvent>() <= size_of::<Record>());
+const _: () = assert!(size_of::<RunnableWait>() <= size_of::<Record>());
 
 /// A CPU's ring positions. Positions only grow; slot = position mod
 /// `RING_SLOTS`. The kernel's fields and userspace's `tail` sit on separate

@@ -8,6 +8,7 @@ use profiler_common::{
         ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, PROXY_PORTS_MAX, TRACKED_MAX, filter,
     },
     ring::{BPF_F_MMAPABLE, RING_SLOTS_MIN, Record, RingCtl},
+    sched::{THREAD_SCHED_MAX, ThreadBits, ThreadSched},
     slots::{SOCK_SLOTS_LEN, SockSlot},
 };
 
@@ -41,6 +42,12 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS_L
 
 #[map(name = "ENTRY_ARGS")]
 pub static ENTRY_ARGS: HashMap<u32, u64> = HashMap::with_max_entries(ENTRY_ARGS_MAX, 0);
+
+#[map(name = "THREAD_FILTER")]
+pub static THREAD_FILTER: Array<ThreadBits> = Array::with_max_entries(1, 0);
+
+#[map(name = "THREAD_SCHED")]
+pub static THREAD_SCHED: HashMap<u32, ThreadSched> = HashMap::with_max_entries(THREAD_SCHED_MAX, 0);
 
 #[inline(always)]
 pub fn count(c: Counter) {

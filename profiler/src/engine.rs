@@ -10,7 +10,7 @@ use std::{sync::mpsc, thread::JoinHandle, time::Duration};
 use crate::{
     collect::{CollectError, Session},
     discovery::{Discovery, ProcInfo, Selector, Sidecar},
-    ebpf::HookSet,
+    ebpf::Hooks,
     kernel::cgroup_cpu::CpuAccounting,
 };
 
@@ -44,7 +44,13 @@ pub struct Engine {
     sampler: crate::cpu::Sampler,
     /// Snapshots also sample at their start and end (exact windows).
     detail: bool,
+    /// Discoveries taken, to prune ended threads every [`PRUNE_EVERY`].
+    passes: u64,
 }
+
+/// Every how many discoveries ended threads leave the scheduler's table
+/// (a syscall per thread followed: not every second).
+const PRUNE_EVERY: u64 = 10;
 
 /// One discovery pass: the sidecars, and a CPU and memory sample of each
 /// taken right after (every [`REFRESH_EVERY`], off the drain's thread).
@@ -67,14 +73,14 @@ impl Engine {
 
     /// Check privileges, discover sidecars (there may be none yet) and
     /// attach; `detail` keeps HDR histograms (a snapshot's percentiles)
-    /// and samples CPU at the start and end too; `hook_set` forces one set
-    /// (None: the first that attaches); sidecars' CPU and memory are
+    /// and samples CPU at the start and end too; `hooks` may force one set
+    /// and leave out the scheduler hooks; sidecars' CPU and memory are
     /// sampled every `cpu_every` (in whole discovery periods, at least one).
     pub fn start(
         selectors: Vec<Selector>,
         excluded_ports: Vec<u16>,
         detail: bool,
-        hook_set: Option<HookSet>,
+        hooks: Hooks,
         cpu_every: Duration,
     ) -> Result<Engine, EngineError> {
         if let Some(p) = missing_privilege() {
@@ -84,7 +90,7 @@ impl Engine {
         let mut discovery = Discovery::new(selectors);
         let sidecars = discovery.refresh();
         let seen = discovery.procs().cloned().collect();
-        let session = Session::start(sidecars.clone(), excluded_ports, detail, hook_set)?;
+        let session = Session::start(sidecars.clone(), excluded_ports, detail, hooks)?;
         let acc = crate::kernel::cgroup_cpu::detect().unwrap_or(CpuAccounting {
             v1_cpu: None,
             v1_cpuacct: None,
@@ -125,6 +131,7 @@ impl Engine {
             applied: sidecars,
             sampler: crate::cpu::Sampler::new(acc),
             detail,
+            passes: 0,
         };
         if detail {
             engine.sample_cpu();
@@ -148,6 +155,10 @@ impl Engine {
                 self.applied = latest.sidecars.clone();
             }
             self.session.agg.add_cpu(&latest.sidecars, latest.samples);
+            self.passes += 1;
+            if self.passes.is_multiple_of(PRUNE_EVERY) {
+                self.session.prune_threads();
+            }
         }
         Ok(())
     }

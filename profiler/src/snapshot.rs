@@ -6,7 +6,7 @@ use std::{
 
 use crate::{
     discovery::{self, Selector},
-    ebpf::HookSet,
+    ebpf::Hooks,
     engine::{Engine, EngineError},
     report::Snapshot,
 };
@@ -29,7 +29,7 @@ pub struct Options {
     pub excluded_ports: Vec<u16>,
     pub progress: bool,
     /// Force one hook set (None: the first that attaches here).
-    pub hook_set: Option<HookSet>,
+    pub hooks: Hooks,
 }
 
 /// Processes a user might have meant, for the "no sidecar matched" message.
@@ -68,7 +68,7 @@ pub fn start(opts: &Options) -> Result<Capture, SnapshotError> {
         opts.selectors.clone(),
         opts.excluded_ports.clone(),
         true,
-        opts.hook_set,
+        opts.hooks,
         SAMPLE_CPU_EVERY,
     )?;
     if engine.session.agg.sidecars.is_empty() {

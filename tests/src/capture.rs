@@ -16,7 +16,7 @@ pub fn istio(duration: Duration) -> snapshot::Options {
         selectors: vec![Selector::Istio],
         excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
         progress: false,
-        hook_set: None,
+        hooks: profiler::ebpf::Hooks::default(),
     }
 }
 

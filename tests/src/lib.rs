@@ -1,6 +1,7 @@
 //! Helpers shared by the privileged integration tests (root, BPF, namespaces).
 pub mod capture;
 pub mod container;
+pub mod contend;
 pub mod daemon;
 pub mod deploy;
 /// The HTTP client the tests and the bench share.

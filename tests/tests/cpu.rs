@@ -98,27 +98,29 @@ fn vcpu_per_1k_requests_matches_the_container_cgroup() {
 }
 
 /// A CPU limit of 10% of a core on the sidecar's container, at a load it
-/// cannot sustain: the snapshot reports the limit and throttled time. (The
+/// cannot sustain: the snapshot reports the limit and throttled time, and
+/// the time the proxy's threads waited throttled shows in the run-queue
+/// part of process time (and in queue time), not in its on-CPU part, which
+/// stays as it was at a load the sidecar sustains without the limit. (The
 /// container's cgroup goes with the mesh.)
 #[test]
-fn a_cpu_quota_shows_as_throttled_time() {
+fn a_cpu_quota_shows_as_throttled_time_and_run_queue_not_on_cpu() {
     let m = mesh::up(&mesh::config(SidecarKind::Nginx));
     let pid = m.client.sidecar_pid().expect("the client's sidecar");
     let dir = v1_cpu_dir(pid).unwrap_or_else(|| {
         panic!("no cgroup v1 cpu controller for pid {pid}: this test sets cpu.cfs_quota_us")
     });
+    let spec = |rate| LoadSpec {
+        generator: LoadGen::Oha,
+        duration: Duration::from_secs(5),
+        connections: 16,
+        rate,
+        streams: 1,
+    };
+    let (free, _) = profile_under_load(&m, spec(Some(400)));
     std::fs::write(format!("{dir}/cpu.cfs_period_us"), "100000").expect("set the CFS period");
     std::fs::write(format!("{dir}/cpu.cfs_quota_us"), "10000").expect("set a 10% quota");
-    let (snap, load) = profile_under_load(
-        &m,
-        LoadSpec {
-            generator: LoadGen::Oha,
-            duration: Duration::from_secs(5),
-            connections: 16,
-            rate: None,
-            streams: 1,
-        },
-    );
+    let (snap, load) = profile_under_load(&m, spec(None));
     let cpu = sidecar(&snap, "client-").cpu.clone().expect("a cpu block");
     eprintln!("10% quota, {} requests completed: {cpu:?}", load.completed);
     assert_eq!(cpu.limit_cores, Some(0.1), "{cpu:?}");
@@ -132,6 +134,59 @@ fn a_cpu_quota_shows_as_throttled_time() {
         "{cpu:?} over {} s",
         snap.duration_s
     );
+    let hop_of = |s| hop(sidecar(s, "client-"), Direction::Outbound, Leg::Request).clone();
+    let (before, after) = (hop_of(&free), hop_of(&snap));
+    eprintln!(
+        "client outbound request, unthrottled at 400 req/s -> 10% quota unthrottled load: \
+         process p99 {:.1} -> {:.1}, on cpu p99 {:.1} -> {:.1}, runqueue p99 {:.1} -> {:.1} \
+         (max {:.1} -> {:.1}), \
+         blocked p99 {:.1} -> {:.1}, queue p99 {:.1} -> {:.1} (of it runnable {:.1} -> {:.1}) \
+         us; run-queue waits {:?}",
+        before.process_us.p99,
+        after.process_us.p99,
+        before.on_cpu_us.p99,
+        after.on_cpu_us.p99,
+        before.runqueue_us.p99,
+        after.runqueue_us.p99,
+        before.runqueue_us.max,
+        after.runqueue_us.max,
+        before.blocked_us.p99,
+        after.blocked_us.p99,
+        before.queue_us.p99,
+        after.queue_us.p99,
+        before.queue_runqueue_us.p99,
+        after.queue_runqueue_us.p99,
+        cpu.runqueue_wait_us,
+    );
+    assert!(
+        after.split_forwards as f64 >= 0.99 * after.forwards as f64,
+        "{} of {} forwards split",
+        after.split_forwards,
+        after.forwards
+    );
+    // The kernel notices the quota is spent mostly when the proxy goes back
+    // to its event loop's wait (the dequeue updates the cgroup's runtime),
+    // so the stall falls between the next wake-up and the read: queue time,
+    // of which the reading thread was runnable. A stall inside a forward
+    // is rarer (a tick in a ~50 µs window); when it lands there it is
+    // run-queue time (a_quota_stall_inside_a_forward_is_run_queue_time).
+    // The data that arrived while the proxy was throttled waited runnable.
+    assert!(
+        after.queue_us.p99 > before.queue_us.p99 + 1000.0 && after.queue_runqueue_us.p99 > 1000.0,
+        "queue p99 {:.1} -> {:.1} us, of it runnable {:.1} us",
+        before.queue_us.p99,
+        after.queue_us.p99,
+        after.queue_runqueue_us.p99
+    );
+    // Throttling is never charged as the proxy's own work.
+    assert!(
+        after.on_cpu_us.p99 <= 1.25 * before.on_cpu_us.p99,
+        "on-CPU p99 rose from {:.1} to {:.1} us under the quota",
+        before.on_cpu_us.p99,
+        after.on_cpu_us.p99
+    );
+    let waits = cpu.runqueue_wait_us.expect("run-queue waits recorded");
+    assert!(waits.max > 1000.0, "{waits:?}");
 }
 
 /// A proxy killed mid-snapshot and restarted by its agent: the snapshot
@@ -175,4 +230,69 @@ fn a_proxy_restarting_mid_snapshot_is_followed_and_counted_once() {
         "{:.4} s counted, the container used {used_s:.4} s",
         cpu.cpu_seconds
     );
+}
+
+/// The same 10% quota on a proxy that works 1 ms per chunk (the fixture,
+/// spinning): the quota runs out inside forwards, and each stall is
+/// run-queue time of that forward; on-CPU time stays the fixture thread's
+/// own CPU time.
+#[test]
+fn a_quota_stall_inside_a_forward_is_run_queue_time() {
+    let mut cfg = mesh::config(SidecarKind::DelayProxy);
+    cfg.proxy_mode = meshbox::delay_proxy::ProxyMode::Spin;
+    cfg.proxy_delay = Duration::from_millis(1);
+    let m = mesh::up(&cfg);
+    let stats = m.delay_proxy_stats(&m.server);
+    let pid = m.server.sidecar_pid().expect("the server's sidecar");
+    let dir = v1_cpu_dir(pid).unwrap_or_else(|| {
+        panic!("no cgroup v1 cpu controller for pid {pid}: this test sets cpu.cfs_quota_us")
+    });
+    std::fs::write(format!("{dir}/cpu.cfs_period_us"), "100000").expect("set the CFS period");
+    std::fs::write(format!("{dir}/cpu.cfs_quota_us"), "10000").expect("set a 10% quota");
+    let (snap, load) = profile_under_load(
+        &m,
+        LoadSpec {
+            generator: LoadGen::Oha,
+            duration: Duration::from_secs(5),
+            connections: 4,
+            rate: Some(100),
+            streams: 1,
+        },
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let truth = meshbox::delay_proxy::read_stats(&stats).expect("fixture stats");
+    let server = sidecar(&snap, "server-");
+    let cpu = server.cpu.clone().expect("a cpu block");
+    let h = hop(server, Direction::Inbound, Leg::Request);
+    let t = &truth["inbound/request"];
+    eprintln!(
+        "spinning proxy, 10% quota, {} requests: throttled {:?} s; process p99 {:.1}, on cpu \
+         p50 {:.1} p99 {:.1} (fixture's thread CPU p50 {:.1} p99 {:.1}), runqueue p50 {:.1} \
+         p99 {:.1}, blocked p99 {:.1} us",
+        load.completed,
+        cpu.throttled_seconds,
+        h.process_us.p99,
+        h.on_cpu_us.p50,
+        h.on_cpu_us.p99,
+        t.on_cpu_p50_us,
+        t.on_cpu_p99_us,
+        h.runqueue_us.p50,
+        h.runqueue_us.p99,
+        h.blocked_us.p99,
+    );
+    assert!(cpu.throttled_seconds.is_some_and(|t| t > 0.1), "{cpu:?}");
+    assert!(
+        h.runqueue_us.p99 > 1000.0,
+        "stalls inside forwards did not show as run-queue time: p99 {:.1} us",
+        h.runqueue_us.p99
+    );
+    for (q, ours, theirs) in [
+        ("p50", h.on_cpu_us.p50, t.on_cpu_p50_us),
+        ("p99", h.on_cpu_us.p99, t.on_cpu_p99_us),
+    ] {
+        assert!(
+            (ours - theirs).abs() <= (0.1 * theirs).max(30.0),
+            "on-CPU {q} {ours:.1} us vs the fixture's thread CPU {theirs:.1} us"
+        );
+    }
 }

@@ -43,8 +43,12 @@ pub struct Figures {
     pub floor: Option<ProgramDelta>,
     /// A program that only reads the clock, beside it.
     pub clock_floor: Option<ProgramDelta>,
+    /// An empty program on sched_switch during the untracked phase.
+    pub switch_floor: Option<ProgramDelta>,
     pub untracked: Phase,
     pub tracked: Phase,
+    /// As `tracked`, without the scheduler hooks.
+    pub unsplit: Phase,
     pub max: Phase,
     pub rss_kb: u64,
     pub hwm_kb: u64,
@@ -104,6 +108,20 @@ pub fn ns_per_forward(p: &Phase) -> f64 {
     }
 }
 
+/// What the scheduler hooks add per forward: program time per forward
+/// with them (sched programs and the marks the read and write hooks take)
+/// minus without, at the same load.
+pub fn sched_per_forward(with: &Phase, without: &Phase) -> f64 {
+    let per = |p: &Phase| {
+        let ns: u64 = p.programs.iter().map(|d| d.run_ns).sum();
+        ns as f64 / p.forwards.max(1) as f64
+    };
+    if with.forwards == 0 || without.forwards == 0 {
+        return f64::NAN;
+    }
+    per(with) - per(without)
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
@@ -118,6 +136,7 @@ impl Figures {
         for (label, p) in [
             ("untracked", &self.untracked),
             ("tracked", &self.tracked),
+            ("tracked, no scheduler hooks", &self.unsplit),
             ("max rate", &self.max),
         ] {
             line(
@@ -204,6 +223,54 @@ impl Figures {
                 verdict(untracked <= 30.0)
             ),
         );
+        if let (Some(sw), Some(floor)) = (
+            self.untracked
+                .programs
+                .iter()
+                .find(|d| d.name == "tp_sched_switch"),
+            &self.switch_floor,
+        ) {
+            let above = sw.mean_ns() - floor.mean_ns();
+            line(
+                &mut out,
+                format!(
+                    "context switch of untracked tasks: tp_sched_switch {:.1} ns/run, an empty \
+                     program on sched_switch {:.1} ns/run: {above:.1} ns above the floor \
+                     (target <= 15): {}",
+                    sw.mean_ns(),
+                    floor.mean_ns(),
+                    verdict(above <= 15.0)
+                ),
+            );
+        }
+        let sched = sched_per_forward(&self.tracked, &self.unsplit);
+        line(
+            &mut out,
+            format!(
+                "scheduler hooks per forward (program time per forward with them minus \
+                 without, same load): {sched:.0} ns (target <= 100): {}",
+                verdict(sched <= 100.0)
+            ),
+        );
+        if let Some(f) = &self.switch_floor {
+            let runs: u64 = self
+                .tracked
+                .programs
+                .iter()
+                .filter(|d| d.name.starts_with("tp_sched_"))
+                .map(|d| d.runs)
+                .sum();
+            let per = runs as f64 / self.tracked.forwards.max(1) as f64;
+            line(
+                &mut out,
+                format!(
+                    "  of which the floor: {per:.2} scheduler hook invocations per forward x \
+                     {:.1} ns = {:.0} ns",
+                    f.mean_ns(),
+                    per * f.mean_ns()
+                ),
+            );
+        }
         line(
             &mut out,
             format!(
@@ -275,6 +342,15 @@ mod tests {
         assert_eq!(ns_per_forward_ab(&tracked, &base), 100.0);
         assert_eq!(invocations_per_forward_ab(&tracked, &base), 1.0);
         assert!(ns_per_forward_ab(&phase(0, 1, vec![]), &base).is_nan());
+    }
+
+    #[test]
+    fn sched_cost_is_the_difference_per_forward() {
+        // 1000 forwards: 300 µs with the hooks, 200 µs without.
+        let with = phase(1000, 250, vec![prog(5000, 300_000)]);
+        let without = phase(1000, 250, vec![prog(3000, 200_000)]);
+        assert_eq!(sched_per_forward(&with, &without), 100.0);
+        assert!(sched_per_forward(&phase(0, 0, vec![]), &without).is_nan());
     }
 
     #[test]

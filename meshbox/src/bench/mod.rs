@@ -44,6 +44,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The reference programs (profiler-ebpf/src/hooks/probe.rs).
 const REF_EMPTY: &str = "probe_tracepoint";
 const REF_CLOCK: &str = "probe_clock";
+const REF_SWITCH: &str = "probe_sched_switch";
 
 fn mesh(helper: &std::path::Path, intercept: bool) -> Result<Mesh, BoxError> {
     mesh_of(helper, intercept, SidecarKind::Nginx)
@@ -80,14 +81,14 @@ pub struct Phase {
     pub load: testbed::LoadResult,
 }
 
-fn phase(m: &Mesh, spec: LoadSpec) -> Result<Phase, BoxError> {
+fn phase(m: &Mesh, spec: LoadSpec, hooks: ebpf::Hooks) -> Result<Phase, BoxError> {
     let load_seconds = spec.duration.as_secs_f64();
     let opts = Options {
         duration: spec.duration + Duration::from_millis(300),
         selectors: vec![Selector::Istio],
         excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
         progress: false,
-        hook_set: None,
+        hooks,
     };
     let mut capture = snapshot::start(&opts)?;
     let before = capture.session.program_stats();
@@ -123,7 +124,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
     let secs = Duration::from_secs(o.seconds);
 
     eprintln!(
-        "bench 1/3: untracked traffic (interception off, sidecars idle), oha {} req/s",
+        "bench 1/4: untracked traffic (interception off, sidecars idle), oha {} req/s",
         o.rate
     );
     let m = mesh(&o.helper, false)?;
@@ -131,17 +132,18 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
     // program costs here (stats bookkeeping included), and what one that
     // only reads the clock costs.
     let mut reference = ebpf::open()?;
-    for program in [REF_EMPTY, REF_CLOCK] {
+    for (program, category, name) in [
+        (REF_EMPTY, "sock", "sock_send_length"),
+        (REF_CLOCK, "sock", "sock_send_length"),
+        (REF_SWITCH, "sched", "sched_switch"),
+    ] {
         let hook = Hook {
             program,
-            attach: Attach::Tracepoint {
-                category: "sock",
-                name: "sock_send_length",
-            },
+            attach: Attach::Tracepoint { category, name },
         };
         ebpf::loader::attach(&mut reference, &hook, None)?;
     }
-    let untracked = phase(&m, oha_at(o.rate, secs))?;
+    let untracked = phase(&m, oha_at(o.rate, secs), ebpf::Hooks::default())?;
     let measured = |program: &str| {
         reference
             .program(program)
@@ -154,17 +156,27 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
     };
     let floor = measured(REF_EMPTY);
     let clock_floor = measured(REF_CLOCK);
+    let switch_floor = measured(REF_SWITCH);
     drop(reference);
     drop(m);
 
     let m = mesh(&o.helper, true)?;
     eprintln!(
-        "bench 2/3: {} req/s through both sidecars (target {} forwards/s)",
+        "bench 2/4: {} req/s through both sidecars (target {} forwards/s)",
         o.rate,
         o.rate * 4
     );
-    let tracked = phase(&m, oha_at(o.rate, secs))?;
-    eprintln!("bench 3/3: unthrottled load (wrk, 32 connections): the highest forward rate here");
+    let tracked = phase(&m, oha_at(o.rate, secs), ebpf::Hooks::default())?;
+    eprintln!("bench 3/4: the same without the scheduler hooks (--no-sched-split)");
+    let unsplit = phase(
+        &m,
+        oha_at(o.rate, secs),
+        ebpf::Hooks {
+            set: None,
+            sched: false,
+        },
+    )?;
+    eprintln!("bench 4/4: unthrottled load (wrk, 32 connections): the highest forward rate here");
     let max = phase(
         &m,
         LoadSpec {
@@ -174,14 +186,17 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
             rate: None,
             streams: 1,
         },
+        ebpf::Hooks::default(),
     )?;
     drop(m);
 
     Ok(Figures {
         floor,
         clock_floor,
+        switch_floor,
         untracked,
         tracked,
+        unsplit,
         max,
         rss_kb: process::rss_kb()?,
         hwm_kb: process::hwm_kb()?,

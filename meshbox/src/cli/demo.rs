@@ -85,7 +85,7 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         selectors: vec![profiler::discovery::Selector::Istio],
         excluded_ports: profiler::classify::DEFAULT_EXCLUDED_PORTS.to_vec(),
         progress: true,
-        hook_set: None,
+        hooks: profiler::ebpf::Hooks::default(),
     };
     let (result, snap) = match profiler::snapshot::start(&opts) {
         Err(e) => (Ok(None), Err(e)),

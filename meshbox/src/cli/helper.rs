@@ -36,7 +36,8 @@ pub enum Helper {
         #[arg(long)]
         outbound_to: SocketAddr,
         /// threads: a thread per connection direction, each chunk held
-        /// --delay-us; event-loop: one thread, each chunk held uniformly in
+        /// --delay-us asleep; spin: the same, each chunk held spinning on the
+        /// CPU; event-loop: one thread, each chunk held uniformly in
         /// [--hold-min-us, --hold-max-us]; batch: one thread, each turn's
         /// reads before its writes.
         #[arg(long, value_enum, default_value_t = crate::delay_proxy::ModeName::Threads)]

@@ -42,6 +42,9 @@ pub enum ProxyMode {
     /// fixed delay (`--delay-us`, `MeshConfig::proxy_delay`).
     #[default]
     Threads,
+    /// As `Threads`, but each chunk is held by spinning on the CPU: the
+    /// hold is the proxy's own work (on CPU), not a sleep.
+    Spin,
     /// One thread for every socket; each chunk is held for a delay drawn
     /// uniformly in [hold_min, hold_max] while the loop serves the others.
     EventLoop {
@@ -57,6 +60,7 @@ pub enum ProxyMode {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ModeName {
     Threads,
+    Spin,
     EventLoop,
     Batch,
 }
@@ -69,6 +73,7 @@ impl ProxyMode {
     ) -> io::Result<ProxyMode> {
         Ok(match mode {
             ModeName::Threads => ProxyMode::Threads,
+            ModeName::Spin => ProxyMode::Spin,
             ModeName::Batch => ProxyMode::Batch,
             ModeName::EventLoop if hold_min > hold_max => {
                 return Err(io::Error::new(
@@ -89,6 +94,7 @@ impl ProxyMode {
     pub fn args(&self) -> Vec<String> {
         match self {
             ProxyMode::Threads => vec!["--mode".into(), "threads".into()],
+            ProxyMode::Spin => vec!["--mode".into(), "spin".into()],
             ProxyMode::Batch => vec!["--mode".into(), "batch".into()],
             ProxyMode::EventLoop { hold_min, hold_max } => vec![
                 "--mode".into(),
@@ -155,7 +161,8 @@ pub fn serve(
 ) -> io::Result<()> {
     let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
     match mode {
-        ProxyMode::Threads => threads::serve(routes, delay, rec, stop),
+        ProxyMode::Threads => threads::serve(routes, delay, false, rec, stop),
+        ProxyMode::Spin => threads::serve(routes, delay, true, rec, stop),
         ProxyMode::EventLoop { hold_min, hold_max } => reactor::serve(
             routes,
             reactor::Schedule::Hold {

@@ -25,6 +25,15 @@ pub struct LegStats {
     pub before_write_p50_us: f64,
     #[serde(default)]
     pub before_write_p99_us: f64,
+    /// The thread's own CPU time (CLOCK_THREAD_CPUTIME_ID) from the read
+    /// returning to the write returning: what the profiler's on-CPU part of
+    /// process time measures (threads and spin modes only; 0 otherwise).
+    #[serde(default)]
+    pub on_cpu_p50_us: f64,
+    #[serde(default)]
+    pub on_cpu_p99_us: f64,
+    #[serde(default)]
+    pub on_cpu_max_us: f64,
 }
 
 /// Keyed "inbound/request", "outbound/response", ...
@@ -47,6 +56,7 @@ pub struct LegCounts {
 struct Leg {
     hist: Histogram<u64>,
     before_write: Histogram<u64>,
+    on_cpu: Histogram<u64>,
     counts: LegCounts,
 }
 
@@ -56,6 +66,7 @@ impl Default for Leg {
         Leg {
             hist: h(),
             before_write: h(),
+            on_cpu: h(),
             counts: LegCounts::default(),
         }
     }
@@ -102,6 +113,11 @@ impl Recorder {
         });
     }
 
+    /// The forwarding thread ran `ns` of a chunk's read-to-write.
+    pub fn on_cpu(&self, key: &'static str, ns: u64) {
+        self.with(key, |l| l.on_cpu.saturating_record(ns.max(1)));
+    }
+
     pub fn counts(&self, key: &'static str) -> LegCounts {
         let legs = self.legs.lock().unwrap_or_else(PoisonError::into_inner);
         legs.get(key).map(|l| l.counts).unwrap_or_default()
@@ -122,6 +138,9 @@ impl Recorder {
                     max_us: l.counts.max_ns as f64 / 1000.0,
                     before_write_p50_us: l.before_write.value_at_quantile(0.5) as f64 / 1000.0,
                     before_write_p99_us: l.before_write.value_at_quantile(0.99) as f64 / 1000.0,
+                    on_cpu_p50_us: l.on_cpu.value_at_quantile(0.5) as f64 / 1000.0,
+                    on_cpu_p99_us: l.on_cpu.value_at_quantile(0.99) as f64 / 1000.0,
+                    on_cpu_max_us: l.on_cpu.max() as f64 / 1000.0,
                 };
                 (k.to_string(), stats)
             })
@@ -160,6 +179,7 @@ mod tests {
         for took in [5_000, 1_000, 9_000] {
             r.read("inbound/request", 10);
             r.forward("inbound/request", 10, took, took / 2);
+            r.on_cpu("inbound/request", took / 4);
         }
         r.read("inbound/request", 4);
         let c = r.counts("inbound/request");
@@ -178,5 +198,6 @@ mod tests {
         assert_eq!(leg.max_us, 9.0);
         assert!((leg.p50_us - 5.0).abs() < 0.01, "{leg:?}");
         assert!((leg.before_write_p50_us - 2.5).abs() < 0.01, "{leg:?}");
+        assert!((leg.on_cpu_p50_us - 1.25).abs() < 0.01, "{leg:?}");
     }
 }

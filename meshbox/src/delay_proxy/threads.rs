@@ -1,6 +1,6 @@
 //! The threads mode: a thread per connection direction, so a read and the
 //! write it feeds happen on the same thread, one chunk at a time; each
-//! chunk is held for a fixed delay.
+//! chunk is held for a fixed delay, asleep or (spin) running.
 use std::{
     io::{self, Read, Write},
     net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream},
@@ -14,6 +14,7 @@ use super::{Direction, Recorder, Route, Stop, monotonic_ns};
 pub fn serve(
     routes: Vec<Route>,
     delay: Duration,
+    spin: bool,
     rec: &Arc<Recorder>,
     stop: &Stop,
 ) -> io::Result<()> {
@@ -28,7 +29,7 @@ pub fn serve(
                 }
                 let rec = rec.clone();
                 std::thread::spawn(move || {
-                    let _ = connect_pair(down, r.upstream, r.direction, delay, rec);
+                    let _ = connect_pair(down, r.upstream, r.direction, (delay, spin), rec);
                 });
             }
         });
@@ -53,7 +54,7 @@ fn connect_pair(
     down: TcpStream,
     to: SocketAddr,
     dir: Direction,
-    delay: Duration,
+    hold: (Duration, bool),
     rec: Arc<Recorder>,
 ) -> io::Result<()> {
     let up = TcpStream::connect(to)?;
@@ -61,8 +62,8 @@ fn connect_pair(
     up.set_nodelay(true)?;
     let (down2, up2) = (down.try_clone()?, up.try_clone()?);
     let rec2 = rec.clone();
-    std::thread::spawn(move || pump(up2, down2, dir.key(false), delay, &rec2));
-    pump(down, up, dir.key(true), delay, &rec);
+    std::thread::spawn(move || pump(up2, down2, dir.key(false), hold, &rec2));
+    pump(down, up, dir.key(true), hold, &rec);
     Ok(())
 }
 
@@ -70,7 +71,7 @@ fn pump(
     mut from: TcpStream,
     mut to: TcpStream,
     key: &'static str,
-    delay: Duration,
+    (delay, spin): (Duration, bool),
     rec: &Recorder,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
@@ -80,15 +81,34 @@ fn pump(
             Ok(n) => n,
         };
         let read_ns = monotonic_ns();
+        let read_cpu_ns = thread_cpu_ns();
         rec.read(key, n);
-        if !delay.is_zero() {
+        if spin {
+            let until = read_ns + delay.as_nanos() as u64;
+            while monotonic_ns() < until {
+                std::hint::spin_loop();
+            }
+        } else if !delay.is_zero() {
             std::thread::sleep(delay);
         }
         let write_ns = monotonic_ns();
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
+        let cpu_ns = thread_cpu_ns().saturating_sub(read_cpu_ns);
         rec.forward(key, n, monotonic_ns() - read_ns, write_ns - read_ns);
+        rec.on_cpu(key, cpu_ns);
     }
     let _ = to.shutdown(Shutdown::Write);
+}
+
+/// This thread's CPU time in ns (CLOCK_THREAD_CPUTIME_ID).
+fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }

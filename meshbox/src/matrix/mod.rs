@@ -213,7 +213,10 @@ fn run(
         selectors: vec![Selector::Pid(fx.proxy_pid())],
         excluded_ports: DEFAULT_EXCLUDED_PORTS.to_vec(),
         progress: false,
-        hook_set: Some(set),
+        hooks: profiler::ebpf::Hooks {
+            set: Some(set),
+            sched: true,
+        },
     };
     let mut c = snapshot::start(&opts).map_err(|e| e.to_string())?;
     let started = Instant::now();
@@ -342,6 +345,17 @@ pub fn to_text(r: &Row) -> String {
                     window(l.fixture_before_write_p99_us, l.fixture_p99_us),
                     l.queue_p50_us
                 ));
+                if l.fixture_forwards > 0 && l.forwards > 0 {
+                    let truth = if l.fixture_on_cpu_p50_us > 0.0 {
+                        format!(" (fixture's thread CPU {:.1})", l.fixture_on_cpu_p50_us)
+                    } else {
+                        String::new()
+                    };
+                    out.push_str(&format!(
+                        "    {:<40} {:<8} split {}/{}  on cpu p50 {:.1}{truth}  blocked p50 {:.1} µs\n",
+                        "", "", l.split_forwards, l.forwards, l.on_cpu_p50_us, l.blocked_p50_us
+                    ));
+                }
             }
             out.push_str(&format!(
                 "    {:<40} events lost {}, reads without arrival {}, unclassified {}, local replies {}, unforwarded reads dropped {}\n",

@@ -7,6 +7,10 @@
 //! read-return-to-write-call time. The profiler's clock stops inside the
 //! write, so it must fall between the two; on real hardware they are µs
 //! apart, under software emulation the write call spans hundreds of µs.
+//! The scheduler hooks too: every forward of the fixture (one thread reads
+//! and writes) is split, and where the fixture times its thread's CPU, the
+//! on-CPU part matches it (10% or 30 µs, and the clock floor's read and
+//! write p50 for the paths the two clocks do not share).
 use profiler::report::Hop;
 use serde::Serialize;
 
@@ -27,6 +31,10 @@ pub struct LegFigures {
     pub fixture_before_write_p50_us: f64,
     pub fixture_before_write_p99_us: f64,
     pub queue_p50_us: f64,
+    pub split_forwards: u64,
+    pub on_cpu_p50_us: f64,
+    pub fixture_on_cpu_p50_us: f64,
+    pub blocked_p50_us: f64,
 }
 
 /// What a leg is held to.
@@ -86,7 +94,29 @@ pub fn judge_leg(
         fixture_before_write_p50_us: t.before_write_p50_us,
         fixture_before_write_p99_us: t.before_write_p99_us,
         queue_p50_us: h.queue_us.p50,
+        split_forwards: h.split_forwards,
+        on_cpu_p50_us: h.on_cpu_us.p50,
+        fixture_on_cpu_p50_us: t.on_cpu_p50_us,
+        blocked_p50_us: h.blocked_us.p50,
     };
+    if (f.split_forwards as f64) < 0.99 * f.forwards as f64 {
+        problems.push(format!(
+            "{leg}: {} of {} forwards split into on-CPU, run-queue and blocked time",
+            f.split_forwards, f.forwards
+        ));
+    }
+    if f.fixture_on_cpu_p50_us > 0.0 {
+        let slack =
+            (0.1 * f.fixture_on_cpu_p50_us).max(30.0) + floor.read_p50_us + floor.write_p50_us;
+        let off = (f.on_cpu_p50_us - f.fixture_on_cpu_p50_us).abs();
+        if off > slack {
+            problems.push(format!(
+                "{leg}: on-CPU p50 {:.1} µs against the fixture thread's CPU time {:.1} \
+                 (off by {off:.1}, slack {slack:.1})",
+                f.on_cpu_p50_us, f.fixture_on_cpu_p50_us
+            ));
+        }
+    }
     let off = f.forwards.abs_diff(f.fixture_forwards) as f64 / f.fixture_forwards as f64;
     if off > 0.01 {
         problems.push(format!(
@@ -148,6 +178,9 @@ fn judge_counts(leg: &'static str, ours: Option<&Hop>, requests: u64) -> (LegFig
         process_p50_us: ours.map_or(0.0, |h| h.process_us.p50),
         process_p99_us: ours.map_or(0.0, |h| h.process_us.p99),
         queue_p50_us: ours.map_or(0.0, |h| h.queue_us.p50),
+        split_forwards: ours.map_or(0, |h| h.split_forwards),
+        on_cpu_p50_us: ours.map_or(0.0, |h| h.on_cpu_us.p50),
+        blocked_p50_us: ours.map_or(0.0, |h| h.blocked_us.p50),
         ..LegFigures::default()
     };
     let off = f.forwards.abs_diff(requests) as f64 / requests.max(1) as f64;
@@ -190,6 +223,11 @@ mod tests {
             total_us: p(p50 + queue, p99 + queue),
             queue_us: p(queue, queue),
             process_us: p(p50, p99),
+            split_forwards: forwards,
+            on_cpu_us: p(p50, p99),
+            runqueue_us: Percentiles::default(),
+            blocked_us: Percentiles::default(),
+            queue_runqueue_us: Percentiles::default(),
         }
     }
 
@@ -257,6 +295,34 @@ mod tests {
             Reference::Fixture(None, Floor::default()),
         );
         assert!(p[0].contains("fixture forwarded nothing"), "{p:?}");
+    }
+
+    #[test]
+    fn the_split_is_judged_where_the_fixture_times_its_cpu() {
+        let t = LegStats {
+            on_cpu_p50_us: 40.0,
+            ..truth(1000, 1000.0, 1100.0)
+        };
+        let mut h = hop(1000, 1000.0, 1090.0, 5.0);
+        h.on_cpu_us.p50 = 55.0;
+        let floor = Floor {
+            read_p50_us: 2.0,
+            write_p50_us: 8.0,
+            ..Floor::default()
+        };
+        let judge = |h: &Hop| judge_leg("request", Some(h), Reference::Fixture(Some(&t), floor)).1;
+        assert!(judge(&h).is_empty(), "{:?}", judge(&h));
+        // Off by 45 µs against a slack of 30 + 2 + 8.
+        h.on_cpu_us.p50 = 85.0;
+        let p = judge(&h);
+        assert!(p.len() == 1 && p[0].contains("on-CPU p50 85.0"), "{p:?}");
+        h.on_cpu_us.p50 = 40.0;
+        h.split_forwards = 900;
+        let p = judge(&h);
+        assert!(
+            p.len() == 1 && p[0].contains("900 of 1000 forwards split"),
+            "{p:?}"
+        );
     }
 
     #[test]

@@ -56,6 +56,8 @@
 mod choose;
 pub mod state;
 
+use crate::sched::{Mark, Split};
+
 pub use state::Pairing;
 
 /// How a socket came to be connected, as far as pairing is concerned.
@@ -82,7 +84,7 @@ impl Role {
 /// A read of `bytes > 0` bytes from `sk` that returned at `at_ns`;
 /// `arrival_ns` is the last time data became readable on the socket before
 /// it (0: unknown).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Read {
     pub tgid: u32,
     pub tid: u32,
@@ -90,16 +92,22 @@ pub struct Read {
     pub at_ns: u64,
     pub arrival_ns: u64,
     pub bytes: u64,
+    /// The reading thread's scheduler account at the read (None: not
+    /// followed).
+    pub mark: Option<Mark>,
+    /// How much of arrival to read the thread spent runnable.
+    pub queue_runnable_ns: u64,
 }
 
 /// A write of `bytes > 0` bytes to `sk` that returned at `at_ns`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Write {
     pub tgid: u32,
     pub tid: u32,
     pub sk: u64,
     pub at_ns: u64,
     pub bytes: u64,
+    pub mark: Option<Mark>,
 }
 
 impl From<&crate::events::Io> for Read {
@@ -110,7 +118,9 @@ impl From<&crate::events::Io> for Read {
             sk: io.sk,
             at_ns: io.at_ns,
             arrival_ns: io.arrival_ns,
-            bytes: io.bytes,
+            bytes: u64::from(io.bytes),
+            mark: io.mark(),
+            queue_runnable_ns: u64::from(io.queue_runnable_ns),
         }
     }
 }
@@ -122,7 +132,8 @@ impl From<&crate::events::Io> for Write {
             tid: io.tid,
             sk: io.sk,
             at_ns: io.at_ns,
-            bytes: io.bytes,
+            bytes: u64::from(io.bytes),
+            mark: io.mark(),
         }
     }
 }
@@ -162,6 +173,11 @@ pub struct Forward {
     /// Bytes read from the source for this forward.
     pub bytes: u64,
     pub basis: Basis,
+    /// Process time split into running, runnable and blocked, when one
+    /// thread read and wrote and the kernel followed it across both.
+    pub split: Option<Split>,
+    /// How much of the queue time the reading thread spent runnable.
+    pub queue_runnable_ns: u64,
 }
 
 impl Forward {

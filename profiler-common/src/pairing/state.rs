@@ -6,7 +6,7 @@ use std::{collections::HashMap, vec::Vec};
 use rustc_hash::FxBuildHasher;
 
 use super::{
-    Basis, Forward, PairingCounts, Read, Role, Write, arrival_for_read,
+    Basis, Forward, Mark, PairingCounts, Read, Role, Split, Write, arrival_for_read,
     choose::{Candidate, Choice, Target, choose},
 };
 
@@ -59,6 +59,9 @@ struct Pending {
     arrival_ns: u64,
     read_ns: u64,
     bytes: u64,
+    /// The scheduler mark and queue's runnable part of the last piece.
+    mark: Option<Mark>,
+    queue_runnable_ns: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -240,6 +243,8 @@ impl Pairing {
             p.arrival_ns = arrival_ns;
             p.read_ns = r.at_ns;
             p.bytes += r.bytes;
+            p.mark = r.mark;
+            p.queue_runnable_ns = r.queue_runnable_ns;
             return;
         }
         s.tgid = r.tgid;
@@ -249,6 +254,8 @@ impl Pairing {
             arrival_ns,
             read_ns: r.at_ns,
             bytes: r.bytes,
+            mark: r.mark,
+            queue_runnable_ns: r.queue_runnable_ns,
         });
         if self.pending.len() >= PROCESSES_MAX && !self.pending.contains_key(&r.tgid) {
             self.pending.retain(|_, l| !l.is_empty());
@@ -360,6 +367,12 @@ impl Pairing {
             d.last_src = Some(src);
             d.awaiting_reply = true;
         }
+        let process_ns = w.at_ns.saturating_sub(p.read_ns);
+        let split = if p.tid == w.tid {
+            Split::between(p.mark, w.mark, process_ns)
+        } else {
+            None
+        };
         out.push(Forward {
             tgid: w.tgid,
             tid: w.tid,
@@ -370,6 +383,10 @@ impl Pairing {
             write_ns: w.at_ns,
             bytes: p.bytes,
             basis,
+            split,
+            queue_runnable_ns: p
+                .queue_runnable_ns
+                .min(p.read_ns.saturating_sub(p.arrival_ns)),
         });
     }
 

@@ -63,6 +63,7 @@ impl Sim {
                     at_ns: t,
                     arrival_ns: self.arrivals.get(&sk).copied().unwrap_or(0),
                     bytes: n,
+                    ..Default::default()
                 };
                 self.pairing.on_read(&r, role(sk));
             }
@@ -73,6 +74,7 @@ impl Sim {
                     sk,
                     at_ns: t,
                     bytes: n,
+                    ..Default::default()
                 };
                 self.pairing.on_write(&w, role(sk), &mut self.forwards);
             }
@@ -826,4 +828,57 @@ fn event_loop_holding_chunks_matches_ground_truth_at_1_16_and_64_connections() {
         );
         assert!(c.ambiguous as f64 <= 0.01 * truth.len() as f64);
     }
+}
+
+#[test]
+fn a_forward_carries_its_split_when_one_followed_thread_read_and_wrote() {
+    use crate::sched::{Mark, Split};
+    let mark = |runnable_ns, blocked_ns| {
+        Some(Mark {
+            generation: 5,
+            runnable_ns,
+            blocked_ns,
+        })
+    };
+    let mut p = Pairing::default();
+    let mut out = Vec::new();
+    let read = |tid, sk, at_ns, m| super::Read {
+        tgid: 1,
+        tid,
+        sk,
+        at_ns,
+        arrival_ns: at_ns - 40,
+        bytes: 10,
+        mark: m,
+        queue_runnable_ns: 25,
+    };
+    let write = |tid, sk, at_ns, m| super::Write {
+        tgid: 1,
+        tid,
+        sk,
+        at_ns,
+        bytes: 10,
+        mark: m,
+    };
+    // Read at 1000, write at 2000: 300 runnable, 200 blocked between.
+    p.on_read(&read(7, D, 1_000, mark(50, 100)), Role::Accepted);
+    p.on_write(
+        &write(7, U, 2_000, mark(350, 300)),
+        Role::Connected,
+        &mut out,
+    );
+    assert_eq!(
+        out[0].split,
+        Some(Split {
+            on_cpu_ns: 500,
+            runnable_ns: 300,
+            blocked_ns: 200
+        })
+    );
+    assert_eq!(out[0].queue_runnable_ns, 25);
+    // Read by one thread, written by another: no split of one thread's time.
+    p.on_read(&read(7, U, 3_000, mark(400, 300)), Role::Connected);
+    p.on_write(&write(8, D, 3_500, mark(0, 0)), Role::Accepted, &mut out);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].split, None);
 }

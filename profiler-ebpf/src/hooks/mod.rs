@@ -3,5 +3,6 @@
 mod fentry;
 mod kprobe;
 mod probe;
+mod sched;
 mod tc;
 mod tracepoint;

@@ -42,6 +42,13 @@ pub fn probe_fexit(_ctx: FExitContext) -> u32 {
     0
 }
 
+/// An empty program for sched:sched_switch, beside the scheduler hook: the
+/// floor a context switch's program costs (`meshbox bench`).
+#[tracepoint]
+pub fn probe_sched_switch(_ctx: TracePointContext) -> u32 {
+    0
+}
+
 /// Reads the clock once, as every hook on a forward's path must.
 #[tracepoint]
 pub fn probe_clock(_ctx: TracePointContext) -> u32 {

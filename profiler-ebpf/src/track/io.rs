@@ -2,7 +2,7 @@
 //! userspace pairs them into forwards (profiler_common::pairing).
 use profiler_common::events::{Io, KIND_CONNECT, KIND_READ, KIND_WRITE};
 
-use super::{arrival, emit::emit, sockinfo};
+use super::{arrival, emit::emit, sched, sockinfo};
 
 /// Make sure a socket the proxy uses is watched; a socket it had before the
 /// profiler started is learnt here (at `now`).
@@ -24,16 +24,35 @@ fn touch(sk: u64, now: u64) -> u64 {
 
 #[inline(always)]
 fn report(kind: u32, (tgid, tid): (u32, u32), sk: u64, at_ns: u64, arrival_ns: u64, ret: i64) {
-    emit(Io {
+    let mut io = Io {
         kind,
         tgid,
         tid,
-        _pad: 0,
+        bytes: ret.clamp(0, u32::MAX as i64) as u32,
         sk,
         at_ns,
         arrival_ns,
-        bytes: ret as u64,
-    });
+        ..Io::default()
+    };
+    if kind != KIND_CONNECT
+        && let Some(t) = sched::follow(tgid, tid, at_ns)
+    {
+        // SAFETY: a map value; this thread is the one running.
+        let t = unsafe { &*t };
+        let mark = t.mark(at_ns);
+        io.sched_generation = mark.generation;
+        io.runnable_ns = mark.runnable_ns;
+        io.blocked_ns = mark.blocked_ns;
+        if arrival_ns != 0 {
+            let r = t.runnable_within(arrival_ns, at_ns);
+            io.queue_runnable_ns = if r > u32::MAX as u64 {
+                u32::MAX
+            } else {
+                r as u32
+            };
+        }
+    }
+    emit(io);
 }
 
 /// A tracked thread's read of `ret` bytes from socket `sk` returned. The

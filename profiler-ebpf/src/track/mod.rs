@@ -2,6 +2,7 @@
 pub mod arrival;
 pub mod emit;
 pub mod io;
+pub mod sched;
 pub mod sockinfo;
 pub mod state;
 

@@ -10,12 +10,9 @@ use aya::{
 
 use super::report::{Finding, ProgramProbe, Report, SetProbe};
 use crate::{
-    ebpf::{self, Attach, Hook, HookSet, loader},
+    ebpf::{self, Attach, Hook, HookSet, hookset, loader},
     kernel::{caps, cgroup_cpu, mounts},
 };
-
-/// Tracepoints the profiler uses beyond the hook sets (CPU correlation).
-const SCHED_TRACEPOINTS: [&str; 2] = ["sched_switch", "sched_wakeup"];
 
 fn finding(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Finding {
     Finding {
@@ -268,18 +265,23 @@ fn hooks(btf: Option<&Btf>) -> HookProbes {
             ));
         }
     }
-    for name in SCHED_TRACEPOINTS {
-        let r = tries.try_hook(Hook {
-            program: "probe_tracepoint",
-            attach: Attach::Tracepoint {
-                category: "sched",
-                name,
-            },
-        });
+    // The scheduler hooks every set runs beside it (the split of process
+    // time): the real programs.
+    for hook in hookset::SCHED {
+        let r = tries.try_hook(hook);
+        if let Ok(insns) = r {
+            out.programs.push(ProgramProbe {
+                program: hook.program.to_string(),
+                hook: hook.describe(),
+                verified_insns: insns,
+            });
+        }
         out.findings.push(finding(
-            format!("tracepoint sched:{name}"),
+            hook.describe(),
             r.is_ok(),
-            r.err().unwrap_or_else(|| "attached".into()),
+            r.err().unwrap_or_else(|| {
+                "attached (splits process time into on-CPU, run-queue and blocked)".into()
+            }),
         ));
     }
     for (label, set) in [

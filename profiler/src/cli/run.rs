@@ -37,7 +37,7 @@ pub fn run(a: Args) -> ExitCode {
         excluded_ports: a.select.exclude_ports.clone(),
         max_sidecars: a.max_sidecars as usize,
         series_ttl: a.series_ttl,
-        hook_set: a.select.hook_set.forced(),
+        hooks: a.select.hooks(),
         cpu_interval: a.cpu_interval,
     };
     match daemon::run(&opts) {

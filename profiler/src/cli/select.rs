@@ -1,6 +1,10 @@
 //! Which processes are sidecars, which ports are not data-plane hops, and
 //! which hook set feeds the capture: the same flags for `snapshot` and `run`.
-use crate::{classify::DEFAULT_EXCLUDED_PORTS, discovery::Selector, ebpf::HookSet};
+use crate::{
+    classify::DEFAULT_EXCLUDED_PORTS,
+    discovery::Selector,
+    ebpf::{HookSet, Hooks},
+};
 
 #[derive(clap::Args)]
 pub struct SelectArgs {
@@ -22,6 +26,11 @@ pub struct SelectArgs {
     /// which work). Forcing one that does not attach is an error.
     #[arg(long, value_enum, default_value_t = HookSetArg::Auto)]
     pub hook_set: HookSetArg,
+    /// Leave out the scheduler hooks (sched_switch, sched_wakeup), which
+    /// split each forward's process time into on-CPU, run-queue and blocked
+    /// time, and save their cost on every context switch of the node.
+    #[arg(long)]
+    pub no_sched_split: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,6 +53,13 @@ impl HookSetArg {
 }
 
 impl SelectArgs {
+    pub fn hooks(&self) -> Hooks {
+        Hooks {
+            set: self.hook_set.forced(),
+            sched: !self.no_sched_split,
+        }
+    }
+
     pub fn selectors(&self) -> Vec<Selector> {
         let mut s: Vec<Selector> = self.pid.iter().map(|p| Selector::Pid(*p)).collect();
         s.extend(self.comm.iter().map(|c| Selector::Comm(c.clone())));

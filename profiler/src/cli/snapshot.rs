@@ -50,7 +50,7 @@ pub fn run(a: Args) -> ExitCode {
         selectors: a.select.selectors(),
         excluded_ports: a.select.exclude_ports.clone(),
         progress: a.format == Format::Table,
-        hook_set: a.select.hook_set.forced(),
+        hooks: a.select.hooks(),
     };
     match snapshot::run(&opts) {
         Ok(snap) => match super::print_report(a.format, &snap, |s| s.to_table()) {

@@ -25,7 +25,7 @@ use super::{
 use crate::{
     classify::{PodView, Verdict},
     discovery::Sidecar,
-    histogram::Hops,
+    histogram::{Hops, waits::Waits},
 };
 
 /// Bound on the endpoints table (sockets of tracked proxies open at once).
@@ -74,6 +74,8 @@ pub struct Aggregate {
     /// CPU and memory of each sidecar (same positions as `sidecars`), from
     /// the samples discovery takes.
     pub cpu: Vec<crate::cpu::Window>,
+    /// Run-queue waits of each sidecar's threads (same positions).
+    pub waits: Vec<Waits>,
 }
 
 impl Aggregate {
@@ -94,6 +96,7 @@ impl Aggregate {
             over_cap: 0,
             gone_since: Vec::new(),
             cpu: Vec::new(),
+            waits: Vec::new(),
         }
     }
 
@@ -125,6 +128,9 @@ impl Aggregate {
         let mut tgids = FxHashMap::default();
         self.gone_since.resize(self.sidecars.len(), None);
         self.cpu.resize_with(self.sidecars.len(), Default::default);
+        let detail = self.hops.detail;
+        self.waits
+            .resize_with(self.sidecars.len(), || Waits::new(detail));
         let now = Instant::now();
         for (i, s) in self.sidecars.iter().enumerate() {
             let mut any = false;
@@ -183,6 +189,11 @@ impl Aggregate {
         });
         let mut i = 0;
         self.cpu.retain(|_| {
+            i += 1;
+            keep.get(i - 1).copied().unwrap_or(true)
+        });
+        let mut i = 0;
+        self.waits.retain(|_| {
             i += 1;
             keep.get(i - 1).copied().unwrap_or(true)
         });
@@ -264,6 +275,13 @@ impl Aggregate {
                     self.tally.sock_table_resets += 1;
                 }
                 self.socks.insert(sk, info);
+            }
+            Event::RunnableWait(w) => {
+                if let Some(&i) = self.by_tgid.get(&w.tgid)
+                    && let Some(waits) = self.waits.get_mut(i)
+                {
+                    waits.record(w.wait_ns);
+                }
             }
             Event::SockClose { sk, .. } => {
                 self.socks.remove(&sk);

@@ -1,7 +1,10 @@
 //! Ring records to events (every record starts with a u32 kind), and the
 //! time order the CPUs' rings are merged in.
 use profiler_common::{
-    events::{Io, KIND_CONNECT, KIND_READ, KIND_SOCK_CLOSE, KIND_SOCK_OPEN, KIND_WRITE, SockEvent},
+    events::{
+        Io, KIND_CONNECT, KIND_READ, KIND_RUNNABLE_WAIT, KIND_SOCK_CLOSE, KIND_SOCK_OPEN,
+        KIND_WRITE, RunnableWait, SockEvent,
+    },
     ring::Record,
     sock::SockInfo,
 };
@@ -11,8 +14,17 @@ pub enum Event {
     Read(Io),
     Write(Io),
     Connect(Io),
-    SockOpen { sk: u64, info: SockInfo, at: u64 },
-    SockClose { sk: u64, at: u64 },
+    SockOpen {
+        sk: u64,
+        info: SockInfo,
+        at: u64,
+    },
+    SockClose {
+        sk: u64,
+        at: u64,
+    },
+    /// A followed thread got a CPU after waiting runnable.
+    RunnableWait(RunnableWait),
 }
 
 impl Event {
@@ -22,6 +34,7 @@ impl Event {
         match self {
             Event::SockOpen { at, .. } => (*at, 0),
             Event::Read(io) | Event::Write(io) | Event::Connect(io) => (io.at_ns, 1),
+            Event::RunnableWait(w) => (w.at_ns, 1),
             Event::SockClose { at, .. } => (*at, 2),
         }
     }
@@ -66,6 +79,7 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
             sk: e.sk,
             at: e.at_ns,
         }),
+        KIND_RUNNABLE_WAIT => read::<RunnableWait>(bytes).map(Event::RunnableWait),
         _ => None,
     }
 }
@@ -124,6 +138,15 @@ mod tests {
             decode(&bytes(&close)),
             Some(Event::SockClose { sk: 9, at: 11 })
         );
+        let wait = RunnableWait {
+            kind: KIND_RUNNABLE_WAIT,
+            tgid: 1,
+            tid: 2,
+            _pad: 0,
+            at_ns: 12,
+            wait_ns: 13,
+        };
+        assert_eq!(decode(&bytes(&wait)), Some(Event::RunnableWait(wait)));
         // Through a ring slot: the record is the struct's bytes, zero-padded.
         let mut rec = Record::default();
         // SAFETY: Io fits in a Record (asserted in profiler_common::ring).

@@ -10,11 +10,12 @@ use aya::{
 use profiler_common::{
     maps::{self as names, Counter},
     ring::{self as rings, Record},
+    sched::{self, ThreadSched},
 };
 use rustc_hash::FxHashMap;
 
 use super::{CollectError, filter, ring};
-use crate::ebpf::{self, HookSet, loader};
+use crate::ebpf::{self, HookSet, Hooks, hookset, loader};
 
 pub struct Kernel {
     ebpf: Ebpf,
@@ -29,6 +30,10 @@ pub struct Kernel {
     by_tgid: FxHashMap<u32, usize>,
     filter_slots: BTreeSet<u32>,
     ports: BTreeSet<u16>,
+    /// Whether the scheduler hooks are attached, or why not.
+    pub sched: Result<(), String>,
+    thread_sched: HashMap<MapData, u32, ThreadSched>,
+    thread_filter: Array<MapData, sched::ThreadBits>,
 }
 
 fn take<T>(
@@ -40,11 +45,31 @@ fn take<T>(
     f(map).map_err(|source| CollectError::Map { name, source })
 }
 
+/// The scheduler hooks, all or none; why not, when they do not attach.
+fn attach_sched(ebpf: &mut Ebpf) -> Result<(), String> {
+    for hook in &hookset::SCHED {
+        if let Err(e) = loader::attach(ebpf, hook, None) {
+            for h in &hookset::SCHED {
+                loader::unload(ebpf, h.program);
+            }
+            let why = loader::short_reason(&e);
+            log::warn!(
+                "the scheduler hooks did not attach ({why}): process time is not split into \
+                 on-CPU, run-queue and blocked time"
+            );
+            return Err(why);
+        }
+    }
+    Ok(())
+}
+
 impl Kernel {
-    /// Attach `forced`, or else the first hook set, in preference order,
-    /// all of whose hooks attach here; nothing stays attached from a set
-    /// that failed.
-    pub fn attach(forced: Option<HookSet>) -> Result<Kernel, CollectError> {
+    /// Attach the forced set, or else the first hook set, in preference
+    /// order, all of whose hooks attach here; nothing stays attached from a
+    /// set that failed. Then the scheduler hooks, unless left out: without
+    /// them the capture goes on, without the split of process time.
+    pub fn attach(hooks: Hooks) -> Result<Kernel, CollectError> {
+        let forced = hooks.set;
         let mut ebpf = ebpf::open()?;
         // Rings first: a program must find its ring sized when it first runs.
         let rings = ring::Rings::new(
@@ -90,7 +115,15 @@ impl Kernel {
             },
             None => CollectError::NoHookSet(failures.join("; ")),
         })?;
+        let sched = if hooks.sched {
+            attach_sched(&mut ebpf)
+        } else {
+            Err("left out (--no-sched-split)".to_string())
+        };
         Ok(Kernel {
+            sched,
+            thread_sched: take(&mut ebpf, sched::THREAD_SCHED, HashMap::try_from)?,
+            thread_filter: take(&mut ebpf, sched::THREAD_FILTER, Array::try_from)?,
             tracked: take(&mut ebpf, names::TRACKED, HashMap::try_from)?,
             proxy_ports: take(&mut ebpf, names::PROXY_PORTS, HashMap::try_from)?,
             tracked_filter: take(&mut ebpf, names::filter::TRACKED_FILTER, Array::try_from)?,
@@ -162,6 +195,30 @@ impl Kernel {
                 })?;
         }
         Ok(())
+    }
+
+    /// Forget the threads that ended (their ids may be reused): each
+    /// followed thread whose /proc entry is gone leaves THREAD_SCHED, and
+    /// the filter is rewritten from the threads still followed. Returns
+    /// their count.
+    pub fn prune_threads(&mut self) -> usize {
+        let tids: Vec<u32> = self.thread_sched.keys().filter_map(Result::ok).collect();
+        let mut bits = sched::ThreadBits::default();
+        let mut left = 0;
+        for tid in tids {
+            if std::path::Path::new(&format!("/proc/{tid}")).exists() {
+                bits.set(tid);
+                left += 1;
+            } else {
+                let _ = self.thread_sched.remove(&tid);
+            }
+        }
+        // A thread the kernel starts following meanwhile finds its bit
+        // clear at its next read or write, and starts over.
+        if let Err(e) = self.thread_filter.set(0, bits, 0) {
+            log::warn!("rewriting the thread filter: {e}");
+        }
+        left
     }
 
     /// Append every record the kernel has reported so far.

@@ -14,7 +14,7 @@ use profiler_common::{maps::Counter, ring::Record};
 
 use crate::{
     discovery::{ProcInfo, Sidecar},
-    ebpf::{EbpfError, HookSet},
+    ebpf::{EbpfError, HookSet, Hooks},
 };
 
 /// Events this recent wait for the next drain: a CPU's ring may still be
@@ -49,21 +49,24 @@ pub struct Session {
     pub agg: Aggregate,
     /// Reused between drains.
     records: Vec<Record>,
+    /// Proxy threads the scheduler hooks follow (at the last prune).
+    threads_followed: usize,
 }
 
 impl Session {
     /// `detail`: keep HDR histograms per hop (a snapshot's percentiles);
-    /// `hook_set`: that set only (None: the first that attaches).
+    /// `hooks`: a forced set, and whether the scheduler hooks attach.
     pub fn start(
         sidecars: Vec<Sidecar>,
         excluded_ports: Vec<u16>,
         detail: bool,
-        hook_set: Option<HookSet>,
+        hooks: Hooks,
     ) -> Result<Session, CollectError> {
         let mut s = Session {
-            kernel: kernel::Kernel::attach(hook_set)?,
+            kernel: kernel::Kernel::attach(hooks)?,
             agg: Aggregate::new(excluded_ports, detail),
             records: Vec::new(),
+            threads_followed: 0,
         };
         s.set_sidecars(sidecars)?;
         Ok(s)
@@ -116,6 +119,21 @@ impl Session {
         self.records.len()
     }
 
+    /// Forget ended threads in the scheduler's table; keeps the count of
+    /// threads followed for [`Session::map_fill`].
+    pub fn prune_threads(&mut self) {
+        self.threads_followed = self.kernel.prune_threads();
+    }
+
+    /// Whether the scheduler hooks are attached, or why not.
+    pub fn sched(&self) -> Result<(), &str> {
+        self.kernel
+            .sched
+            .as_ref()
+            .map(|_| ())
+            .map_err(String::as_str)
+    }
+
     /// Fill of the kernel maps and userspace tables that have a bound.
     pub fn map_fill(&self) -> Vec<crate::metrics::MapFill> {
         use crate::metrics::MapFill;
@@ -137,6 +155,11 @@ impl Session {
                 u64::from(names::PROXY_PORTS_MAX),
             ),
             fill("sockets", self.agg.sockets(), aggregate::SOCKS_MAX as u64),
+            fill(
+                "threads",
+                self.threads_followed,
+                u64::from(profiler_common::sched::THREAD_SCHED_MAX),
+            ),
             fill(
                 "sidecars",
                 self.agg.sidecars.len(),

@@ -47,6 +47,9 @@ pub struct CpuReport {
     /// process counts from its first sample to its last, once.
     pub restarted: bool,
     pub samples: u32,
+    /// Each wait of its threads on a run queue (scheduler hooks; None
+    /// without them or without a wait).
+    pub runqueue_wait_us: Option<crate::histogram::Percentiles>,
 }
 
 impl Window {

@@ -32,7 +32,7 @@ pub struct Options {
     /// How long a vanished sidecar's series stay.
     pub series_ttl: Duration,
     /// Force one hook set (None: the first that attaches here).
-    pub hook_set: Option<crate::ebpf::HookSet>,
+    pub hooks: crate::ebpf::Hooks,
     /// How often each sidecar's CPU and memory are sampled.
     pub cpu_interval: Duration,
 }
@@ -111,7 +111,7 @@ fn turn(
         opts.selectors.clone(),
         opts.excluded_ports.clone(),
         false,
-        opts.hook_set,
+        opts.hooks,
         opts.cpu_interval,
     )?;
     engine.session.set_sidecars_max(opts.max_sidecars);

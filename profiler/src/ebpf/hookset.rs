@@ -80,6 +80,23 @@ pub enum HookSet {
     Kprobes,
 }
 
+/// Which hooks a capture attaches: a hook set (None: the first that
+/// attaches here) and, unless left out, the scheduler hooks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hooks {
+    pub set: Option<HookSet>,
+    pub sched: bool,
+}
+
+impl Default for Hooks {
+    fn default() -> Hooks {
+        Hooks {
+            set: None,
+            sched: true,
+        }
+    }
+}
+
 const fn tp(program: &'static str, category: &'static str, name: &'static str) -> Hook {
     Hook {
         program,
@@ -89,6 +106,13 @@ const fn tp(program: &'static str, category: &'static str, name: &'static str) -
 
 /// Connection state (endpoints and role) comes from this tracepoint in every set.
 pub const SET_STATE: Hook = tp("tp_inet_sock_set_state", "sock", "inet_sock_set_state");
+
+/// The scheduler's tracepoints, beside any set: they follow the proxy's
+/// threads to split process time into running, runnable and blocked.
+pub const SCHED: [Hook; 2] = [
+    tp("tp_sched_switch", "sched", "sched_switch"),
+    tp("tp_sched_wakeup", "sched", "sched_wakeup"),
+];
 
 const TRACEPOINTS: [Hook; 4] = [
     tp("tp_sock_recv_length", "sock", "sock_recv_length"),

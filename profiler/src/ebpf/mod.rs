@@ -3,5 +3,5 @@ pub mod hookset;
 pub mod loader;
 pub mod verifier;
 
-pub use hookset::{Attach, Hook, HookSet};
+pub use hookset::{Attach, Hook, HookSet, Hooks};
 pub use loader::{EbpfError, object, open};

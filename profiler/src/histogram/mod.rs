@@ -4,6 +4,7 @@
 //! 0.1% of the value above), the fixed buckets Prometheus is served, and
 //! forward and byte counts.
 pub mod buckets;
+pub mod waits;
 
 use std::collections::BTreeMap;
 
@@ -23,28 +24,65 @@ pub struct HopStats {
     pub forwards: u64,
     /// Forwards whose source pairing could not decide (the oldest was taken).
     pub ambiguous: u64,
+    /// Forwards whose process time is split (one thread, followed by the
+    /// scheduler hooks from its read to its write): the on_cpu, runqueue,
+    /// blocked and queue_runqueue components count these only.
+    pub split: u64,
     pub bytes: u64,
-    /// Total, queue and process in the exported buckets, in [`COMPONENTS`]
-    /// order: what the daemon serves, a few hundred bytes per hop.
-    pub exported: [Buckets; 3],
+    /// Each component in the exported buckets, in [`COMPONENTS`] order:
+    /// what the daemon serves, a few hundred bytes each.
+    pub exported: [Buckets; COMPONENTS.len()],
     /// The same in HDR histograms, for a snapshot's percentiles; None in
     /// the daemon, which exports buckets only (each HDR histogram spans
     /// ~230 KB once values spread over its range).
-    pub detail: Option<Box<Detail>>,
+    pub detail: Option<Box<[Histogram<u64>; COMPONENTS.len()]>>,
 }
 
-pub struct Detail {
-    pub total: Histogram<u64>,
-    pub queue: Histogram<u64>,
-    pub process: Histogram<u64>,
-}
+/// The components of a hop's time, as exported (the `component` label):
+/// total = queue + process; process = on_cpu + runqueue + blocked;
+/// queue_runqueue is the part of queue the reading thread spent runnable.
+pub const COMPONENTS: [&str; 7] = [
+    "total",
+    "queue",
+    "process",
+    "on_cpu",
+    "runqueue",
+    "blocked",
+    "queue_runqueue",
+];
 
-/// The components of a hop's time, as exported (the `component` label).
-pub const COMPONENTS: [&str; 3] = ["total", "queue", "process"];
+/// The components the daemon exports (blocked is process minus on_cpu and
+/// runqueue in sums; it and queue_runqueue are in snapshots only, which
+/// keeps a sidecar's series count down).
+pub const EXPORTED: [usize; 5] = [TOTAL, QUEUE, PROCESS, ON_CPU, RUNQUEUE];
+
+/// Indices into [`COMPONENTS`].
+pub const TOTAL: usize = 0;
+pub const QUEUE: usize = 1;
+pub const PROCESS: usize = 2;
+pub const ON_CPU: usize = 3;
+pub const RUNQUEUE: usize = 4;
+pub const BLOCKED: usize = 5;
+pub const QUEUE_RUNQUEUE: usize = 6;
 
 fn hist() -> Histogram<u64> {
     // Bounds are constants known to be valid.
     Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIG).expect("valid histogram bounds")
+}
+
+/// The values of a forward's components; the split ones only when it has
+/// a split.
+fn components(f: &Forward) -> [Option<u64>; COMPONENTS.len()] {
+    let s = f.split;
+    [
+        Some(f.total_ns()),
+        Some(f.queue_ns()),
+        Some(f.process_ns()),
+        s.map(|s| s.on_cpu_ns),
+        s.map(|s| s.runnable_ns),
+        s.map(|s| s.blocked_ns),
+        s.map(|_| f.queue_runnable_ns),
+    ]
 }
 
 impl HopStats {
@@ -52,15 +90,10 @@ impl HopStats {
         HopStats {
             forwards: 0,
             ambiguous: 0,
+            split: 0,
             bytes: 0,
             exported: Default::default(),
-            detail: detail.then(|| {
-                Box::new(Detail {
-                    total: hist(),
-                    queue: hist(),
-                    process: hist(),
-                })
-            }),
+            detail: detail.then(|| Box::new(std::array::from_fn(|_| hist()))),
         }
     }
 
@@ -70,28 +103,29 @@ impl HopStats {
     pub fn record(&mut self, f: &Forward) {
         self.forwards += 1;
         self.ambiguous += u64::from(f.basis == Basis::Ambiguous);
+        self.split += u64::from(f.split.is_some());
         self.bytes += f.bytes;
-        let ns = [f.total_ns(), f.queue_ns(), f.process_ns()];
-        for (b, v) in self.exported.iter_mut().zip(ns) {
-            b.record(v);
+        let values = components(f);
+        for (b, v) in self.exported.iter_mut().zip(values) {
+            if let Some(v) = v {
+                b.record(v);
+            }
         }
         if let Some(d) = &mut self.detail {
-            let clamp = |v: u64| v.clamp(LOWEST_NS, HIGHEST_NS);
-            d.total.saturating_record(clamp(ns[0]));
-            d.queue.saturating_record(clamp(ns[1]));
-            d.process.saturating_record(clamp(ns[2]));
+            for (h, v) in d.iter_mut().zip(values) {
+                if let Some(v) = v {
+                    h.saturating_record(v.clamp(LOWEST_NS, HIGHEST_NS));
+                }
+            }
         }
     }
 
-    /// Percentiles of (total, queue, process); zero without detail.
-    pub fn percentiles(&self) -> [Percentiles; 3] {
+    /// Percentiles of each component, in [`COMPONENTS`] order; zero
+    /// without detail.
+    pub fn percentiles(&self) -> [Percentiles; COMPONENTS.len()] {
         match &self.detail {
-            Some(d) => [
-                Percentiles::of(&d.total),
-                Percentiles::of(&d.queue),
-                Percentiles::of(&d.process),
-            ],
-            None => [Percentiles::default(); 3],
+            Some(d) => std::array::from_fn(|i| Percentiles::of(&d[i])),
+            None => [Percentiles::default(); COMPONENTS.len()],
         }
     }
 }
@@ -163,6 +197,8 @@ mod tests {
             write_ns: write,
             bytes: 100,
             basis: Basis::Only,
+            split: None,
+            queue_runnable_ns: 0,
         }
     }
 
@@ -173,7 +209,7 @@ mod tests {
             s.record(&fwd(0, 10_000 + i, 210_000 + i));
         }
         assert_eq!((s.forwards, s.bytes), (1000, 100_000));
-        let [t, q, p] = s.percentiles();
+        let [t, q, p, ..] = s.percentiles();
         assert!((p.p50 - 200.0).abs() <= 0.6, "{p:?}");
         // Below 1 ms the buckets are 512 ns wide (lowest discernible 1 µs):
         // microsecond resolution.
@@ -185,7 +221,10 @@ mod tests {
             lean.record(&fwd(0, 10_000 + i, 210_000 + i));
         }
         assert_eq!(lean.exported, s.exported);
-        assert_eq!(lean.percentiles(), [Percentiles::default(); 3]);
+        assert_eq!(
+            lean.percentiles(),
+            [Percentiles::default(); COMPONENTS.len()]
+        );
     }
 
     #[test]
@@ -193,10 +232,34 @@ mod tests {
         let mut s = HopStats::new(true);
         s.record(&fwd(0, 0, 10));
         s.record(&fwd(0, 0, 100_000_000_000));
-        let [_, _, p] = s.percentiles();
+        let p = s.percentiles()[PROCESS];
         assert_eq!(s.exported[2].count, 2);
         assert!((p.p50 - 1.0).abs() < 0.6);
         assert!(p.max >= 59_000_000.0);
         assert_eq!(HopStats::new(true).percentiles()[0], Percentiles::default());
+    }
+
+    #[test]
+    fn split_components_count_split_forwards_only() {
+        use profiler_common::sched::Split;
+        let mut s = HopStats::new(true);
+        s.record(&fwd(0, 10_000, 110_000));
+        let mut f = fwd(0, 10_000, 110_000);
+        f.split = Some(Split {
+            on_cpu_ns: 30_000,
+            runnable_ns: 60_000,
+            blocked_ns: 10_000,
+        });
+        f.queue_runnable_ns = 4_000;
+        s.record(&f);
+        assert_eq!((s.forwards, s.split), (2, 1));
+        assert_eq!(s.exported[PROCESS].count, 2);
+        let parts = [ON_CPU, RUNQUEUE, BLOCKED, QUEUE_RUNQUEUE].map(|i| s.exported[i].sum_ns);
+        assert_eq!(parts, [30_000, 60_000, 10_000, 4_000]);
+        assert_eq!(s.exported[ON_CPU].count, 1);
+        let p = s.percentiles();
+        assert!((p[RUNQUEUE].p50 - 60.0).abs() < 0.6, "{:?}", p[RUNQUEUE]);
+        assert_eq!(s.exported[TOTAL].count, 2);
+        assert_eq!(s.exported[QUEUE].sum_ns, 20_000);
     }
 }

@@ -2,6 +2,7 @@
 //! between two drains, so encoding never holds up the drain.
 use crate::{
     classify::{Direction, Leg},
+    ebpf::hookset::SCHED,
     histogram::Buckets,
 };
 
@@ -15,8 +16,10 @@ pub struct HopSeries {
     pub leg: Leg,
     pub forwards: u64,
     pub bytes: u64,
-    /// total, queue, process ([`crate::histogram::COMPONENTS`] order).
-    pub components: [Buckets; 3],
+    /// Forwards whose process time is split.
+    pub split: u64,
+    /// [`crate::histogram::COMPONENTS`] order.
+    pub components: [Buckets; crate::histogram::COMPONENTS.len()],
 }
 
 /// A table's fill: kernel maps and the userspace tables beside them.
@@ -48,6 +51,8 @@ pub struct Exposition {
     pub sidecars: Vec<SidecarLabels>,
     /// CPU and memory of each sidecar (same positions), since tracked.
     pub cpu: Vec<Option<crate::cpu::CpuReport>>,
+    /// Run-queue waits of each sidecar's threads (same positions).
+    pub waits: Vec<Buckets>,
     pub hops: Vec<HopSeries>,
     pub health: Health,
 }
@@ -70,6 +75,7 @@ impl Exposition {
                 leg,
                 forwards: h.forwards,
                 bytes: h.bytes,
+                split: h.split,
                 components: h.exported.clone(),
             })
             .collect();
@@ -82,16 +88,24 @@ impl Exposition {
             ],
             ambiguous_forwards: s.agg.pairing.counts().ambiguous,
             maps: s.map_fill(),
-            hooks: s.hook_set().hooks().iter().map(|h| h.describe()).collect(),
+            hooks: s
+                .hook_set()
+                .hooks()
+                .iter()
+                .chain(s.sched().ok().map_or(&[][..], |_| &SCHED[..]))
+                .map(|h| h.describe())
+                .collect(),
             sidecars_tracked: s.agg.tracked_sidecars() as u64,
             sidecars_over_cap: s.agg.sidecars_over_cap() as u64,
             version: env!("CARGO_PKG_VERSION").to_string(),
             hook_set: s.hook_set().name().to_string(),
             kernel: crate::kernel::release().unwrap_or_default(),
         };
+        let waits = s.agg.waits.iter().map(|w| w.buckets.clone()).collect();
         Exposition {
             sidecars,
             cpu,
+            waits,
             hops,
             health,
         }

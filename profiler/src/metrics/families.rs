@@ -9,7 +9,7 @@ use prometheus_client::{
 };
 
 use super::exposition::{Exposition, HopSeries};
-use crate::histogram::COMPONENTS;
+use crate::histogram::{COMPONENTS, EXPORTED};
 
 fn dir(h: &HopSeries) -> &'static str {
     match h.direction {
@@ -101,6 +101,25 @@ impl Exposition {
                 }
             }
         }
+        {
+            let mut m = enc.encode_descriptor(
+                "sidecar_runqueue_wait",
+                "Waits of the sidecar's threads on a run queue: from woken, preempted or throttled to running again (scheduler hooks)",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?;
+            for (i, b) in self.waits.iter().enumerate() {
+                if i < self.sidecars.len() && b.count > 0 {
+                    m.encode_family(&self.sidecar_labels(i))?
+                        .encode_histogram::<NoLabelSet>(
+                            b.sum_ns as f64 / 1e9,
+                            b.count,
+                            &b.in_seconds(),
+                            None,
+                        )?;
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -115,13 +134,13 @@ impl Collector for Exposition {
         {
             let mut m = enc.encode_descriptor(
                 "sidecar_hop_duration",
-                "Time a sidecar took to forward data, per hop and component: total from the data's arrival at the proxy's socket to the proxy's write of it, queue from arrival to the proxy's read, process from read to write",
+                "Time a sidecar took to forward data, per hop and component: total from the data's arrival at the proxy's socket to the proxy's write of it, queue from arrival to the proxy's read, process from read to write; of process, on_cpu (the writing thread ran) and runqueue (it was runnable, not running), over split forwards only",
                 Some(&Unit::Seconds),
                 MetricType::Histogram,
             )?;
             for h in &hops {
                 let base = self.hop_labels(h);
-                for (name, b) in COMPONENTS.iter().zip(&h.components) {
+                for (name, b) in EXPORTED.map(|i| (COMPONENTS[i], &h.components[i])) {
                     let mut labels = base.clone();
                     labels.push(("component", name));
                     m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
@@ -145,6 +164,12 @@ impl Collector for Exposition {
                 "Bytes the sidecar read from the source of recorded forwards, per hop",
                 Some(Unit::Bytes),
                 |h: &HopSeries| h.bytes,
+            ),
+            (
+                "sidecar_split_forwards",
+                "Forwards whose process time is split into on_cpu, runqueue and blocked (one thread read and wrote, followed by the scheduler hooks), per hop",
+                None,
+                |h: &HopSeries| h.split,
             ),
         ] {
             let mut m = enc.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;

@@ -11,6 +11,11 @@ fn expo() -> Exposition {
     }
     let mut queue = Buckets::default();
     queue.record(1_000);
+    let mut runqueue = Buckets::default();
+    runqueue.record(700_000);
+    let mut waits = Buckets::default();
+    waits.record(3_000);
+    waits.record(1_500_000);
     Exposition {
         sidecars: vec![SidecarLabels {
             namespace: "bookinfo".into(),
@@ -25,13 +30,23 @@ fn expo() -> Exposition {
             throttled_seconds: Some(0.25),
             ..crate::cpu::CpuReport::default()
         })],
+        waits: vec![waits],
         hops: vec![HopSeries {
             sidecar: 0,
             direction: Direction::Inbound,
             leg: Leg::Request,
             forwards: 4,
             bytes: 400,
-            components: [total, queue, Buckets::default()],
+            split: 1,
+            components: [
+                total,
+                queue,
+                Buckets::default(),
+                Buckets::default(),
+                runqueue,
+                Buckets::default(),
+                Buckets::default(),
+            ],
         }],
         health: Health {
             events_lost: vec![("ring_full", 3), ("map_full", 0)],
@@ -68,6 +83,12 @@ fn prometheus_text_has_cumulative_buckets_sum_and_count_in_seconds() {
         format!("{}{{{total}}} 0.002084", line("sum")),
         format!("sidecar_forwards_total{{{HOP}}} 4"),
         format!("sidecar_forwarded_bytes_total{{{HOP}}} 400"),
+        format!("sidecar_split_forwards_total{{{HOP}}} 1"),
+        format!("{}{{{HOP},component=\"runqueue\",le=\"0.001\"}} 1", line("bucket")),
+        format!("{}{{{HOP},component=\"runqueue\"}} 0.0007", line("sum")),
+        "# TYPE sidecar_runqueue_wait_seconds histogram".to_string(),
+        r#"sidecar_runqueue_wait_seconds_bucket{namespace="bookinfo",pod="reviews-v2-7c9f",workload="reviews-v2",le="5e-06"} 1"#.to_string(),
+        r#"sidecar_runqueue_wait_seconds_count{namespace="bookinfo",pod="reviews-v2-7c9f",workload="reviews-v2"} 2"#.to_string(),
         "profiler_events_lost_total{reason=\"ring_full\"} 3".to_string(),
         "profiler_ambiguous_forwards_total 2".to_string(),
         "profiler_map_capacity{map=\"tracked\"} 4096".to_string(),

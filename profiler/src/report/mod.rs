@@ -20,6 +20,17 @@ pub struct Hop {
     pub total_us: Percentiles,
     pub queue_us: Percentiles,
     pub process_us: Percentiles,
+    /// Of `forwards`, those whose process time is split (one thread read
+    /// and wrote, followed by the scheduler hooks throughout); the four
+    /// parts below are over these.
+    pub split_forwards: u64,
+    /// Process time the thread ran, waited runnable (preempted, throttled,
+    /// woken and not yet run) and slept; they sum to `process` per forward.
+    pub on_cpu_us: Percentiles,
+    pub runqueue_us: Percentiles,
+    pub blocked_us: Percentiles,
+    /// Queue time the reading thread spent runnable.
+    pub queue_runqueue_us: Percentiles,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -39,6 +50,8 @@ pub struct Snapshot {
     pub lost_events: u64,
     pub sidecars: Vec<SidecarReport>,
     pub hook_set: &'static str,
+    /// Whether process time is split (the scheduler hooks attached).
+    pub sched_split: bool,
     pub excluded_forwards: u64,
     pub unclassified_forwards: u64,
     pub ambiguous_forwards: u64,
@@ -93,7 +106,9 @@ impl Snapshot {
                         .filter(|((idx, _, l), _)| *idx == i as u32 && *l == Leg::Request)
                         .map(|(_, h)| h.forwards)
                         .sum();
-                    w.report(requests)
+                    let mut r = w.report(requests)?;
+                    r.runqueue_wait_us = s.agg.waits.get(i).and_then(|w| w.percentiles());
+                    Some(r)
                 }),
                 hops: s
                     .agg
@@ -102,7 +117,15 @@ impl Snapshot {
                     .iter()
                     .filter(|((idx, _, _), _)| *idx == i as u32)
                     .map(|((_, d, l), h)| {
-                        let [total_us, queue_us, process_us] = h.percentiles();
+                        let [
+                            total_us,
+                            queue_us,
+                            process_us,
+                            on_cpu_us,
+                            runqueue_us,
+                            blocked_us,
+                            queue_runqueue_us,
+                        ] = h.percentiles();
                         Hop {
                             direction: *d,
                             leg: *l,
@@ -112,6 +135,11 @@ impl Snapshot {
                             total_us,
                             queue_us,
                             process_us,
+                            split_forwards: h.split,
+                            on_cpu_us,
+                            runqueue_us,
+                            blocked_us,
+                            queue_runqueue_us,
                         }
                     })
                     .collect(),
@@ -122,6 +150,7 @@ impl Snapshot {
             lost_events: s.lost_events(),
             sidecars,
             hook_set: s.hook_set().name(),
+            sched_split: s.sched().is_ok(),
             excluded_forwards: s.agg.tally.excluded,
             unclassified_forwards: s.agg.tally.unclassified,
             ambiguous_forwards: pairing.ambiguous,
@@ -177,14 +206,20 @@ impl Snapshot {
             ));
             for h in &sc.hops {
                 let rate = h.forwards as f64 / self.duration_s.max(1e-9);
-                for (i, (name, p)) in [
+                let mut rows = vec![
                     ("total", &h.total_us),
                     ("queue", &h.queue_us),
                     ("process", &h.process_us),
-                ]
-                .into_iter()
-                .enumerate()
-                {
+                ];
+                if h.split_forwards > 0 {
+                    rows.extend([
+                        (" on cpu", &h.on_cpu_us),
+                        (" runqueue", &h.runqueue_us),
+                        (" blocked", &h.blocked_us),
+                        ("q runqueue", &h.queue_runqueue_us),
+                    ]);
+                }
+                for (i, (name, p)) in rows.into_iter().enumerate() {
                     let lead = if i == 0 {
                         format!(
                             "  {:<8} {:<8} {:>9} {:>9} {:>8.0} {:>10}",

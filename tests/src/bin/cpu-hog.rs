@@ -1,15 +1,22 @@
-//! A CPU hog for the contention test: pinned to one CPU at real-time
-//! priority, it spins for `spin_ms` then sleeps for `sleep_ms`, forever
-//! (the test ends it by PID). While it spins, nothing else runs there.
+//! A CPU hog for the contention tests: pinned to one CPU at real-time
+//! priority, it spins for `spin_ms` then sleeps for `sleep_ms` (plus up to
+//! `jitter_ms` more, drawn each time, so that its bursts do not lock onto
+//! the phase of a load that they delay), forever (the test ends it by
+//! PID). While it spins, nothing else runs there.
 use std::time::{Duration, Instant};
 
 fn main() {
     let args: Vec<u64> = std::env::args()
         .skip(1)
-        .map(|a| a.parse().expect("usage: cpu-hog CPU SPIN_MS SLEEP_MS"))
+        .map(|a| {
+            a.parse()
+                .expect("usage: cpu-hog CPU SPIN_MS SLEEP_MS [JITTER_MS]")
+        })
         .collect();
-    let [cpu, spin_ms, sleep_ms] = args[..] else {
-        panic!("usage: cpu-hog CPU SPIN_MS SLEEP_MS");
+    let (cpu, spin_ms, sleep_ms, jitter_ms) = match args[..] {
+        [c, s, z] => (c, s, z, 0),
+        [c, s, z, j] => (c, s, z, j),
+        _ => panic!("usage: cpu-hog CPU SPIN_MS SLEEP_MS [JITTER_MS]"),
     };
     // SAFETY: plain syscalls on this process with valid arguments.
     unsafe {
@@ -32,6 +39,17 @@ fn main() {
         while Instant::now() < until {
             std::hint::spin_loop();
         }
-        std::thread::sleep(Duration::from_millis(sleep_ms));
+        // The clock's low bits are random enough to spread the phase.
+        let jitter_us = match jitter_ms * 1000 {
+            0 => 0,
+            span => nanos() % span,
+        };
+        std::thread::sleep(Duration::from_millis(sleep_ms) + Duration::from_micros(jitter_us));
     }
+}
+
+fn nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()))
 }

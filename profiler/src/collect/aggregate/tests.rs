@@ -38,11 +38,11 @@ fn io(kind: u32, sk: u64, at_ns: u64, arrival_ns: u64) -> Event {
         kind,
         tgid: PROXY,
         tid: PROXY,
-        _pad: 0,
         sk,
         at_ns,
         arrival_ns,
         bytes: 200,
+        ..Io::default()
     };
     if kind == KIND_READ {
         Event::Read(io)
