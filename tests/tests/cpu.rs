@@ -95,6 +95,16 @@ fn vcpu_per_1k_requests_matches_the_container_cgroup() {
         (cpu.user_seconds + cpu.system_seconds - cpu.cpu_seconds).abs() < 1e-6,
         "{cpu:?}"
     );
+    // Per thread, the same run time, each thread named.
+    let threads: f64 = cpu.per_thread.iter().map(|t| t.cpu_seconds).sum();
+    assert!(
+        !cpu.per_thread.is_empty()
+            && cpu.per_thread.len() < 32
+            && (threads - cpu.cpu_seconds).abs() <= 0.01 * cpu.cpu_seconds
+            && cpu.per_thread.iter().all(|t| !t.name.is_empty()),
+        "{:?}",
+        cpu.per_thread
+    );
 }
 
 /// A CPU limit of 10% of a core on the sidecar's container, at a load it
@@ -187,6 +197,48 @@ fn a_cpu_quota_shows_as_throttled_time_and_run_queue_not_on_cpu() {
     );
     let waits = cpu.runqueue_wait_us.expect("run-queue waits recorded");
     assert!(waits.max > 1000.0, "{waits:?}");
+    // The report flags the intervals where throttling met the tail, and
+    // none at the load the sidecar sustained without the limit.
+    let free_cpu = sidecar(&free, "client-").cpu.clone().expect("a cpu block");
+    let flagged: Vec<_> = cpu
+        .intervals
+        .iter()
+        .filter(|i| !i.flags.is_empty())
+        .map(|i| {
+            (
+                i.start_s,
+                i.flags.clone(),
+                i.total_p99_us,
+                i.throttled_seconds,
+            )
+        })
+        .collect();
+    eprintln!(
+        "flagged under the quota: {} of {} intervals {flagged:?}; latency vs CPU {:?}; without \
+         the limit: {} of {} flagged",
+        cpu.flagged_intervals,
+        cpu.intervals.len(),
+        cpu.latency_vs_cpu,
+        free_cpu.flagged_intervals,
+        free_cpu.intervals.len()
+    );
+    assert!(
+        cpu.intervals.len() >= 5
+            && cpu
+                .intervals
+                .iter()
+                .filter(|i| i.flags.contains(&"throttled"))
+                .count()
+                >= 3,
+        "the throttled intervals were not flagged: {:?}",
+        cpu.intervals
+    );
+    assert!(
+        free_cpu.intervals.len() >= 5 && free_cpu.flagged_intervals == 0,
+        "intervals flagged without a limit: {:?}",
+        free_cpu.intervals
+    );
+    assert!(cpu.cpu_us_per_forward.is_some_and(|c| c > 0.0), "{cpu:?}");
 }
 
 /// A proxy killed mid-snapshot and restarted by its agent: the snapshot

@@ -24,6 +24,7 @@ use super::{
 };
 use crate::{
     classify::{PodView, Verdict},
+    cpu::intervals::Intervals,
     discovery::Sidecar,
     histogram::{Hops, waits::Waits},
 };
@@ -76,6 +77,9 @@ pub struct Aggregate {
     pub cpu: Vec<crate::cpu::Window>,
     /// Run-queue waits of each sidecar's threads (same positions).
     pub waits: Vec<Waits>,
+    /// Snapshots only (empty in the daemon): each sidecar's series of
+    /// intervals between CPU samples (same positions).
+    pub intervals: Vec<Intervals>,
 }
 
 impl Aggregate {
@@ -97,6 +101,7 @@ impl Aggregate {
             gone_since: Vec::new(),
             cpu: Vec::new(),
             waits: Vec::new(),
+            intervals: Vec::new(),
         }
     }
 
@@ -131,6 +136,10 @@ impl Aggregate {
         let detail = self.hops.detail;
         self.waits
             .resize_with(self.sidecars.len(), || Waits::new(detail));
+        if detail {
+            self.intervals
+                .resize_with(self.sidecars.len(), Default::default);
+        }
         let now = Instant::now();
         for (i, s) in self.sidecars.iter().enumerate() {
             let mut any = false;
@@ -160,7 +169,10 @@ impl Aggregate {
         self.cpu.resize_with(self.sidecars.len(), Default::default);
         for (f, s) in fresh.iter().zip(samples) {
             if let Some(i) = self.sidecars.iter().position(|k| merge::same(k, f)) {
-                self.cpu[i].add(s);
+                let step = self.cpu[i].add(s);
+                if let Some(series) = self.intervals.get_mut(i) {
+                    series.close(step);
+                }
             }
         }
     }
@@ -194,6 +206,11 @@ impl Aggregate {
         });
         let mut i = 0;
         self.waits.retain(|_| {
+            i += 1;
+            keep.get(i - 1).copied().unwrap_or(true)
+        });
+        let mut i = 0;
+        self.intervals.retain(|_| {
             i += 1;
             keep.get(i - 1).copied().unwrap_or(true)
         });
@@ -277,10 +294,13 @@ impl Aggregate {
                 self.socks.insert(sk, info);
             }
             Event::RunnableWait(w) => {
-                if let Some(&i) = self.by_tgid.get(&w.tgid)
-                    && let Some(waits) = self.waits.get_mut(i)
-                {
-                    waits.record(w.wait_ns);
+                if let Some(&i) = self.by_tgid.get(&w.tgid) {
+                    if let Some(waits) = self.waits.get_mut(i) {
+                        waits.record(w.wait_ns);
+                    }
+                    if let Some(series) = self.intervals.get_mut(i) {
+                        series.wait(w.wait_ns);
+                    }
                 }
             }
             Event::SockClose { sk, .. } => {
@@ -321,7 +341,12 @@ impl Aggregate {
         let src = self.socks.get(&f.src_sk).unwrap_or(&unknown);
         let dst = self.socks.get(&f.dst_sk).unwrap_or(&unknown);
         match self.view(i).classify(src, dst) {
-            Verdict::Hop(d, l) => self.hops.record(i as u32, d, l, f),
+            Verdict::Hop(d, l) => {
+                self.hops.record(i as u32, d, l, f);
+                if let Some(series) = self.intervals.get_mut(i) {
+                    series.record(f);
+                }
+            }
             Verdict::Excluded => self.tally.excluded += 1,
             Verdict::Unclassified => self.tally.unclassified += 1,
         }

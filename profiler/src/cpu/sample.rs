@@ -24,10 +24,25 @@ pub struct ProcSample {
     pub ctx_switches: u64,
 }
 
+/// One thread at one moment: its name (Envoy's `wrk:worker_N`), run time
+/// and run-queue wait in ns since it started.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskSample {
+    pub pid: u32,
+    pub tid: u32,
+    pub name: String,
+    pub run_ns: u64,
+    pub wait_ns: u64,
+}
+
 /// A sidecar (its processes, its container) at one moment.
 #[derive(Clone, Debug)]
 pub struct Sample {
+    /// When it was taken (CLOCK_MONOTONIC ns).
+    pub at_ns: u64,
     pub procs: Vec<ProcSample>,
+    /// Every thread of those processes.
+    pub tasks: Vec<TaskSample>,
     pub cgroup: Option<cgroup::CgroupCpu>,
 }
 
@@ -37,7 +52,12 @@ fn page_size() -> u64 {
     if p > 0 { p as u64 } else { 4096 }
 }
 
-fn read_proc(pid: u32, start_time: u64) -> Option<ProcSample> {
+fn read_proc(
+    pid: u32,
+    start_time: u64,
+    names: &mut HashMap<(u32, u32), String>,
+    tasks: &mut Vec<TaskSample>,
+) -> Option<ProcSample> {
     let dir = PathBuf::from(format!("/proc/{pid}"));
     let stat = proc::parse_stat(&std::fs::read_to_string(dir.join("stat")).ok()?)?;
     let mut s = ProcSample {
@@ -58,6 +78,25 @@ fn read_proc(pid: u32, start_time: u64) -> Option<ProcSample> {
             s.run_ns += run;
             s.wait_ns += wait;
             s.ctx_switches += switches;
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            // A thread's name is read once (threads are named at start).
+            let name = names
+                .entry((pid, tid))
+                .or_insert_with(|| {
+                    std::fs::read_to_string(task.path().join("comm"))
+                        .map(|c| c.trim_end().to_string())
+                        .unwrap_or_default()
+                })
+                .clone();
+            tasks.push(TaskSample {
+                pid,
+                tid,
+                name,
+                run_ns: run,
+                wait_ns: wait,
+            });
         }
     }
     Some(s)
@@ -68,25 +107,35 @@ fn read_proc(pid: u32, start_time: u64) -> Option<ProcSample> {
 pub struct Sampler {
     acc: CpuAccounting,
     dirs: HashMap<(u32, u64), Option<(PathBuf, bool)>>,
+    /// (pid, tid) -> thread name.
+    names: HashMap<(u32, u32), String>,
 }
 
 /// Bound on remembered directories (cleared when reached: a node's churn).
 const DIRS_MAX: usize = 8192;
+/// Bound on remembered thread names (cleared when reached).
+const NAMES_MAX: usize = 65536;
 
 impl Sampler {
     pub fn new(acc: CpuAccounting) -> Sampler {
         Sampler {
             acc,
             dirs: HashMap::new(),
+            names: HashMap::new(),
         }
     }
 
     /// Sample the processes `procs` ((pid, start time) each; one that is
     /// gone is left out) and the CPU cgroup of the first that is there.
     pub fn sample(&mut self, procs: &[(u32, u64)]) -> Sample {
+        let at_ns = crate::kernel::clock::monotonic_ns();
+        if self.names.len() >= NAMES_MAX {
+            self.names.clear();
+        }
+        let mut tasks = Vec::new();
         let procs: Vec<ProcSample> = procs
             .iter()
-            .filter_map(|&(pid, start)| read_proc(pid, start))
+            .filter_map(|&(pid, start)| read_proc(pid, start, &mut self.names, &mut tasks))
             .collect();
         if self.dirs.len() >= DIRS_MAX {
             self.dirs.clear();
@@ -103,6 +152,11 @@ impl Sampler {
                 .as_ref()?;
             cgroup::read(&dir.0, dir.1)
         });
-        Sample { procs, cgroup }
+        Sample {
+            at_ns,
+            procs,
+            tasks,
+            cgroup,
+        }
     }
 }

@@ -4,7 +4,10 @@
 //! restart, when a process of the first sample is gone or a new one came.
 use serde::Serialize;
 
-use super::sample::{ProcSample, Sample};
+use super::{
+    intervals::Step,
+    sample::{ProcSample, Sample},
+};
 
 /// The sums over a capture, added interval by interval so that every
 /// figure only grows (the daemon exports them as counters).
@@ -21,6 +24,35 @@ pub struct Window {
     ctx_switches: u64,
     samples: u32,
     restarted: bool,
+    /// Each thread's run time and run-queue wait (bounded).
+    threads: Vec<ThreadAcc>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct ThreadAcc {
+    pid: u32,
+    tid: u32,
+    name: String,
+    run_ns: u64,
+    wait_ns: u64,
+    run_s: f64,
+    wait_s: f64,
+}
+
+/// Threads followed per sidecar (a proxy restarting many times leaves the
+/// old ones' totals until this fills; then new threads are not listed).
+const THREADS_MAX: usize = 256;
+/// Threads listed in a report, busiest first.
+const THREADS_LISTED: usize = 32;
+
+/// One thread's CPU over the capture (schedstat, ns).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct ThreadCpu {
+    pub pid: u32,
+    pub tid: u32,
+    pub name: String,
+    pub cpu_seconds: f64,
+    pub runqueue_wait_seconds: f64,
 }
 
 /// What the snapshot reports per sidecar (the JSON `cpu` block).
@@ -50,11 +82,27 @@ pub struct CpuReport {
     /// Each wait of its threads on a run queue (scheduler hooks; None
     /// without them or without a wait).
     pub runqueue_wait_us: Option<crate::histogram::Percentiles>,
+    /// cpu_seconds per forward (all hops), in µs.
+    pub cpu_us_per_forward: Option<f64>,
+    /// The series between samples (snapshots: one a second), how total p99
+    /// moved with each CPU signal over it, and the intervals flagged.
+    pub intervals: Vec<super::intervals::Interval>,
+    pub latency_vs_cpu: Option<super::intervals::Correlation>,
+    pub flagged_intervals: u32,
+    /// Its busiest threads (at most 32), with Envoy's names for them: a
+    /// worker that does most of the work shows here.
+    pub per_thread: Vec<ThreadCpu>,
 }
 
 impl Window {
-    pub fn add(&mut self, s: Sample) {
+    /// Add a sample; returns the interval it ends (None for the first).
+    pub fn add(&mut self, s: Sample) -> Option<Step> {
         let key = |p: &ProcSample| (p.pid, p.start_time);
+        let run_before = self.run_s;
+        let step_from = self.last.as_ref().map(|l| {
+            let throttled_ns = |c: &Option<super::cgroup::CgroupCpu>| c.map(|c| c.throttled_ns);
+            (l.at_ns, throttled_ns(&l.cgroup), throttled_ns(&s.cgroup))
+        });
         if let Some(first) = &self.first {
             let gone = first
                 .procs
@@ -91,11 +139,41 @@ impl Window {
         // Processes gone for good are forgotten (their time stays counted).
         self.procs
             .retain(|q| s.procs.iter().any(|p| key(p) == key(q)));
+        for t in &s.tasks {
+            let known = self
+                .threads
+                .iter_mut()
+                .find(|a| (a.pid, a.tid) == (t.pid, t.tid));
+            if let Some(a) = known {
+                a.run_s += t.run_ns.saturating_sub(a.run_ns) as f64 / 1e9;
+                a.wait_s += t.wait_ns.saturating_sub(a.wait_ns) as f64 / 1e9;
+                (a.run_ns, a.wait_ns) = (t.run_ns, t.wait_ns);
+            } else if self.threads.len() < THREADS_MAX {
+                self.threads.push(ThreadAcc {
+                    pid: t.pid,
+                    tid: t.tid,
+                    name: t.name.clone(),
+                    run_ns: t.run_ns,
+                    wait_ns: t.wait_ns,
+                    ..ThreadAcc::default()
+                });
+            }
+        }
         if self.first.is_none() {
             self.first = Some(s.clone());
         }
+        let to_ns = s.at_ns;
         self.last = Some(s);
         self.samples = self.samples.saturating_add(1);
+        step_from.map(|(from_ns, before, after)| Step {
+            from_ns,
+            to_ns,
+            run_s: self.run_s - run_before,
+            throttled_s: match (before, after) {
+                (Some(b), Some(a)) => Some(a.saturating_sub(b) as f64 / 1e9),
+                _ => None,
+            },
+        })
     }
 
     /// The report, `requests` being the request-leg forwards meanwhile.
@@ -116,6 +194,20 @@ impl Window {
             r.threads += p.threads;
         }
         r.vcpu_per_1k_rps = (requests > 0).then(|| r.cpu_seconds * 1000.0 / requests as f64);
+        let mut threads: Vec<ThreadCpu> = self
+            .threads
+            .iter()
+            .map(|a| ThreadCpu {
+                pid: a.pid,
+                tid: a.tid,
+                name: a.name.clone(),
+                cpu_seconds: a.run_s,
+                runqueue_wait_seconds: a.wait_s,
+            })
+            .collect();
+        threads.sort_by(|a, b| b.cpu_seconds.total_cmp(&a.cpu_seconds));
+        threads.truncate(THREADS_LISTED);
+        r.per_thread = threads;
         if let (Some(a), Some(b)) = (&first.cgroup, &last.cgroup) {
             r.throttled_seconds = Some(b.throttled_ns.saturating_sub(a.throttled_ns) as f64 / 1e9);
             r.throttled_periods = Some(b.throttled_periods.saturating_sub(a.throttled_periods));
@@ -145,7 +237,19 @@ mod tests {
     }
 
     fn sample(procs: Vec<ProcSample>, throttled_ms: u64) -> Sample {
+        let tasks = procs
+            .iter()
+            .map(|p| crate::cpu::sample::TaskSample {
+                pid: p.pid,
+                tid: p.pid,
+                name: format!("t{}", p.pid),
+                run_ns: p.run_ns,
+                wait_ns: p.wait_ns,
+            })
+            .collect();
         Sample {
+            at_ns: 0,
+            tasks,
             procs,
             cgroup: Some(CgroupCpu {
                 throttled_ns: throttled_ms * 1_000_000,
@@ -158,9 +262,16 @@ mod tests {
     #[test]
     fn run_time_split_by_ticks_and_per_1k_requests() {
         let mut w = Window::default();
-        w.add(sample(vec![proc(10, 1000, 50, 10)], 0));
+        assert_eq!(w.add(sample(vec![proc(10, 1000, 50, 10)], 0)), None);
         w.add(sample(vec![proc(10, 1400, 80, 20)], 0));
-        w.add(sample(vec![proc(10, 1600, 90, 30)], 300));
+        let last = Sample {
+            at_ns: 7,
+            ..sample(vec![proc(10, 1600, 90, 30)], 300)
+        };
+        // The interval the last sample ends: its run time and throttling.
+        let step = w.add(last).expect("an interval");
+        assert!((step.run_s - 0.2).abs() < 1e-9, "{step:?}");
+        assert_eq!((step.to_ns, step.throttled_s), (7, Some(0.3)));
         let r = w.report(2000).expect("a report");
         assert!((r.cpu_seconds - 0.6).abs() < 1e-9, "{r:?}");
         assert!((r.user_seconds - 0.4).abs() < 1e-9, "{r:?}");
@@ -174,6 +285,14 @@ mod tests {
         assert_eq!(r.limit_cores, Some(0.1));
         assert!(!r.restarted);
         assert_eq!(r.samples, 3);
+        // Per thread, from the same ns figures.
+        assert_eq!(r.per_thread.len(), 1);
+        let t = &r.per_thread[0];
+        assert_eq!((t.tid, t.name.as_str()), (10, "t10"));
+        assert!(
+            (t.cpu_seconds - 0.6).abs() < 1e-9 && (t.runqueue_wait_seconds - 0.06).abs() < 1e-9,
+            "{t:?}"
+        );
     }
 
     #[test]

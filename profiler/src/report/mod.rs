@@ -84,6 +84,68 @@ fn cpu_line(c: &CpuReport) -> String {
     )
 }
 
+/// Its busiest threads (at most four), run time and run-queue wait.
+fn threads_line(c: &CpuReport) -> String {
+    if c.per_thread.is_empty() {
+        return String::new();
+    }
+    let busiest: Vec<String> = c
+        .per_thread
+        .iter()
+        .take(4)
+        .map(|t| {
+            format!(
+                "{} {:.3} s (wait {:.3})",
+                if t.name.is_empty() {
+                    t.tid.to_string()
+                } else {
+                    t.name.clone()
+                },
+                t.cpu_seconds,
+                t.runqueue_wait_seconds
+            )
+        })
+        .collect();
+    format!("  busiest threads: {}\n", busiest.join(", "))
+}
+
+/// The series in brief: how total p99 moved with each CPU signal, and the
+/// flagged intervals (at most five listed).
+fn intervals_lines(c: &CpuReport) -> String {
+    if c.intervals.is_empty() {
+        return String::new();
+    }
+    let r = |v: Option<f64>| v.map_or("-".to_string(), |r| format!("{r:+.2}"));
+    let corr = c.latency_vs_cpu.clone().unwrap_or_default();
+    let mut out = format!(
+        "  {} intervals; hop p99 against CPU %: r {}, throttled time: r {}, run-queue wait \
+         p99: r {}; flagged (a tail of 1 ms or more with throttling or run-queue wait): {}\n",
+        c.intervals.len(),
+        r(corr.cpu_percent),
+        r(corr.throttled_seconds),
+        r(corr.runqueue_wait_p99_us),
+        c.flagged_intervals
+    );
+    let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    for i in c.intervals.iter().filter(|i| !i.flags.is_empty()).take(5) {
+        out.push_str(&format!(
+            "    at {:.1} s: {} — hop p99 {} µs (queue {}, process {}), {:.0} forwards/s, CPU \
+             {:.1}%, throttled {} s, run-queue wait p99 {} µs\n",
+            i.start_s,
+            i.flags.join(", "),
+            us(i.total_p99_us),
+            us(i.queue_p99_us),
+            us(i.process_p99_us),
+            i.forwards_per_s,
+            i.cpu_percent,
+            i.throttled_seconds
+                .map_or("-".to_string(), |t| format!("{t:.3}")),
+            us(i.runqueue_wait_p99_us)
+        ));
+    }
+    out
+}
+
 impl Snapshot {
     pub fn from_session(s: &Session, duration_s: f64) -> Snapshot {
         let pairing = s.agg.pairing.counts();
@@ -98,16 +160,27 @@ impl Snapshot {
                 pod: sc.pod.clone(),
                 namespace: sc.namespace.clone(),
                 cpu: s.agg.cpu.get(i).and_then(|w| {
-                    let requests = s
-                        .agg
-                        .hops
-                        .by_key
-                        .iter()
-                        .filter(|((idx, _, l), _)| *idx == i as u32 && *l == Leg::Request)
-                        .map(|(_, h)| h.forwards)
-                        .sum();
-                    let mut r = w.report(requests)?;
+                    let forwards = |leg: Option<Leg>| -> u64 {
+                        s.agg
+                            .hops
+                            .by_key
+                            .iter()
+                            .filter(|((idx, _, l), _)| {
+                                *idx == i as u32 && leg.is_none_or(|want| *l == want)
+                            })
+                            .map(|(_, h)| h.forwards)
+                            .sum()
+                    };
+                    let mut r = w.report(forwards(Some(Leg::Request)))?;
                     r.runqueue_wait_us = s.agg.waits.get(i).and_then(|w| w.percentiles());
+                    let all = forwards(None);
+                    r.cpu_us_per_forward = (all > 0).then(|| r.cpu_seconds * 1e6 / all as f64);
+                    if let Some(series) = s.agg.intervals.get(i) {
+                        r.intervals = series.list.clone();
+                        r.latency_vs_cpu = Some(series.correlation());
+                        r.flagged_intervals =
+                            series.list.iter().filter(|i| !i.flags.is_empty()).count() as u32;
+                    }
                     Some(r)
                 }),
                 hops: s
@@ -184,13 +257,15 @@ impl Snapshot {
             out.push_str(&format!("\n{who}  pid {} {}\n", sc.pid, sc.comm));
             if let Some(c) = &sc.cpu {
                 out.push_str(&cpu_line(c));
+                out.push_str(&threads_line(c));
+                out.push_str(&intervals_lines(c));
             }
             if sc.hops.is_empty() {
                 out.push_str("  no forwards\n");
                 continue;
             }
             out.push_str(&format!(
-                "  {:<8} {:<8} {:>9} {:>9} {:>8} {:>10}  {:<9} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+                "  {:<8} {:<8} {:>9} {:>9} {:>8} {:>10}  {:<10} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
                 "dir",
                 "leg",
                 "forwards",
@@ -237,7 +312,7 @@ impl Snapshot {
                         )
                     };
                     out.push_str(&format!(
-                        "{lead}  {name:<9} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}\n",
+                        "{lead}  {name:<10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}\n",
                         p.p50, p.p90, p.p99, p.p999, p.max
                     ));
                 }
