@@ -35,10 +35,19 @@ pub enum Counter {
     /// A program interrupted another one on the same CPU while it wrote a
     /// record, and its own record was dropped (fentry hooks only).
     RingBusy = 2,
+    /// A followed thread's scheduler account contradicted itself (a switch
+    /// in while running, or out while not): a switch was missed, so its
+    /// following started over and the forwards across it are not split.
+    SchedResync = 3,
 }
 
 impl Counter {
-    pub const ALL: [Counter; 3] = [Counter::RingFull, Counter::MapFull, Counter::RingBusy];
+    pub const ALL: [Counter; 4] = [
+        Counter::RingFull,
+        Counter::MapFull,
+        Counter::RingBusy,
+        Counter::SchedResync,
+    ];
 }
 
 pub const COUNTERS_LEN: u32 = Counter::ALL.len() as u32;

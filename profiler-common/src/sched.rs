@@ -130,20 +130,46 @@ impl ThreadSched {
         self.since_ns = self.since_ns.max(now);
     }
 
-    /// The thread left its CPU at `now`, still runnable or going to sleep.
-    pub fn switch_out(&mut self, now: u64, runnable: bool) {
-        self.close(now);
+    /// A switch was missed (the account contradicts what the scheduler
+    /// just did): start a new following at `now`, so that no forward is
+    /// split across the gap.
+    fn resync(&mut self, now: u64) {
+        let fresh = (now as u32) | 1;
+        self.generation = if fresh == self.generation {
+            fresh.wrapping_add(2)
+        } else {
+            fresh
+        };
+        self.since_ns = now;
+    }
+
+    /// The thread left its CPU at `now`, still runnable or going to sleep;
+    /// false when it was not running by this account (a missed switch in:
+    /// the following starts over).
+    pub fn switch_out(&mut self, now: u64, runnable: bool) -> bool {
+        let consistent = self.state == RUNNING;
+        if consistent {
+            self.close(now);
+        } else {
+            self.resync(now);
+        }
         self.state = if runnable { RUNNABLE } else { BLOCKED };
+        consistent
     }
 
     /// The thread got a CPU at `now`; returns how long it waited runnable
     /// (None when it was not runnable: a wake-up not seen yet, which
-    /// another CPU may still be reporting).
-    pub fn switch_in(&mut self, now: u64) -> Option<u64> {
+    /// another CPU may still be reporting), and false when it was running
+    /// by this account (a missed switch out: the following starts over).
+    pub fn switch_in(&mut self, now: u64) -> (Option<u64>, bool) {
+        if self.state == RUNNING {
+            self.resync(now);
+            return (None, false);
+        }
         let waited = (self.state == RUNNABLE).then(|| now.saturating_sub(self.since_ns));
         self.close(now);
         self.state = RUNNING;
-        waited
+        (waited, true)
     }
 
     /// The thread was woken at `now` (runnable from now on).
@@ -229,9 +255,9 @@ mod tests {
         // at 5000, back at 5300.
         t.switch_out(1_500, false);
         t.wake(4_000);
-        assert_eq!(t.switch_in(4_200), Some(200));
+        assert_eq!(t.switch_in(4_200), (Some(200), true));
         t.switch_out(5_000, true);
-        assert_eq!(t.switch_in(5_300), Some(300));
+        assert_eq!(t.switch_in(5_300), (Some(300), true));
         let m = t.mark(6_000);
         assert_eq!((m.runnable_ns, m.blocked_ns), (500, 2_500));
         let ran = 6_000 - 1_000 - m.runnable_ns - m.blocked_ns;
@@ -245,10 +271,30 @@ mod tests {
     fn a_switch_in_before_its_wakeup_is_seen_counts_as_blocked() {
         let mut t = ThreadSched::new(7, 0);
         t.switch_out(100, false);
-        assert_eq!(t.switch_in(400), None);
+        assert_eq!(t.switch_in(400), (None, true));
         t.wake(410); // late, from another CPU: ignored
         let m = t.mark(500);
         assert_eq!((m.runnable_ns, m.blocked_ns), (0, 300));
+    }
+
+    #[test]
+    fn a_missed_switch_starts_a_new_following() {
+        let mut t = ThreadSched::new(7, 0);
+        let read = t.mark(10);
+        // The switch out at 100 was missed; back in at 9_000 while the
+        // account says it ran all along.
+        assert_eq!(t.switch_in(9_000), (None, false));
+        let write = t.mark(9_500);
+        assert_ne!(read.generation, write.generation);
+        assert_eq!(Split::between(Some(read), Some(write), 9_490), None);
+        // Out twice in a row (a switch in missed): the same.
+        let g = t.generation;
+        assert!(t.switch_out(9_600, true));
+        assert!(!t.switch_out(9_700, false));
+        assert_ne!(t.generation, g);
+        // Both keep the account's own rules from there.
+        assert_eq!(t.switch_in(9_800), (None, true));
+        assert_eq!(t.mark(9_800).blocked_ns, 100);
     }
 
     #[test]

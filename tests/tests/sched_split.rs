@@ -172,6 +172,10 @@ fn real_time_hog_bursts_are_run_queue_time_not_on_cpu() {
     );
     drop(_hog);
     assert!(load.completed > 200, "{load:?}");
+    eprintln!(
+        "switches missed (followings started over): {}",
+        snap.sched_resyncs
+    );
     thread::sleep(Duration::from_millis(300));
     let truth = delay_proxy::read_stats(&stats).expect("fixture stats");
     let server = sidecar(&snap, "server-");
@@ -208,9 +212,12 @@ fn real_time_hog_bursts_are_run_queue_time_not_on_cpu() {
             "{key}: the hog's 3 ms bursts did not show as run-queue time"
         );
         // None of it on CPU: the longest on-CPU part is the fixture
-        // thread's longest CPU time, not a burst's 3 ms.
+        // thread's longest CPU time, not a burst's 3 ms. (A race between a
+        // wake-up on one CPU and the switch on another has left one forward
+        // 173 µs over it, once in six runs: hence the margin of 1 ms, a
+        // third of a burst.)
         assert!(
-            h.on_cpu_us.max <= t.on_cpu_max_us + (0.1 * t.on_cpu_max_us).max(100.0),
+            h.on_cpu_us.max <= t.on_cpu_max_us + 1000.0,
             "{key}: on-CPU max {:.1} us vs the fixture thread's {:.1}: a burst was charged \
              as the proxy's work",
             h.on_cpu_us.max,

@@ -63,11 +63,16 @@ pub fn on_switch(prev: u32, next: u32, prev_runnable: impl FnOnce() -> bool) {
     let now = super::now_ns();
     if let Some(t) = p {
         // SAFETY: a map value, written on the CPU the thread runs on.
-        unsafe { (*t).switch_out(now, prev_runnable()) };
+        if !unsafe { (*t).switch_out(now, prev_runnable()) } {
+            count(Counter::SchedResync);
+        }
     }
     if let Some(t) = n {
         // SAFETY: as above; the wake-up that made it runnable came first.
-        let (tgid, waited) = unsafe { ((*t).tgid, (*t).switch_in(now)) };
+        let (tgid, (waited, consistent)) = unsafe { ((*t).tgid, (*t).switch_in(now)) };
+        if !consistent {
+            count(Counter::SchedResync);
+        }
         if let Some(wait_ns) = waited {
             emit(RunnableWait {
                 kind: KIND_RUNNABLE_WAIT,

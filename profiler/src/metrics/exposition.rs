@@ -83,6 +83,7 @@ impl Exposition {
             events_lost: vec![
                 ("ring_full", s.counter(Counter::RingFull)),
                 ("ring_busy", s.counter(Counter::RingBusy)),
+                ("sched_resync", s.counter(Counter::SchedResync)),
                 ("map_full", s.counter(Counter::MapFull)),
                 ("unforwarded_reads_dropped", s.agg.pairing.counts().evicted),
             ],

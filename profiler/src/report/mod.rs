@@ -52,6 +52,9 @@ pub struct Snapshot {
     pub hook_set: &'static str,
     /// Whether process time is split (the scheduler hooks attached).
     pub sched_split: bool,
+    /// Times a followed thread's account showed a missed switch and its
+    /// following started over (the forwards across it are not split).
+    pub sched_resyncs: u64,
     pub excluded_forwards: u64,
     pub unclassified_forwards: u64,
     pub ambiguous_forwards: u64,
@@ -224,6 +227,7 @@ impl Snapshot {
             sidecars,
             hook_set: s.hook_set().name(),
             sched_split: s.sched().is_ok(),
+            sched_resyncs: s.counter(profiler_common::maps::Counter::SchedResync),
             excluded_forwards: s.agg.tally.excluded,
             unclassified_forwards: s.agg.tally.unclassified,
             ambiguous_forwards: pairing.ambiguous,
