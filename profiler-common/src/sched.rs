@@ -68,18 +68,25 @@ pub const fn switched_out_runnable(prev_state: i64) -> bool {
 }
 
 /// One followed thread's scheduler account since the kernel began to
-/// follow it (its first read or write seen).
+/// follow it (its first read or write seen). Only the switches, on the CPU
+/// the thread leaves or takes, change its state; a wake-up, which another
+/// CPU reports (possibly after the thread already got a CPU), only stores
+/// its time, which the next switch in reads.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadSched {
     pub tgid: u32,
-    /// [`RUNNING`], [`RUNNABLE`] or [`BLOCKED`], since `since_ns`.
+    /// [`RUNNING`], [`RUNNABLE`] (preempted) or [`BLOCKED`] (asleep, and
+    /// maybe woken since: `woken_ns`), since `since_ns`.
     pub state: u32,
     /// Tells one following of a thread from another (never 0).
     pub generation: u32,
     /// Next slot of the runnable history to write.
     pub next: u32,
     pub since_ns: u64,
+    /// The last wake-up seen; it counts when it is not before `since_ns`
+    /// of a sleep.
+    pub woken_ns: u64,
     /// Time spent runnable and blocked in finished states.
     pub runnable_ns: u64,
     pub blocked_ns: u64,
@@ -106,6 +113,7 @@ impl ThreadSched {
             generation: (now as u32) | 1,
             next: 0,
             since_ns: now,
+            woken_ns: 0,
             runnable_ns: 0,
             blocked_ns: 0,
             runnable_start: [0; RUNNABLE_HISTORY],
@@ -113,21 +121,18 @@ impl ThreadSched {
         }
     }
 
-    /// Close the current state at `now` into the totals.
-    fn close(&mut self, now: u64) {
-        let spent = now.saturating_sub(self.since_ns);
+    /// Where the state that began at `since_ns` stands at `now`: (blocked,
+    /// and the start of the runnable time that followed, if any).
+    const fn open(&self, now: u64) -> (u64, Option<u64>) {
+        let since = self.since_ns;
         match self.state {
-            RUNNABLE => {
-                self.runnable_ns += spent;
-                let i = (self.next as usize) % RUNNABLE_HISTORY;
-                self.runnable_start[i] = self.since_ns;
-                self.runnable_end[i] = now;
-                self.next = self.next.wrapping_add(1);
+            RUNNABLE => (0, Some(since)),
+            BLOCKED if self.woken_ns >= since && self.woken_ns <= now => {
+                (self.woken_ns - since, Some(self.woken_ns))
             }
-            BLOCKED => self.blocked_ns += spent,
-            _ => {}
+            BLOCKED => (now.saturating_sub(since), None),
+            _ => (0, None),
         }
-        self.since_ns = self.since_ns.max(now);
     }
 
     /// A switch was missed (the account contradicts what the scheduler
@@ -148,45 +153,59 @@ impl ThreadSched {
     /// the following starts over).
     pub fn switch_out(&mut self, now: u64, runnable: bool) -> bool {
         let consistent = self.state == RUNNING;
-        if consistent {
-            self.close(now);
-        } else {
+        if !consistent {
             self.resync(now);
         }
+        self.since_ns = now;
         self.state = if runnable { RUNNABLE } else { BLOCKED };
         consistent
     }
 
     /// The thread got a CPU at `now`; returns how long it waited runnable
-    /// (None when it was not runnable: a wake-up not seen yet, which
-    /// another CPU may still be reporting), and false when it was running
-    /// by this account (a missed switch out: the following starts over).
+    /// (None when it slept and its wake-up was not seen: all of it counts
+    /// as blocked), and false when it was running by this account (a
+    /// missed switch out: the following starts over).
     pub fn switch_in(&mut self, now: u64) -> (Option<u64>, bool) {
         if self.state == RUNNING {
             self.resync(now);
             return (None, false);
         }
-        let waited = (self.state == RUNNABLE).then(|| now.saturating_sub(self.since_ns));
-        self.close(now);
+        let (blocked, runnable_from) = self.open(now);
+        self.blocked_ns += blocked;
+        let waited = runnable_from.map(|from| {
+            let w = now.saturating_sub(from);
+            self.runnable_ns += w;
+            let i = (self.next as usize) % RUNNABLE_HISTORY;
+            self.runnable_start[i] = from;
+            self.runnable_end[i] = now;
+            self.next = self.next.wrapping_add(1);
+            w
+        });
         self.state = RUNNING;
+        self.since_ns = now;
         (waited, true)
     }
 
-    /// The thread was woken at `now` (runnable from now on).
+    /// The thread was woken at `now` (runnable from then on). Reported by
+    /// the waking CPU: it only stores the time, which counts if the thread
+    /// is still asleep by the account when it next gets a CPU.
     pub fn wake(&mut self, now: u64) {
         if self.state == BLOCKED {
-            self.close(now);
-            self.state = RUNNABLE;
+            self.woken_ns = now;
         }
     }
 
     /// The account at `now`, the current state included up to `now`.
     pub const fn mark(&self, now: u64) -> Mark {
-        let open = now.saturating_sub(self.since_ns);
+        let (blocked, runnable_from) = self.open(now);
+        let runnable = match runnable_from {
+            Some(from) => now.saturating_sub(from),
+            None => 0,
+        };
         Mark {
             generation: self.generation,
-            runnable_ns: self.runnable_ns + if self.state == RUNNABLE { open } else { 0 },
-            blocked_ns: self.blocked_ns + if self.state == BLOCKED { open } else { 0 },
+            runnable_ns: self.runnable_ns + runnable,
+            blocked_ns: self.blocked_ns + blocked,
         }
     }
 
@@ -204,8 +223,8 @@ impl ThreadSched {
             sum += overlap(self.runnable_start[i], self.runnable_end[i]);
             i += 1;
         }
-        if self.state == RUNNABLE {
-            sum += overlap(self.since_ns, to);
+        if let (_, Some(start)) = self.open(to) {
+            sum += overlap(start, to);
         }
         sum
     }
@@ -275,6 +294,27 @@ mod tests {
         t.wake(410); // late, from another CPU: ignored
         let m = t.mark(500);
         assert_eq!((m.runnable_ns, m.blocked_ns), (0, 300));
+        // A wake-up read as asleep but stored after the thread got its CPU
+        // changes nothing: it is before the next sleep began.
+        t.woken_ns = 420;
+        t.switch_out(600, false);
+        assert_eq!(t.switch_in(900), (None, true));
+        assert_eq!(t.mark(900).blocked_ns, 600);
+        assert!(t.switch_out(950, true), "the account stayed consistent");
+    }
+
+    #[test]
+    fn a_wakeup_splits_a_sleep_into_blocked_then_runnable() {
+        let mut t = ThreadSched::new(7, 0);
+        t.switch_out(100, false);
+        t.wake(700);
+        // Asked while still waiting for a CPU: 600 blocked, 50 runnable.
+        let m = t.mark(750);
+        assert_eq!((m.blocked_ns, m.runnable_ns), (600, 50));
+        assert_eq!(t.runnable_within(0, 800), 100);
+        assert_eq!(t.switch_in(800), (Some(100), true));
+        let m = t.mark(800);
+        assert_eq!((m.blocked_ns, m.runnable_ns), (600, 100));
     }
 
     #[test]
