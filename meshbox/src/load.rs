@@ -39,9 +39,32 @@ pub struct LoadSpec {
 pub struct LoadResult {
     pub completed: u64,
     pub errors: u64,
+    /// What the errors were, as the generator names them (an HTTP status,
+    /// "aborted due to deadline", a socket error), with their counts.
+    pub error_kinds: Vec<(String, u64)>,
     pub p50_us: f64,
     pub p90_us: f64,
     pub p99_us: f64,
+}
+
+impl LoadResult {
+    /// "3 errors: 2 aborted due to deadline, 1 HTTP 503", or "no errors".
+    pub fn errors_explained(&self) -> String {
+        if self.errors == 0 {
+            return "no errors".into();
+        }
+        let kinds: Vec<String> = self
+            .error_kinds
+            .iter()
+            .map(|(what, n)| format!("{n} {what}"))
+            .collect();
+        let plural = if self.errors == 1 { "" } else { "s" };
+        if kinds.is_empty() {
+            format!("{} error{plural}", self.errors)
+        } else {
+            format!("{} error{plural}: {}", self.errors, kinds.join(", "))
+        }
+    }
 }
 
 /// Run the generator in `client_ns` against `url`; the caller's duration
@@ -117,22 +140,28 @@ pub fn parse_oha(text: &str) -> Result<LoadResult, TestbedError> {
         .as_object()
         .ok_or_else(|| bad("oha JSON has no statusCodeDistribution", text))?;
     let (mut completed, mut errors) = (0, 0);
+    let mut error_kinds = Vec::new();
     for (code, n) in statuses {
         let n = n.as_u64().unwrap_or(0);
         if code.starts_with('2') {
             completed += n;
         } else {
             errors += n;
+            error_kinds.push((format!("HTTP {code}"), n));
         }
     }
-    errors += v["errorDistribution"]
-        .as_object()
-        .map(|m| m.values().filter_map(|n| n.as_u64()).sum::<u64>())
-        .unwrap_or(0);
+    // Requests still in flight when the duration ends are "aborted due to
+    // deadline": the run's edge, not the mesh's fault.
+    for (what, n) in v["errorDistribution"].as_object().into_iter().flatten() {
+        let n = n.as_u64().unwrap_or(0);
+        errors += n;
+        error_kinds.push((what.clone(), n));
+    }
     let pct = |k: &str| v["latencyPercentiles"][k].as_f64().unwrap_or(f64::NAN) * 1e6;
     Ok(LoadResult {
         completed,
         errors,
+        error_kinds,
         p50_us: pct("p50"),
         p90_us: pct("p90"),
         p99_us: pct("p99"),
@@ -170,11 +199,18 @@ pub fn parse_wrk(text: &str) -> Result<LoadResult, TestbedError> {
         } else if let Some(rest) = t.strip_prefix("Non-2xx or 3xx responses:") {
             non_2xx = rest.trim().parse::<u64>().unwrap_or(0);
             r.errors += non_2xx;
+            r.error_kinds
+                .push(("non-2xx or 3xx responses".into(), non_2xx));
         } else if let Some(rest) = t.strip_prefix("Socket errors:") {
-            r.errors += rest
-                .split(',')
-                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
-                .sum::<u64>();
+            for part in rest.split(',') {
+                let mut words = part.split_whitespace();
+                if let (Some(what), Some(Ok(n))) = (words.next(), words.next().map(str::parse))
+                    && n > 0
+                {
+                    r.errors += n;
+                    r.error_kinds.push((format!("socket {what} errors"), n));
+                }
+            }
         } else if let Some((p, v)) = t.split_once("%  ") {
             let v = wrk_duration_us(v);
             match p.trim() {
@@ -206,6 +242,14 @@ mod tests {
         let r = parse_wrk(out).expect("parse");
         assert_eq!(r.completed, 40100);
         assert_eq!(r.errors, 26);
+        assert_eq!(
+            r.error_kinds,
+            [
+                ("socket read errors".to_string(), 1),
+                ("socket timeout errors".to_string(), 2),
+                ("non-2xx or 3xx responses".to_string(), 23)
+            ]
+        );
         assert_eq!(r.p50_us, 412.0);
         assert_eq!(r.p90_us, 1200.0);
         assert_eq!(r.p99_us, 3100.0);
@@ -219,8 +263,20 @@ mod tests {
         let r = parse_oha(out).expect("parse");
         assert_eq!(r.completed, 990);
         assert_eq!(r.errors, 12);
+        assert_eq!(
+            r.error_kinds,
+            [
+                ("HTTP 503".to_string(), 10),
+                ("connection reset".to_string(), 2)
+            ]
+        );
         assert!((r.p50_us - 500.0).abs() < 1e-6);
         assert!((r.p99_us - 2500.0).abs() < 1e-6);
         assert!(parse_oha("{}").is_err());
+        assert_eq!(
+            r.errors_explained(),
+            "12 errors: 10 HTTP 503, 2 connection reset"
+        );
+        assert_eq!(LoadResult::default().errors_explained(), "no errors");
     }
 }

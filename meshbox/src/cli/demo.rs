@@ -108,8 +108,13 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     // None: profiling could not start, so no load was sent.
     if let Some(result) = result? {
         println!(
-            "demo: {:?} completed {} requests ({} errors); client latency p50 {:.0} us, p90 {:.0} us, p99 {:.0} us",
-            a.load, result.completed, result.errors, result.p50_us, result.p90_us, result.p99_us
+            "demo: {:?} completed {} requests ({}); client latency p50 {:.0} us, p90 {:.0} us, p99 {:.0} us",
+            a.load,
+            result.completed,
+            result.errors_explained(),
+            result.p50_us,
+            result.p90_us,
+            result.p99_us
         );
     }
     match snap {

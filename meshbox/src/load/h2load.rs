@@ -110,9 +110,18 @@ pub fn parse(summary: &str, log: &str) -> Result<LoadResult, TestbedError> {
         let rank = ((p * us.len() as f64).ceil() as usize).clamp(1, us.len());
         us[rank - 1] as f64
     };
+    let error_kinds = [
+        ("failed requests", field(&requests, "failed")?),
+        ("3xx responses", field(&statuses, "3xx")?),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(w, n)| (w.to_string(), n))
+    .collect();
     Ok(LoadResult {
         completed,
         errors,
+        error_kinds,
         p50_us: pct(0.50),
         p90_us: pct(0.90),
         p99_us: pct(0.99),
