@@ -60,3 +60,20 @@ pub const HOPS: [(&str, Direction); 2] = [
     ("client-", Direction::Outbound),
     ("server-", Direction::Inbound),
 ];
+
+/// The on-CPU part of a hop leg's process time against the delay fixture's
+/// own account of its thread's CPU time over the same spans
+/// (CLOCK_THREAD_CPUTIME_ID, read to write): p50 and p99 within 10% or
+/// 30 µs (the kernel's clocks sit inside the read and the write; a few µs
+/// of their paths differ).
+pub fn assert_on_cpu_matches(leg: &str, ours: &Hop, fixture: &meshbox::delay_proxy::LegStats) {
+    for (q, o, theirs) in [
+        ("p50", ours.on_cpu_us.p50, fixture.on_cpu_p50_us),
+        ("p99", ours.on_cpu_us.p99, fixture.on_cpu_p99_us),
+    ] {
+        assert!(
+            (o - theirs).abs() <= (0.1 * theirs).max(30.0),
+            "{leg}: on-CPU {q} {o:.1} us vs the fixture's thread CPU {theirs:.1} us"
+        );
+    }
+}

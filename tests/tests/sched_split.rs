@@ -9,7 +9,7 @@ use meshbox::{LoadGen, LoadSpec, SidecarKind, delay_proxy, delay_proxy::ProxyMod
 use profiler::classify::{Direction, Leg};
 use profiler_tests::{
     NoDeepIdle,
-    capture::{hop, profile_under_load, sidecar},
+    capture::{assert_on_cpu_matches, hop, profile_under_load, sidecar},
     contend::{Hogs, PinSelf, pin},
     mesh,
 };
@@ -74,19 +74,7 @@ fn split_matches_the_fixture(mode: ProxyMode, conns: u32, rate: u32, contended: 
             h.split_forwards,
             h.forwards
         );
-        // On CPU is the fixture thread's own CPU time over the same span
-        // (the kernel's clocks sit inside the read and the write; a few µs
-        // of their paths differ).
-        for (q, ours, theirs) in [
-            ("p50", h.on_cpu_us.p50, t.on_cpu_p50_us),
-            ("p99", h.on_cpu_us.p99, t.on_cpu_p99_us),
-        ] {
-            let slack = (0.1 * theirs).max(30.0);
-            assert!(
-                (ours - theirs).abs() <= slack,
-                "{key}: on-CPU {q} {ours:.1} us vs the fixture's thread CPU {theirs:.1} us"
-            );
-        }
+        assert_on_cpu_matches(key, h, t);
         let hold_us = HOLD.as_secs_f64() * 1e6;
         match mode {
             // Asleep for the hold: blocked, not on CPU.
@@ -217,14 +205,6 @@ fn real_time_hog_bursts_are_run_queue_time_not_on_cpu() {
         // maximum is printed, not held: a switch the classic tracepoint
         // does not deliver, counted in sched_resyncs, left one forward in
         // about eight runs up to 1.8 ms over the fixture's longest.)
-        for (q, ours, theirs) in [
-            ("p50", h.on_cpu_us.p50, t.on_cpu_p50_us),
-            ("p99", h.on_cpu_us.p99, t.on_cpu_p99_us),
-        ] {
-            assert!(
-                (ours - theirs).abs() <= (0.1 * theirs).max(30.0),
-                "{key}: on-CPU {q} {ours:.1} us vs the fixture's thread CPU {theirs:.1} us"
-            );
-        }
+        assert_on_cpu_matches(key, h, t);
     }
 }

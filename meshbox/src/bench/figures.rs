@@ -112,14 +112,7 @@ pub fn ns_per_forward(p: &Phase) -> f64 {
 /// with them (sched programs and the marks the read and write hooks take)
 /// minus without, at the same load.
 pub fn sched_per_forward(with: &Phase, without: &Phase) -> f64 {
-    let per = |p: &Phase| {
-        let ns: u64 = p.programs.iter().map(|d| d.run_ns).sum();
-        ns as f64 / p.forwards.max(1) as f64
-    };
-    if with.forwards == 0 || without.forwards == 0 {
-        return f64::NAN;
-    }
-    per(with) - per(without)
+    ns_per_forward(with) - ns_per_forward(without)
 }
 
 fn verdict(ok: bool) -> &'static str {

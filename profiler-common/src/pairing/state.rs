@@ -137,10 +137,10 @@ impl Pairing {
         s
     }
 
-    /// A read returned; `role` is the socket's, as far as it is known.
-    /// Note an event of `tid` at `at_ns` (a read of `read`, or a write);
-    /// returns when its burst began.
-    fn burst(&mut self, tid: u32, at_ns: u64, read: Option<u64>) -> u64 {
+    /// Note an event of `tid` at `at_ns`: a read of socket `sk`, `fresh`
+    /// when it is a new connection's first data (no partner yet, nothing
+    /// forwarded from it), or a write (None); returns when its burst began.
+    fn burst(&mut self, tid: u32, at_ns: u64, read: Option<(u64, bool)>) -> u64 {
         if self.threads.len() >= THREADS_MAX && !self.threads.contains_key(&tid) {
             self.threads.clear();
         }
@@ -149,29 +149,20 @@ impl Pairing {
             b.start_ns = at_ns;
         }
         b.last_ns = b.last_ns.max(at_ns);
-        b.last_read = read;
-        if read.is_none() {
-            b.run.fresh.clear();
-            b.run.connects.clear();
-        }
-        b.start_ns
-    }
-
-    /// Thread `tid` read `sk`; `fresh` when it is a new connection's first
-    /// data (no partner yet, nothing forwarded from it).
-    fn note_read(&mut self, tid: u32, sk: u64, fresh: bool) {
-        let Some(b) = self.threads.get_mut(&tid) else {
-            return;
-        };
+        b.last_read = read.map(|(sk, _)| sk);
         let run = &mut b.run;
-        if !run.connects.is_empty() {
-            // Reads after connects: a new run.
+        // A write ends the run; so do reads after connects (a new run).
+        if read.is_none() || !run.connects.is_empty() {
             run.fresh.clear();
             run.connects.clear();
         }
-        if fresh && run.fresh.len() < RUN_MAX && !run.fresh.contains(&sk) {
+        if let Some((sk, true)) = read
+            && run.fresh.len() < RUN_MAX
+            && !run.fresh.contains(&sk)
+        {
             run.fresh.push(sk);
         }
+        b.start_ns
     }
 
     /// Whether a socket, or its partner, is multiplexed or answered by the
@@ -195,8 +186,7 @@ impl Pairing {
             return;
         }
         b.run.connects.push(sk);
-        let (fresh, connects) = (b.run.fresh.clone(), b.run.connects.clone());
-        let last_read = b.last_read;
+        let (fresh, connects, last_read) = (&b.run.fresh, &b.run.connects, b.last_read);
         let causes: Vec<(u64, Option<u64>)> = if connects.len() == fresh.len() {
             connects
                 .iter()
@@ -226,37 +216,44 @@ impl Pairing {
         }
     }
 
+    /// A read returned; `role` is the socket's, as far as it is known.
     pub fn on_read(&mut self, r: &Read, role: Role) {
-        self.burst(r.tid, r.at_ns, Some(r.sk));
         let (arrival_ns, known) = arrival_for_read(r.arrival_ns, r.at_ns);
         if !known {
             self.counts.reads_without_arrival += 1;
         }
         let s = self.sock(r.sk, r.tgid, role);
         let fresh = s.partner.is_none() && !s.forwarded_from;
-        self.note_read(r.tid, r.sk, fresh);
-        let s = self.sock(r.sk, r.tgid, role);
-        if let Some(p) = &mut s.pending {
-            // Another piece: the clock restarts at its arrival.
-            p.tid = r.tid;
-            p.answered = false;
-            p.arrival_ns = arrival_ns;
-            p.read_ns = r.at_ns;
-            p.bytes += r.bytes;
-            p.mark = r.mark;
-            p.queue_runnable_ns = r.queue_runnable_ns;
+        let piece = match &mut s.pending {
+            Some(p) => {
+                // Another piece: the clock restarts at its arrival.
+                p.tid = r.tid;
+                p.answered = false;
+                p.arrival_ns = arrival_ns;
+                p.read_ns = r.at_ns;
+                p.bytes += r.bytes;
+                p.mark = r.mark;
+                p.queue_runnable_ns = r.queue_runnable_ns;
+                true
+            }
+            None => {
+                s.tgid = r.tgid;
+                s.pending = Some(Pending {
+                    tid: r.tid,
+                    answered: false,
+                    arrival_ns,
+                    read_ns: r.at_ns,
+                    bytes: r.bytes,
+                    mark: r.mark,
+                    queue_runnable_ns: r.queue_runnable_ns,
+                });
+                false
+            }
+        };
+        self.burst(r.tid, r.at_ns, Some((r.sk, fresh)));
+        if piece {
             return;
         }
-        s.tgid = r.tgid;
-        s.pending = Some(Pending {
-            tid: r.tid,
-            answered: false,
-            arrival_ns,
-            read_ns: r.at_ns,
-            bytes: r.bytes,
-            mark: r.mark,
-            queue_runnable_ns: r.queue_runnable_ns,
-        });
         if self.pending.len() >= PROCESSES_MAX && !self.pending.contains_key(&r.tgid) {
             self.pending.retain(|_, l| !l.is_empty());
         }

@@ -240,10 +240,15 @@ fn hooks(btf: Option<&Btf>) -> HookProbes {
         });
     }
     // Each real hook once, in preference order (every set shares
-    // inet_sock_set_state): what the verifier processed of each that
-    // attached, and a line per tracepoint.
+    // inet_sock_set_state), then the scheduler hooks every set runs beside
+    // it: what the verifier processed of each that attached, and a line
+    // per tracepoint.
     let mut real: Vec<Hook> = Vec::new();
-    for hook in HookSet::PREFERENCE.iter().flat_map(|s| s.hooks()) {
+    for hook in HookSet::PREFERENCE
+        .iter()
+        .flat_map(|s| s.hooks())
+        .chain(&hookset::SCHED)
+    {
         if !real.contains(hook) {
             real.push(*hook);
         }
@@ -258,31 +263,17 @@ fn hooks(btf: Option<&Btf>) -> HookProbes {
             });
         }
         if !not_a_tracepoint(&hook) {
+            let attached = if hookset::SCHED.contains(&hook) {
+                "attached (splits process time into on-CPU, run-queue and blocked)"
+            } else {
+                "attached"
+            };
             out.findings.push(finding(
                 hook.describe(),
                 r.is_ok(),
-                r.err().unwrap_or_else(|| "attached".into()),
+                r.err().unwrap_or_else(|| attached.into()),
             ));
         }
-    }
-    // The scheduler hooks every set runs beside it (the split of process
-    // time): the real programs.
-    for hook in hookset::SCHED {
-        let r = tries.try_hook(hook);
-        if let Ok(insns) = r {
-            out.programs.push(ProgramProbe {
-                program: hook.program.to_string(),
-                hook: hook.describe(),
-                verified_insns: insns,
-            });
-        }
-        out.findings.push(finding(
-            hook.describe(),
-            r.is_ok(),
-            r.err().unwrap_or_else(|| {
-                "attached (splits process time into on-CPU, run-queue and blocked)".into()
-            }),
-        ));
     }
     for (label, set) in [
         ("kprobes", HookSet::Kprobes),

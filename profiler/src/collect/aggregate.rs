@@ -194,26 +194,10 @@ impl Aggregate {
             return None;
         }
         let remap = merge::compact(&mut self.sidecars, &keep);
-        let mut i = 0;
-        self.gone_since.retain(|_| {
-            i += 1;
-            keep[i - 1]
-        });
-        let mut i = 0;
-        self.cpu.retain(|_| {
-            i += 1;
-            keep.get(i - 1).copied().unwrap_or(true)
-        });
-        let mut i = 0;
-        self.waits.retain(|_| {
-            i += 1;
-            keep.get(i - 1).copied().unwrap_or(true)
-        });
-        let mut i = 0;
-        self.intervals.retain(|_| {
-            i += 1;
-            keep.get(i - 1).copied().unwrap_or(true)
-        });
+        retain_kept(&mut self.gone_since, &keep);
+        retain_kept(&mut self.cpu, &keep);
+        retain_kept(&mut self.waits, &keep);
+        retain_kept(&mut self.intervals, &keep);
         let old = std::mem::take(&mut self.hops.by_key);
         self.hops.by_key = old
             .into_iter()
@@ -351,6 +335,16 @@ impl Aggregate {
             Verdict::Unclassified => self.tally.unclassified += 1,
         }
     }
+}
+
+/// Keep the items of `v` whose position `keep` marks (those past its end
+/// too): the per-sidecar tables beside `sidecars`, compacted with it.
+fn retain_kept<T>(v: &mut Vec<T>, keep: &[bool]) {
+    let mut i = 0;
+    v.retain(|_| {
+        i += 1;
+        keep.get(i - 1).copied().unwrap_or(true)
+    });
 }
 
 #[cfg(test)]

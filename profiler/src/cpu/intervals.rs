@@ -10,6 +10,8 @@
 //! with each signal (Pearson's r).
 use hdrhistogram::Histogram;
 use profiler_common::pairing::Forward;
+
+use crate::histogram::in_range;
 use serde::Serialize;
 
 /// A hop p99 at or above this is a tail (a sidecar adds tens of µs).
@@ -61,7 +63,7 @@ pub struct Step {
 fn hist() -> Histogram<u64> {
     // Two significant digits are enough for a per-interval p99 and keep
     // each histogram small (a snapshot keeps five per sidecar).
-    Histogram::new_with_bounds(1_000, 60_000_000_000, 2).expect("valid histogram bounds")
+    crate::histogram::hist_of(2)
 }
 
 /// A sidecar's series and the interval being accumulated.
@@ -96,24 +98,20 @@ fn p99_us(h: &Histogram<u64>) -> Option<f64> {
     (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1000.0)
 }
 
-fn clamp(ns: u64) -> u64 {
-    ns.clamp(1_000, 60_000_000_000)
-}
-
 impl Intervals {
     pub fn record(&mut self, f: &Forward) {
         self.forwards += 1;
-        self.queue.saturating_record(clamp(f.queue_ns()));
-        self.process.saturating_record(clamp(f.process_ns()));
-        self.total.saturating_record(clamp(f.total_ns()));
+        self.queue.saturating_record(in_range(f.queue_ns()));
+        self.process.saturating_record(in_range(f.process_ns()));
+        self.total.saturating_record(in_range(f.total_ns()));
         if let Some(s) = f.split {
             self.cpu_wait
-                .saturating_record(clamp(s.runnable_ns + f.queue_runnable_ns));
+                .saturating_record(in_range(s.runnable_ns + f.queue_runnable_ns));
         }
     }
 
     pub fn wait(&mut self, wait_ns: u64) {
-        self.waits.saturating_record(clamp(wait_ns));
+        self.waits.saturating_record(in_range(wait_ns));
     }
 
     /// Close the interval the sample at `step.to_ns` ends; the first

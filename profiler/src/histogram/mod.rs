@@ -66,8 +66,26 @@ pub const BLOCKED: usize = 5;
 pub const QUEUE_RUNQUEUE: usize = 6;
 
 fn hist() -> Histogram<u64> {
+    hist_of(SIGFIG)
+}
+
+/// An HDR histogram over the range every duration here is kept in (1 µs to
+/// 60 s), with `sigfig` significant digits (1 to 5).
+pub(crate) fn hist_of(sigfig: u8) -> Histogram<u64> {
     // Bounds are constants known to be valid.
-    Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIG).expect("valid histogram bounds")
+    Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, sigfig).expect("valid histogram bounds")
+}
+
+/// A value as those histograms record it: below 1 µs as 1 µs, above 60 s
+/// as 60 s.
+pub(crate) const fn in_range(ns: u64) -> u64 {
+    if ns < LOWEST_NS {
+        LOWEST_NS
+    } else if ns > HIGHEST_NS {
+        HIGHEST_NS
+    } else {
+        ns
+    }
 }
 
 /// The values of a forward's components; the split ones only when it has
@@ -114,7 +132,7 @@ impl HopStats {
         if let Some(d) = &mut self.detail {
             for (h, v) in d.iter_mut().zip(values) {
                 if let Some(v) = v {
-                    h.saturating_record(v.clamp(LOWEST_NS, HIGHEST_NS));
+                    h.saturating_record(in_range(v));
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! HDR histogram.
 use hdrhistogram::Histogram;
 
-use super::{Buckets, HIGHEST_NS, LOWEST_NS, Percentiles, SIGFIG};
+use super::{Buckets, Percentiles, SIGFIG, hist_of, in_range};
 
 pub struct Waits {
     pub buckets: Buckets,
@@ -15,19 +15,14 @@ impl Waits {
     pub fn new(detail: bool) -> Waits {
         Waits {
             buckets: Buckets::default(),
-            detail: detail.then(|| {
-                Box::new(
-                    Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, SIGFIG)
-                        .expect("valid histogram bounds"),
-                )
-            }),
+            detail: detail.then(|| Box::new(hist_of(SIGFIG))),
         }
     }
 
     pub fn record(&mut self, wait_ns: u64) {
         self.buckets.record(wait_ns);
         if let Some(h) = &mut self.detail {
-            h.saturating_record(wait_ns.clamp(LOWEST_NS, HIGHEST_NS));
+            h.saturating_record(in_range(wait_ns));
         }
     }
 
