@@ -9,6 +9,7 @@ use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -41,8 +42,39 @@ const GUESTS: [Guest; 2] = [
 /// what the profiler uses is built in.
 const MODULES: [&str; 2] = ["net/sched/sch_ingress.ko", "net/sched/cls_bpf.ko"];
 
-/// One VM's whole run, boot to power-off; generous for software emulation.
+/// One VM's whole run, boot to power-off; generous for software emulation
+/// (a run takes about 30 s on this kind of machine).
 const VM_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// The guest prints the matrix's progress every few seconds; this long
+/// without a line means it is stuck where even its watchdog cannot print.
+const VM_SILENCE: Duration = Duration::from_secs(240);
+
+/// Console lines quoted when a VM fails.
+const CONSOLE_TAIL: usize = 60;
+/// ... or, when its kernel reported a stuck CPU, from that report on.
+const CONSOLE_LOCKUP: usize = 200;
+
+/// What of a failed VM's console to quote: from the kernel's first report
+/// of a stuck CPU (with every CPU's stack after it), else the last lines.
+fn quote(console: &str) -> String {
+    let lines: Vec<&str> = console.lines().collect();
+    let stuck = lines
+        .iter()
+        .position(|l| l.contains("soft lockup") || l.contains("rcu: INFO"));
+    let part = match stuck {
+        Some(i) => &lines[i..(i + CONSOLE_LOCKUP).min(lines.len())],
+        None => &lines[lines.len().saturating_sub(CONSOLE_TAIL)..],
+    };
+    part.join("\n")
+}
+
+/// The guest kernel's command line: warnings and stacks reach the console
+/// (loglevel 5), and a CPU stuck in the kernel panics with every CPU's
+/// stack (softlockup_panic), which ends the VM at once (panic=-1 reboots,
+/// qemu's -no-reboot exits).
+const CMDLINE: &str =
+    "console=ttyS0 panic=-1 quiet loglevel=5 softlockup_panic=1 softlockup_all_cpu_backtrace=1";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -155,6 +187,11 @@ fn kernel(meta: &str) -> Result<KernelFiles> {
     })
 }
 
+/// The guest's init. The matrix's progress (stderr) goes to the console as
+/// it comes; a watchdog that outlives a stuck matrix prints where every
+/// thread of ours is waiting and powers off, so a hang ends as a failure
+/// that says where it stood. A kernel lockup panics instead (the kernel's
+/// `softlockup_panic`), with every CPU's stack on the console.
 const INIT: &str = r#"#!/bin/sh
 export PATH=/bin:/usr/sbin
 mount -t proc proc /proc
@@ -165,10 +202,22 @@ mount -t debugfs nodev /sys/kernel/debug
 mkdir -p /tmp
 ip link set lo up
 for m in /lib/modules/*.ko; do insmod "$m"; done
-meshbox matrix --format json > /tmp/row 2> /tmp/err
+echo "MATRIX-START"
+(
+  sleep 420
+  echo "MATRIX-WATCHDOG: the matrix still runs after 420 s; where its threads wait:"
+  ps
+  for p in /proc/[0-9]*; do
+    case "$(cat $p/comm 2>/dev/null)" in
+      meshbox|delay-proxy|haproxy)
+        for t in $p/task/*; do echo "== $t $(cat $t/comm) $(cat $t/wchan)"; cat $t/stack; done;;
+    esac
+  done
+  poweroff -f
+) &
+meshbox matrix --format json > /tmp/row
 echo "MATRIX-EXIT $?"
 echo "MATRIX-ROW $(cat /tmp/row)"
-tail -n 20 /tmp/err
 poweroff -f
 "#;
 
@@ -211,7 +260,7 @@ fn initramfs(k: &KernelFiles, meshbox: &Path, work: &Path) -> Result<PathBuf> {
     std::fs::copy("/bin/busybox", tree.join("bin/busybox"))
         .context("copying /bin/busybox (cargo xtask setup installs busybox-static)")?;
     for applet in [
-        "sh", "mount", "mkdir", "ip", "cat", "tail", "insmod", "poweroff",
+        "sh", "mount", "mkdir", "ip", "cat", "insmod", "poweroff", "sleep", "ps",
     ] {
         std::os::unix::fs::symlink("busybox", tree.join("bin").join(applet))?;
     }
@@ -249,37 +298,68 @@ fn initramfs(k: &KernelFiles, meshbox: &Path, work: &Path) -> Result<PathBuf> {
 fn boot(k: &KernelFiles, initrd: &Path, log: &Path) -> Result<Value> {
     let t0 = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-accel", "tcg", "-cpu", "max", "-m", "1536", "-smp", "2"])
+        // One host thread runs both vCPUs in turn. With a thread per vCPU
+        // (qemu 7.2), a vCPU could keep running a stale translation of
+        // kernel code another vCPU had just patched: detaching a scheduler
+        // tracepoint restores __schedule's call site by text_poke_bp, CPU 0
+        // kept trapping on the int3 that memory no longer held (the kprobe
+        // int3 handler retries it) with interrupts off, and CPU 1 waited for
+        // it in on_each_cpu forever (about one matrix in 30; a soft lockup
+        // with both stacks on the console).
+        .args([
+            "-accel",
+            "tcg,thread=single",
+            "-cpu",
+            "max",
+            "-m",
+            "1536",
+            "-smp",
+            "2",
+        ])
         .args(["-nographic", "-no-reboot", "-nic", "none", "-kernel"])
         .arg(&k.vmlinuz)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 panic=-1 quiet loglevel=1"])
+        .args(["-append", CMDLINE])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         // qemu's own complaints go to the terminal, as they come.
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting qemu-system-x86_64 (cargo xtask setup installs qemu-system-x86)")?;
-    // The console is read on its own thread; this one watches the clock and
-    // ends only the VM it started, through its handle, on a timeout.
+    // The console is read on its own thread, which notes when the guest
+    // last printed; this one watches the clocks and ends only the VM it
+    // started, through its handle.
     let out = child.stdout.take().context("qemu's stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut console = String::new();
-        for line in BufReader::new(out).lines() {
-            let line = line.unwrap_or_default();
-            console.push_str(line.trim_end_matches('\r'));
-            console.push('\n');
-        }
-        console
-    });
-    let mut timed_out = false;
+    let last_line = Arc::new(Mutex::new(Instant::now()));
+    let reader = {
+        let last_line = Arc::clone(&last_line);
+        std::thread::spawn(move || {
+            let mut console = String::new();
+            for line in BufReader::new(out).lines() {
+                let line = line.unwrap_or_default();
+                console.push_str(line.trim_end_matches('\r'));
+                console.push('\n');
+                *last_line.lock().expect("not poisoned") = Instant::now();
+            }
+            console
+        })
+    };
+    let mut stopped = None;
     let status = loop {
         if let Some(status) = child.try_wait().context("waiting for qemu")? {
             break status;
         }
+        let silent = last_line.lock().expect("not poisoned").elapsed();
         if t0.elapsed() > VM_TIMEOUT {
-            timed_out = true;
+            stopped = Some(format!("did not finish within {} s", VM_TIMEOUT.as_secs()));
+        } else if silent > VM_SILENCE {
+            stopped = Some(format!(
+                "printed nothing for {} s (its kernel or its emulator is stuck)",
+                silent.as_secs()
+            ));
+        }
+        if stopped.is_some() {
             let _ = child.kill();
             break child.wait().context("waiting for qemu")?;
         }
@@ -287,12 +367,13 @@ fn boot(k: &KernelFiles, initrd: &Path, log: &Path) -> Result<Value> {
     };
     let console = reader.join().unwrap_or_default();
     std::fs::write(log, &console)?;
-    if timed_out {
+    let tail = || quote(&console);
+    if let Some(why) = stopped {
         bail!(
-            "{}: the VM did not finish within {} s (console in {})",
+            "{}: the VM {why}; console in {}, its last lines:\n{}",
             k.package,
-            VM_TIMEOUT.as_secs(),
-            log.display()
+            log.display(),
+            tail()
         );
     }
     let row = console
@@ -300,12 +381,11 @@ fn boot(k: &KernelFiles, initrd: &Path, log: &Path) -> Result<Value> {
         .find_map(|l| l.split_once("MATRIX-ROW ").map(|(_, r)| r.trim()))
         .filter(|r| !r.is_empty());
     let Some(row) = row else {
-        let tail: Vec<&str> = console.lines().rev().take(30).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
         bail!(
-            "{}: no matrix row on the console (qemu {status}); its last lines:\n{}",
+            "{}: no matrix row on the console (qemu {status}); console in {}, its last lines:\n{}",
             k.package,
-            tail.join("\n")
+            log.display(),
+            tail()
         );
     };
     println!(
@@ -479,6 +559,20 @@ mod tests {
                 "hook_set": set, "status": status, "reason": "why", "runs": []
             })).collect::<Vec<_>>(),
         })
+    }
+
+    #[test]
+    fn a_stuck_cpu_is_quoted_from_its_report_and_otherwise_the_tail() {
+        let mut console: Vec<String> = (0..100).map(|i| format!("line {i}")).collect();
+        assert_eq!(quote(&console.join("\n")).lines().count(), CONSOLE_TAIL);
+        assert!(quote(&console.join("\n")).ends_with("line 99"));
+        console.insert(
+            10,
+            "[ 50.4] rcu: INFO: rcu_preempt self-detected stall on CPU".into(),
+        );
+        let q = quote(&console.join("\n"));
+        assert!(q.starts_with("[ 50.4] rcu: INFO"), "{q}");
+        assert!(q.ends_with("line 99"), "{q}");
     }
 
     #[test]

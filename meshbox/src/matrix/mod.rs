@@ -136,7 +136,11 @@ fn kernel_release() -> String {
 /// forced in turn, over every shape (or only `sets`, when given). The
 /// fixture's processes are `meshbox` (this binary, or the tests' build).
 pub fn row(sets: &[HookSet], meshbox: &Path) -> Row {
+    // Progress on stderr: in a VM it is the console, so a run that never
+    // ends shows where it stood.
+    eprintln!("matrix: probing the kernel (profiler check)");
     let report = profiler::check::run();
+    eprintln!("matrix: measuring the clock floor");
     let floor = floor::measure(400).unwrap_or_else(|e| {
         log::warn!("measuring the clock floor failed: {e}");
         floor::Floor::default()
@@ -170,7 +174,17 @@ pub fn row(sets: &[HookSet], meshbox: &Path) -> Row {
 fn cell(set: HookSet, meshbox: &Path, floor: floor::Floor) -> Cell {
     let mut runs = Vec::new();
     for shape in SHAPES {
-        match run(set, &shape, meshbox, floor) {
+        eprintln!("matrix: {} / {}: starting", set.name(), shape.name);
+        let t0 = Instant::now();
+        let result = run(set, &shape, meshbox, floor);
+        eprintln!(
+            "matrix: {} / {}: {} in {:.1} s",
+            set.name(),
+            shape.name,
+            if result.is_ok() { "measured" } else { "failed" },
+            t0.elapsed().as_secs_f64()
+        );
+        match result {
             Ok(r) => runs.push(r),
             Err(e) => {
                 return Cell {
