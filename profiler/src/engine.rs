@@ -98,7 +98,7 @@ impl Engine {
             v2_cpu: false,
         });
         let (tx, discovered) = mpsc::channel();
-        let mut thread_sampler = crate::cpu::Sampler::new(acc.clone());
+        let mut thread_sampler = crate::cpu::Sampler::new(acc.clone(), detail);
         // Every how many discovery passes the sidecars are sampled.
         let every = (cpu_every.as_millis() / REFRESH_EVERY.as_millis()).max(1);
         let mut pass = 0u128;
@@ -129,7 +129,7 @@ impl Engine {
             worker: Some(worker),
             seen,
             applied: sidecars,
-            sampler: crate::cpu::Sampler::new(acc),
+            sampler: crate::cpu::Sampler::new(acc, detail),
             detail,
             passes: 0,
         };

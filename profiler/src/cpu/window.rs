@@ -35,7 +35,11 @@ struct ThreadAcc {
     name: String,
     run_ns: u64,
     wait_ns: u64,
+    utime_ticks: u64,
+    stime_ticks: u64,
     run_s: f64,
+    user_s: f64,
+    system_s: f64,
     wait_s: f64,
 }
 
@@ -52,7 +56,20 @@ pub struct ThreadCpu {
     pub tid: u32,
     pub name: String,
     pub cpu_seconds: f64,
+    /// cpu_seconds split by the thread's own user/system ticks.
+    pub user_seconds: f64,
+    pub system_seconds: f64,
     pub runqueue_wait_seconds: f64,
+}
+
+/// Of `run` seconds, the user share by `u` user and `k` system ticks in
+/// the same interval; with no tick, all of it (ticks only split ns).
+fn user_share(u: u64, k: u64) -> f64 {
+    if u + k == 0 {
+        1.0
+    } else {
+        u as f64 / (u + k) as f64
+    }
 }
 
 /// What the snapshot reports per sidecar (the JSON `cpu` block).
@@ -120,12 +137,7 @@ impl Window {
                     let run = p.run_ns.saturating_sub(prev.run_ns) as f64 / 1e9;
                     let u = p.utime_ticks.saturating_sub(prev.utime_ticks);
                     let k = p.stime_ticks.saturating_sub(prev.stime_ticks);
-                    // Ticks only split the ns figure; with none, it is user's.
-                    let user_share = if u + k == 0 {
-                        1.0
-                    } else {
-                        u as f64 / (u + k) as f64
-                    };
+                    let user_share = user_share(u, k);
                     self.run_s += run;
                     self.user_s += run * user_share;
                     self.system_s += run * (1.0 - user_share);
@@ -145,9 +157,17 @@ impl Window {
                 .iter_mut()
                 .find(|a| (a.pid, a.tid) == (t.pid, t.tid));
             if let Some(a) = known {
-                a.run_s += t.run_ns.saturating_sub(a.run_ns) as f64 / 1e9;
+                let run = t.run_ns.saturating_sub(a.run_ns) as f64 / 1e9;
+                let share = user_share(
+                    t.utime_ticks.saturating_sub(a.utime_ticks),
+                    t.stime_ticks.saturating_sub(a.stime_ticks),
+                );
+                a.run_s += run;
+                a.user_s += run * share;
+                a.system_s += run * (1.0 - share);
                 a.wait_s += t.wait_ns.saturating_sub(a.wait_ns) as f64 / 1e9;
                 (a.run_ns, a.wait_ns) = (t.run_ns, t.wait_ns);
+                (a.utime_ticks, a.stime_ticks) = (t.utime_ticks, t.stime_ticks);
             } else if self.threads.len() < THREADS_MAX {
                 self.threads.push(ThreadAcc {
                     pid: t.pid,
@@ -155,6 +175,8 @@ impl Window {
                     name: t.name.clone(),
                     run_ns: t.run_ns,
                     wait_ns: t.wait_ns,
+                    utime_ticks: t.utime_ticks,
+                    stime_ticks: t.stime_ticks,
                     ..ThreadAcc::default()
                 });
             }
@@ -202,6 +224,8 @@ impl Window {
                 tid: a.tid,
                 name: a.name.clone(),
                 cpu_seconds: a.run_s,
+                user_seconds: a.user_s,
+                system_seconds: a.system_s,
                 runqueue_wait_seconds: a.wait_s,
             })
             .collect();
@@ -245,6 +269,8 @@ mod tests {
                 name: format!("t{}", p.pid),
                 run_ns: p.run_ns,
                 wait_ns: p.wait_ns,
+                utime_ticks: p.utime_ticks,
+                stime_ticks: p.stime_ticks,
             })
             .collect();
         Sample {
@@ -291,6 +317,12 @@ mod tests {
         assert_eq!((t.tid, t.name.as_str()), (10, "t10"));
         assert!(
             (t.cpu_seconds - 0.6).abs() < 1e-9 && (t.runqueue_wait_seconds - 0.06).abs() < 1e-9,
+            "{t:?}"
+        );
+        // ... split by the thread's own ticks: 0.4 s (30 user, 10 system
+        // ticks) then 0.2 s (10 and 10).
+        assert!(
+            (t.user_seconds - 0.4).abs() < 1e-9 && (t.system_seconds - 0.2).abs() < 1e-9,
             "{t:?}"
         );
     }

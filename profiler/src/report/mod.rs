@@ -87,7 +87,8 @@ fn cpu_line(c: &CpuReport) -> String {
     )
 }
 
-/// Its busiest threads (at most four), run time and run-queue wait.
+/// Its busiest threads (at most four): run time, its user/system split,
+/// and run-queue wait.
 fn threads_line(c: &CpuReport) -> String {
     if c.per_thread.is_empty() {
         return String::new();
@@ -98,13 +99,15 @@ fn threads_line(c: &CpuReport) -> String {
         .take(4)
         .map(|t| {
             format!(
-                "{} {:.3} s (wait {:.3})",
+                "{} {:.3} s (user {:.3}, sys {:.3}, wait {:.3})",
                 if t.name.is_empty() {
                     t.tid.to_string()
                 } else {
                     t.name.clone()
                 },
                 t.cpu_seconds,
+                t.user_seconds,
+                t.system_seconds,
                 t.runqueue_wait_seconds
             )
         })
