@@ -26,6 +26,12 @@ pub struct DaemonFigures {
     pub series: usize,
     pub bytes: usize,
     pub lost: f64,
+    /// From launch: its programs attached (its first /metrics listing
+    /// them), and its first forward recorded, with load already flowing.
+    pub attached_s: f64,
+    pub first_forward_s: f64,
+    /// Entries per kernel map and userspace table at the end.
+    pub maps: Vec<(String, f64)>,
 }
 
 pub const SCRAPE_EVERY: Duration = Duration::from_secs(5);
@@ -48,13 +54,13 @@ fn trickle(m: &Mesh) -> Result<(), BoxError> {
 }
 
 /// `profiler run` on a free loopback port, ended by its PID when dropped.
-struct Daemon {
+pub(super) struct Daemon {
     child: Child,
-    addr: SocketAddr,
+    pub(super) addr: SocketAddr,
 }
 
 impl Daemon {
-    fn start(profiler: &Path, selectors: &[String]) -> Result<Daemon, BoxError> {
+    pub(super) fn start(profiler: &Path, selectors: &[String]) -> Result<Daemon, BoxError> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -88,7 +94,7 @@ impl Daemon {
     }
 
     /// Scrape until `tracked` sidecars are reported, or fail after 15 s.
-    fn wait_tracked(&self, tracked: usize) -> Result<(), BoxError> {
+    pub(super) fn wait_tracked(&self, tracked: usize) -> Result<(), BoxError> {
         let t0 = Instant::now();
         loop {
             if let Ok(s) = http::get(self.addr, "/metrics", None)
@@ -127,6 +133,56 @@ fn proxy_pids(m: &Mesh) -> Vec<String> {
         .collect()
 }
 
+/// Start the daemon while a light load (200 req/s) flows through `m`:
+/// (the daemon, seconds from launch to its programs attached, to its first
+/// forward recorded). Polls /metrics every 20 ms, for 30 s at most.
+fn launch(profiler: &Path, selectors: &[String], m: &Mesh) -> Result<(Daemon, f64, f64), BoxError> {
+    const WITHIN: Duration = Duration::from_secs(30);
+    std::thread::scope(|s| {
+        let url = m.url();
+        let ns = m.client.netns.clone();
+        let load = s.spawn(move || {
+            let spec = LoadSpec {
+                generator: LoadGen::Oha,
+                duration: Duration::from_secs(8),
+                connections: 2,
+                rate: Some(200),
+                streams: 1,
+            };
+            testbed::load::run(&ns, &url, &spec)
+        });
+        // The load's first requests are under way before the launch.
+        std::thread::sleep(Duration::from_millis(500));
+        let t0 = Instant::now();
+        let d = Daemon::start(profiler, selectors)?;
+        let (mut attached, mut first) = (None, None);
+        while first.is_none() && t0.elapsed() < WITHIN {
+            if let Ok(r) = http::get(d.addr, "/metrics", None)
+                && r.status == 200
+            {
+                let at = t0.elapsed().as_secs_f64();
+                if attached.is_none() && scrape::sum_of(&r.body, "profiler_programs_attached") > 0.0
+                {
+                    attached = Some(at);
+                }
+                if scrape::sum_of(&r.body, "sidecar_forwards_total") > 0.0 {
+                    first = Some(at);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        load.join().map_err(|_| "load thread panicked")??;
+        match (attached, first) {
+            (Some(a), Some(f)) => Ok((d, a, f)),
+            _ => Err(format!(
+                "the daemon did not attach and record a forward within {} s of its launch",
+                WITHIN.as_secs()
+            )
+            .into()),
+        }
+    })
+}
+
 /// `helper`: this binary (the pods' processes); `profiler`: the daemon's;
 /// `extra`: more `profiler run` flags (e.g. `--cpu-interval 1s`).
 pub fn run(
@@ -160,7 +216,7 @@ pub fn run(
         // same forward rate in every row.
         let rate = if n == 1 { rate * 2 } else { rate };
         eprintln!("bench daemon: {tracked} sidecars, {rate} req/s through one mesh");
-        let d = Daemon::start(profiler, &selectors)?;
+        let (d, attached_s, first_forward_s) = launch(profiler, &selectors, &loaded)?;
         d.wait_tracked(tracked)?;
         if n > 1 {
             for m in &idle {
@@ -202,6 +258,9 @@ pub fn run(
             series: scrape::series(&after.body),
             bytes: after.body.len(),
             lost: lost(&after.body),
+            attached_s,
+            first_forward_s,
+            maps: scrape::by_label(&after.body, "profiler_map_entries", "map"),
         });
     }
     Ok(out)
@@ -210,12 +269,12 @@ pub fn run(
 pub fn report(figs: &[DaemonFigures]) -> String {
     let mut out = String::from(
         "daemon (`profiler run` as its own process; a scrape every 5 s):\n\
-         sidecars  forwards/s  CPU % core  RSS MB  peak MB  scrape ms (max)  series   bytes  lost\n",
+         sidecars  forwards/s  CPU % core  RSS MB  peak MB  scrape ms (max)  series   bytes  lost  attached s  first forward s\n",
     );
     for f in figs {
         let max = f.scrapes_ms.iter().copied().fold(0.0, f64::max);
         out.push_str(&format!(
-            "{:>8}  {:>10.0}  {:>10.2}  {:>6.1}  {:>7.1}  {:>15.1}  {:>6}  {:>6}  {:>4}\n",
+            "{:>8}  {:>10.0}  {:>10.2}  {:>6.1}  {:>7.1}  {:>15.1}  {:>6}  {:>6}  {:>4}  {:>10.2}  {:>15.2}\n",
             f.sidecars,
             f.forwards_per_s,
             f.cpu_pct,
@@ -224,7 +283,17 @@ pub fn report(figs: &[DaemonFigures]) -> String {
             max,
             f.series,
             f.bytes,
-            f.lost
+            f.lost,
+            f.attached_s,
+            f.first_forward_s
+        ));
+    }
+    for f in figs {
+        let maps: Vec<String> = f.maps.iter().map(|(m, n)| format!("{m} {n:.0}")).collect();
+        out.push_str(&format!(
+            "map entries at {} sidecars: {}\n",
+            f.sidecars,
+            maps.join(", ")
         ));
     }
     out.push_str(

@@ -5,7 +5,9 @@
 pub mod daemon;
 mod figures;
 mod process;
+mod ratios;
 mod scrape;
+pub mod users;
 
 use std::{path::PathBuf, time::Duration};
 

@@ -9,6 +9,20 @@ pub fn sum_of(text: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// A metric's samples by the value of one label: `(value, sample)`.
+pub fn by_label(text: &str, name: &str, label: &str) -> Vec<(String, f64)> {
+    let key = format!("{label}=\"");
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with('{'))
+        .filter_map(|l| {
+            let (labels, v) = l.rsplit_once(' ')?;
+            let at = labels.find(&key)? + key.len();
+            let end = labels[at..].find('"')?;
+            Some((labels[at..at + end].to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
 pub fn series(text: &str) -> usize {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -29,5 +43,10 @@ mod tests {
         assert_eq!(sum_of(t, "sidecar_forwards_total"), 15.0);
         assert_eq!(sum_of(t, "profiler_sidecars_tracked"), 2.0);
         assert_eq!(series(t), 4);
+        assert_eq!(
+            by_label(t, "sidecar_forwards_total", "pod"),
+            vec![("a".to_string(), 10.0), ("b".to_string(), 5.0)]
+        );
+        assert!(by_label(t, "sidecar_forwards_total", "hop").is_empty());
     }
 }

@@ -11,7 +11,8 @@ pub struct Args {
     #[arg(long, default_value_t = 5000)]
     rate: u32,
     /// What to measure: the hooks' cost in this process, the node daemon
-    /// (`profiler run` as its own process) with several sidecar counts, or both.
+    /// (`profiler run` as its own process) with several sidecar counts, the
+    /// user's view (the mesh's speed with the daemon on vs off), or all.
     #[arg(long, value_enum, default_value_t = Part::All)]
     part: Part,
     /// Sidecars on the node for the daemon figures (comma-separated).
@@ -23,6 +24,15 @@ pub struct Args {
     /// More `profiler run` flags for the daemon figures (e.g. "--cpu-interval 1s").
     #[arg(long, allow_hyphen_values = true, value_delimiter = ' ')]
     daemon_args: Vec<String>,
+    /// Rounds of the user's view (each measures every arm once).
+    #[arg(long, default_value_t = 7)]
+    rounds: usize,
+    /// wrk's connections for the user's view's highest rate.
+    #[arg(long, default_value_t = 16)]
+    wrk_connections: u32,
+    /// Where to write the user's view as JSON (beside the printed table).
+    #[arg(long)]
+    json: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -30,6 +40,9 @@ enum Part {
     All,
     Hooks,
     Daemon,
+    /// The user's view: max rate and fixed-rate latency with the daemon on,
+    /// with empty programs, and with nothing, alternated over rounds.
+    Users,
 }
 
 pub fn run(a: Args) -> ExitCode {
@@ -49,7 +62,20 @@ pub fn run(a: Args) -> ExitCode {
         eprintln!("error: --sidecars takes counts from 1 to 256");
         return ExitCode::from(super::EXIT_USAGE);
     }
-    if a.part != Part::Daemon {
+    if a.rounds == 0 || a.rounds > 100 {
+        eprintln!("error: --rounds takes 1 to 100");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    // The daemon under test: the profiler built beside this binary.
+    let profiler = helper.with_file_name("profiler");
+    if matches!(a.part, Part::All | Part::Daemon | Part::Users) && !profiler.exists() {
+        eprintln!(
+            "error: {} is missing: build it with `cargo build --release -p profiler`",
+            profiler.display()
+        );
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    if matches!(a.part, Part::All | Part::Hooks) {
         match crate::bench::run(&crate::bench::BenchOptions {
             seconds: a.seconds,
             rate: a.rate,
@@ -62,16 +88,7 @@ pub fn run(a: Args) -> ExitCode {
             }
         }
     }
-    if a.part != Part::Hooks {
-        // The daemon under test: the profiler built beside this binary.
-        let profiler = helper.with_file_name("profiler");
-        if !profiler.exists() {
-            eprintln!(
-                "error: {} is missing: build it with `cargo build --release -p profiler`",
-                profiler.display()
-            );
-            return ExitCode::from(super::EXIT_USAGE);
-        }
+    if matches!(a.part, Part::All | Part::Daemon) {
         match crate::bench::daemon::run(
             &helper,
             &profiler,
@@ -81,6 +98,30 @@ pub fn run(a: Args) -> ExitCode {
             &a.daemon_args,
         ) {
             Ok(f) => print!("{}", crate::bench::daemon::report(&f)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if matches!(a.part, Part::All | Part::Users) {
+        let o = crate::bench::users::UsersOptions {
+            rounds: a.rounds,
+            seconds: a.seconds,
+            rate: a.rate,
+            connections: a.wrk_connections,
+        };
+        match crate::bench::users::run(&helper, &profiler, &o) {
+            Ok(f) => {
+                print!("{}", crate::bench::users::report(&f));
+                if let Some(path) = &a.json {
+                    let text = serde_json::to_string_pretty(&f).expect("plain figures");
+                    if let Err(e) = std::fs::write(path, text + "\n") {
+                        eprintln!("error: writing {}: {e}", path.display());
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;

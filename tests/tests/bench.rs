@@ -1,0 +1,57 @@
+//! `meshbox bench` in a seconds-long smoke mode, so it cannot rot: every
+//! part runs to the end and prints its figures. No figure is judged here
+//! (machines are noisy); only that each was measured.
+use std::process::Command;
+
+use profiler_tests::{meshbox_bin, require_root};
+
+#[test]
+fn bench_smoke_runs_every_part_and_writes_the_users_view() {
+    require_root();
+    let json = std::env::temp_dir().join(format!("bench-users-{}.json", std::process::id()));
+    let out = Command::new(meshbox_bin())
+        .args(["bench", "--seconds", "1", "--rounds", "1"])
+        .args(["--sidecars", "1", "--daemon-seconds", "2"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .expect("run meshbox bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "meshbox bench failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    for line in [
+        "untracked",
+        "daemon (`profiler run` as its own process",
+        "user's view",
+        "goal: throughput loss",
+        "goal: fixed-rate client p99",
+    ] {
+        assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
+    }
+    let text = std::fs::read_to_string(&json).expect("the --json file");
+    let _ = std::fs::remove_file(&json);
+    let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let arms = v["arms"].as_array().expect("arms");
+    assert_eq!(arms.len(), 3, "{text}");
+    for a in arms {
+        for key in ["max_rps", "p50_us", "p99_us"] {
+            let x = a[key][0].as_f64().unwrap_or(0.0);
+            assert!(x > 0.0, "{} {key} not measured: {text}", a["arm"]);
+        }
+    }
+    assert!(
+        v["profiler_forwards"].as_f64().unwrap_or(0.0) > 0.0,
+        "the daemon recorded no forward while its arm ran: {text}"
+    );
+    for key in ["empty", "profiler"] {
+        assert!(
+            v[key]["throughput"]["median"].as_f64().unwrap_or(0.0) > 0.0,
+            "no {key} ratio: {text}"
+        );
+    }
+    assert_eq!(v["goals"].as_array().map(Vec::len), Some(2), "{text}");
+}
