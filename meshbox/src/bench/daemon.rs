@@ -25,7 +25,8 @@ pub struct DaemonFigures {
     pub scrapes_ms: Vec<f64>,
     pub series: usize,
     pub bytes: usize,
-    pub lost: f64,
+    /// profiler_events_lost_total since launch, by reason.
+    pub lost: Vec<(String, f64)>,
     /// From launch: its programs attached (its first /metrics listing
     /// them), and its first forward recorded, with load already flowing.
     pub attached_s: f64,
@@ -247,7 +248,6 @@ pub fn run(
         load.map_err(|_| "load thread panicked")??;
         let after = http::get(d.addr, "/metrics", Some(PROMETHEUS_ACCEPT))?;
         let fwd = |t: &str| scrape::sum_of(t, "sidecar_forwards_total");
-        let lost = |t: &str| scrape::sum_of(t, "profiler_events_lost_total");
         out.push(DaemonFigures {
             sidecars: tracked,
             forwards_per_s: (fwd(&after.body) - fwd(&before.body)) / wall,
@@ -257,13 +257,27 @@ pub fn run(
             scrapes_ms: scrapes,
             series: scrape::series(&after.body),
             bytes: after.body.len(),
-            lost: lost(&after.body),
+            lost: scrape::by_label(&after.body, "profiler_events_lost_total", "reason"),
             attached_s,
             first_forward_s,
             maps: scrape::by_label(&after.body, "profiler_map_entries", "map"),
         });
     }
     Ok(out)
+}
+
+/// "ring_full 3, sched_resync 7", the reasons that counted; "none".
+pub fn by_reason(lost: &[(String, f64)]) -> String {
+    let counted: Vec<String> = lost
+        .iter()
+        .filter(|(_, n)| *n > 0.0)
+        .map(|(r, n)| format!("{r} {n:.0}"))
+        .collect();
+    if counted.is_empty() {
+        "none".into()
+    } else {
+        counted.join(", ")
+    }
 }
 
 pub fn report(figs: &[DaemonFigures]) -> String {
@@ -283,7 +297,7 @@ pub fn report(figs: &[DaemonFigures]) -> String {
             max,
             f.series,
             f.bytes,
-            f.lost,
+            f.lost.iter().map(|(_, n)| n).sum::<f64>(),
             f.attached_s,
             f.first_forward_s
         ));
@@ -294,6 +308,11 @@ pub fn report(figs: &[DaemonFigures]) -> String {
             "map entries at {} sidecars: {}\n",
             f.sidecars,
             maps.join(", ")
+        ));
+        out.push_str(&format!(
+            "events lost at {} sidecars, by reason: {}\n",
+            f.sidecars,
+            by_reason(&f.lost)
         ));
     }
     out.push_str(

@@ -23,6 +23,16 @@ pub fn by_label(text: &str, name: &str, label: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// `add` folded into `into` label by label (a running total per label).
+pub fn accumulate(into: &mut Vec<(String, f64)>, add: &[(String, f64)], sign: f64) {
+    for (label, v) in add {
+        match into.iter_mut().find(|(l, _)| l == label) {
+            Some((_, total)) => *total += sign * v,
+            None => into.push((label.clone(), sign * v)),
+        }
+    }
+}
+
 pub fn series(text: &str) -> usize {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -48,5 +58,12 @@ mod tests {
             vec![("a".to_string(), 10.0), ("b".to_string(), 5.0)]
         );
         assert!(by_label(t, "sidecar_forwards_total", "hop").is_empty());
+        // Before and after: the difference per label.
+        let mut d = by_label(t, "sidecar_forwards_total", "pod");
+        accumulate(&mut d, &[("a".into(), 4.0), ("c".into(), 1.0)], -1.0);
+        assert_eq!(
+            d,
+            vec![("a".into(), 6.0), ("b".into(), 5.0), ("c".into(), -1.0)]
+        );
     }
 }

@@ -88,7 +88,8 @@ pub struct UsersFigures {
     pub profiler: Option<Versus>,
     /// What the daemon recorded over all its rounds (it was measuring).
     pub profiler_forwards: f64,
-    pub profiler_events_lost: f64,
+    /// profiler_events_lost_total over its rounds, by reason.
+    pub profiler_events_lost: Vec<(String, f64)>,
     pub goals: Vec<Goal>,
 }
 
@@ -203,7 +204,8 @@ pub fn run(helper: &Path, profiler: &Path, o: &UsersOptions) -> Result<UsersFigu
             ..ArmRounds::default()
         })
         .collect();
-    let (mut forwards, mut lost) = (0.0, 0.0);
+    let mut forwards = 0.0;
+    let mut lost = Vec::new();
     for round in 0..o.rounds {
         for a in ratios::order(round, ARMS.len()) {
             eprintln!("bench users: round {}/{}, {}", round + 1, o.rounds, ARMS[a]);
@@ -225,7 +227,10 @@ pub fn run(helper: &Path, profiler: &Path, o: &UsersOptions) -> Result<UsersFigu
                         scrape::sum_of(&after.body, name) - scrape::sum_of(&before.body, name)
                     };
                     forwards += delta("sidecar_forwards_total");
-                    lost += delta("profiler_events_lost_total");
+                    let reasons =
+                        |t: &str| scrape::by_label(t, "profiler_events_lost_total", "reason");
+                    scrape::accumulate(&mut lost, &reasons(&after.body), 1.0);
+                    scrape::accumulate(&mut lost, &reasons(&before.body), -1.0);
                 }
             }
         }
@@ -286,8 +291,9 @@ pub fn report(f: &UsersFigures) -> String {
         }
     }
     out.push_str(&format!(
-        "the daemon recorded {:.0} forwards over its rounds, {:.0} events lost\n",
-        f.profiler_forwards, f.profiler_events_lost
+        "the daemon recorded {:.0} forwards over its rounds; events lost, by reason: {}\n",
+        f.profiler_forwards,
+        super::daemon::by_reason(&f.profiler_events_lost)
     ));
     for a in &f.arms {
         for e in &a.errors {
