@@ -46,8 +46,9 @@ const MODULES: [&str; 2] = ["net/sched/sch_ingress.ko", "net/sched/cls_bpf.ko"];
 /// (a run takes about 30 s on this kind of machine).
 const VM_TIMEOUT: Duration = Duration::from_secs(900);
 
-/// The guest prints the matrix's progress every few seconds; this long
-/// without a line means it is stuck where even its watchdog cannot print.
+/// The guest prints the matrix's progress every few seconds (a run takes
+/// about 30 s) and its watchdog reports after 180 s; this long without a
+/// line means it is stuck where even the watchdog cannot print.
 const VM_SILENCE: Duration = Duration::from_secs(240);
 
 /// Console lines quoted when a VM fails.
@@ -204,8 +205,8 @@ ip link set lo up
 for m in /lib/modules/*.ko; do insmod "$m"; done
 echo "MATRIX-START"
 (
-  sleep 420
-  echo "MATRIX-WATCHDOG: the matrix still runs after 420 s; where its threads wait:"
+  sleep 180
+  echo "MATRIX-WATCHDOG: the matrix still runs after 180 s; where its threads wait:"
   ps
   for p in /proc/[0-9]*; do
     case "$(cat $p/comm 2>/dev/null)" in
@@ -304,7 +305,7 @@ fn boot(k: &KernelFiles, initrd: &Path, log: &Path) -> Result<Value> {
         // tracepoint restores __schedule's call site by text_poke_bp, CPU 0
         // kept trapping on the int3 that memory no longer held (the kprobe
         // int3 handler retries it) with interrupts off, and CPU 1 waited for
-        // it in on_each_cpu forever (about one matrix in 30; a soft lockup
+        // it in on_each_cpu forever (about one matrix in 15; a soft lockup
         // with both stacks on the console).
         .args([
             "-accel",
@@ -370,7 +371,7 @@ fn boot(k: &KernelFiles, initrd: &Path, log: &Path) -> Result<Value> {
     let tail = || quote(&console);
     if let Some(why) = stopped {
         bail!(
-            "{}: the VM {why}; console in {}, its last lines:\n{}",
+            "{}: the VM {why}; console in {}, quoted:\n{}",
             k.package,
             log.display(),
             tail()
@@ -382,7 +383,7 @@ fn boot(k: &KernelFiles, initrd: &Path, log: &Path) -> Result<Value> {
         .filter(|r| !r.is_empty());
     let Some(row) = row else {
         bail!(
-            "{}: no matrix row on the console (qemu {status}); console in {}, its last lines:\n{}",
+            "{}: no matrix row on the console (qemu {status}); console in {}, quoted:\n{}",
             k.package,
             log.display(),
             tail()

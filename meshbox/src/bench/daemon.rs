@@ -136,16 +136,17 @@ fn proxy_pids(m: &Mesh) -> Vec<String> {
 
 /// Start the daemon while a light load (200 req/s) flows through `m`:
 /// (the daemon, seconds from launch to its programs attached, to its first
-/// forward recorded). Polls /metrics every 20 ms, for 30 s at most.
+/// forward recorded). Polls /metrics every 20 ms, for `WITHIN` at most,
+/// which the load outlasts.
 fn launch(profiler: &Path, selectors: &[String], m: &Mesh) -> Result<(Daemon, f64, f64), BoxError> {
-    const WITHIN: Duration = Duration::from_secs(30);
+    const WITHIN: Duration = Duration::from_secs(10);
     std::thread::scope(|s| {
         let url = m.url();
         let ns = m.client.netns.clone();
         let load = s.spawn(move || {
             let spec = LoadSpec {
                 generator: LoadGen::Oha,
-                duration: Duration::from_secs(8),
+                duration: WITHIN + Duration::from_secs(2),
                 connections: 2,
                 rate: Some(200),
                 streams: 1,
@@ -176,7 +177,8 @@ fn launch(profiler: &Path, selectors: &[String], m: &Mesh) -> Result<(Daemon, f6
         match (attached, first) {
             (Some(a), Some(f)) => Ok((d, a, f)),
             _ => Err(format!(
-                "the daemon did not attach and record a forward within {} s of its launch",
+                "the daemon did not attach and record a forward within {} s of its launch, \
+                 with 200 req/s flowing",
                 WITHIN.as_secs()
             )
             .into()),

@@ -164,16 +164,20 @@ fn goals(empty: Option<&Versus>, profiler: Option<&Versus>) -> Vec<Goal> {
     vec![
         Goal {
             goal: format!("throughput loss <= {LOSS_FACTOR} x the empty programs' loss"),
-            measured: format!(
-                "{:.1}% vs {:.1}% ({:.2} x)",
-                100.0 * p.throughput_loss,
-                100.0 * e.throughput_loss,
-                if e.throughput_loss > 0.0 {
+            measured: if e.throughput_loss > 0.0 {
+                format!(
+                    "{:.1}% vs {:.1}% ({:.2} x)",
+                    100.0 * p.throughput_loss,
+                    100.0 * e.throughput_loss,
                     p.throughput_loss / e.throughput_loss
-                } else {
-                    f64::INFINITY
-                }
-            ),
+                )
+            } else {
+                format!(
+                    "{:.1}% vs none measurable for the empty programs ({:.1}%)",
+                    100.0 * p.throughput_loss,
+                    100.0 * e.throughput_loss
+                )
+            },
             met: ratios::loss_within(&p.throughput, &e.throughput, LOSS_FACTOR),
         },
         Goal {

@@ -4,10 +4,12 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Seconds per phase.
+    /// Seconds per phase (hooks), and of each load generator per arm and
+    /// round (user's view).
     #[arg(long, default_value_t = 5)]
     seconds: u64,
-    /// Requests per second for the CPU phase (4 forwards each).
+    /// Requests per second through the mesh (4 forwards each): the hooks'
+    /// CPU phases, the daemon rows, and the user's view's fixed-rate latency.
     #[arg(long, default_value_t = 5000)]
     rate: u32,
     /// What to measure: the hooks' cost in this process, the node daemon
@@ -60,6 +62,10 @@ pub fn run(a: Args) -> ExitCode {
     };
     if a.sidecars.iter().any(|&n| n == 0 || n > 256) {
         eprintln!("error: --sidecars takes counts from 1 to 256");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    if a.json.is_some() && !matches!(a.part, Part::All | Part::Users) {
+        eprintln!("error: --json writes the user's view: use it with --part users or all");
         return ExitCode::from(super::EXIT_USAGE);
     }
     if a.rounds == 0 || a.rounds > 100 {

@@ -328,6 +328,41 @@ mod tests {
     }
 
     #[test]
+    fn a_thread_is_split_by_its_own_ticks_not_its_process() {
+        // One process of two threads: the process's ticks are mostly user,
+        // thread 11's all system.
+        let at = |run_ms: u64, u: u64, k: u64, t11: (u64, u64)| {
+            let mut s = sample(vec![proc(10, run_ms, u, k)], 0);
+            s.tasks.push(crate::cpu::sample::TaskSample {
+                pid: 10,
+                tid: 11,
+                name: "worker".into(),
+                run_ns: run_ms * 500_000,
+                wait_ns: 0,
+                utime_ticks: t11.0,
+                stime_ticks: t11.1,
+            });
+            s
+        };
+        let mut w = Window::default();
+        w.add(at(1000, 50, 10, (5, 5)));
+        w.add(at(1400, 90, 14, (5, 9)));
+        let r = w.report(0).expect("a report");
+        let t = r
+            .per_thread
+            .iter()
+            .find(|t| t.tid == 11)
+            .expect("thread 11");
+        // Its 0.2 s of run time, all system by its ticks (the process's
+        // would have made it 91% user).
+        assert!(
+            (t.cpu_seconds - 0.2).abs() < 1e-9 && t.user_seconds.abs() < 1e-9,
+            "{t:?}"
+        );
+        assert!((t.system_seconds - 0.2).abs() < 1e-9, "{t:?}");
+    }
+
+    #[test]
     fn a_restart_is_followed_and_counted_once() {
         let mut w = Window::default();
         // The proxy (pid 20) is killed and a new one (pid 21) starts.
