@@ -65,9 +65,9 @@ pub const HOPS: [(&str, Direction); 2] = [
 /// sched_switch tracepoint, where our on-CPU clock stops, fires after it,
 /// while the kernel charges the thread only up to the start of the switch.
 /// On a CPU going idle that choice includes load balancing (pulling a task
-/// from the other CPU), which the kernel charges to no task. It shows in the
-/// tail: 36.8 µs above the fixture's thread CPU at p99 once, with 16
-/// connections' 32 threads on two CPUs (4 other runs: within 11 µs).
+/// from the other CPU), which the kernel charges to no task: the likely
+/// reason ours was once 36.8 µs above the fixture's thread CPU at p99, with
+/// 16 connections' 32 threads on two CPUs (3 other runs: within 11 µs).
 pub const PICK_ALLOWANCE_US: f64 = 50.0;
 
 /// The on-CPU part of a hop leg's process time against the delay fixture's

@@ -107,11 +107,12 @@ fn vcpu_per_1k_requests_matches_the_container_cgroup() {
     );
     // Each thread's run time split by its own ticks: over nginx's
     // single-threaded processes the threads' system time is the processes'
-    // (one tick is 10 ms: a tenth of the run time, 20 ms).
+    // (one tick is 10 ms: a tenth of the run time, 20 ms). Ticks sample who
+    // runs at each tick, so a sidecar this lightly loaded may gain none in
+    // a second (then its time counts as user, for both).
     let sys: f64 = cpu.per_thread.iter().map(|t| t.system_seconds).sum();
     assert!(
-        (sys - cpu.system_seconds).abs() <= 0.1 * cpu.cpu_seconds + 0.02
-            && cpu.system_seconds > 0.0,
+        (sys - cpu.system_seconds).abs() <= 0.1 * cpu.cpu_seconds + 0.02,
         "threads' system time {sys:.3} s vs the processes' {:.3} s: {:?}",
         cpu.system_seconds,
         cpu.per_thread
