@@ -41,6 +41,17 @@ fn oha_at(rate: u32, duration: Duration) -> LoadSpec {
     }
 }
 
+/// wrk unthrottled over `connections`: the highest rate the mesh carries.
+fn wrk_over(connections: u32, duration: Duration) -> LoadSpec {
+    LoadSpec {
+        generator: LoadGen::Wrk,
+        duration,
+        connections,
+        rate: None,
+        streams: 1,
+    }
+}
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The reference programs (profiler-ebpf/src/hooks/probe.rs).
@@ -179,17 +190,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
         },
     )?;
     eprintln!("bench 4/4: unthrottled load (wrk, 32 connections): the highest forward rate here");
-    let max = phase(
-        &m,
-        LoadSpec {
-            generator: LoadGen::Wrk,
-            duration: secs,
-            connections: 32,
-            rate: None,
-            streams: 1,
-        },
-        ebpf::Hooks::default(),
-    )?;
+    let max = phase(&m, wrk_over(32, secs), ebpf::Hooks::default())?;
     drop(m);
 
     Ok(Figures {

@@ -16,9 +16,9 @@ use super::{
     daemon::Daemon,
     mesh, oha_at,
     ratios::{self, Spread},
-    scrape,
+    scrape, wrk_over,
 };
-use crate::{self as testbed, LoadGen, LoadSpec, Mesh, http};
+use crate::{self as testbed, Mesh, http};
 
 pub struct UsersOptions {
     pub rounds: usize,
@@ -122,17 +122,7 @@ fn daemon_hooks(set: HookSet) -> Vec<hookset::Hook> {
 fn measure(m: &Mesh, o: &UsersOptions, arm: &mut ArmRounds) -> Result<(), BoxError> {
     let secs = Duration::from_secs(o.seconds);
     let url = m.url();
-    let wrk = testbed::load::run(
-        &m.client.netns,
-        &url,
-        &LoadSpec {
-            generator: LoadGen::Wrk,
-            duration: secs,
-            connections: o.connections,
-            rate: None,
-            streams: 1,
-        },
-    )?;
+    let wrk = testbed::load::run(&m.client.netns, &url, &wrk_over(o.connections, secs))?;
     let fixed = testbed::load::run(&m.client.netns, &url, &oha_at(o.rate, secs))?;
     arm.max_rps.push(wrk.completed as f64 / secs.as_secs_f64());
     arm.p50_us.push(fixed.p50_us);
@@ -244,9 +234,7 @@ pub fn run(helper: &Path, profiler: &Path, o: &UsersOptions) -> Result<UsersFigu
     let prof = versus(&arms[PROFILER], &arms[OFF]);
     Ok(UsersFigures {
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default(),
+        kernel: profiler::kernel::release().unwrap_or_default(),
         hook_set: set.name(),
         empty_hooks: hooks.iter().map(|h| h.describe()).collect(),
         rounds: o.rounds,
