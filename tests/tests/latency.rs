@@ -419,11 +419,22 @@ fn cpu_contention_shows_in_queue_not_process() {
         // process p99 may rise by at most a tenth of the queue's rise (on the
         // response leg, of the request leg's), and may not fall by a quarter.
         let queue_rise = p99(&busy[0]) - p99(&calm[0]);
-        // Contention must not be charged to the proxy's own work either:
-        // on-CPU p99 within a quarter (the cold caches above) of calm.
+        // Nor to the proxy's own work: a 3 ms burst charged to on-CPU time
+        // would give forwards 1 ms or more of it, and at 1% of forwards
+        // would lift its p99 by milliseconds. Cold caches lift it by tens of
+        // microseconds (+44% of 33 us once in CI), which is real running
+        // time, so the p99 is held to the process bound, not to a ratio.
         assert!(
-            (p99(b_cpu) - p99(c_cpu)).abs() <= 0.25 * p99(c_cpu),
-            "{leg:?}: on-CPU p99 moved from {:.1} to {:.1} us",
+            long(b_cpu) <= long(c_cpu) + b_cpu.len() / 1000,
+            "{leg:?}: {} contended forwards with 1 ms or more of on-CPU time ({} calm)",
+            long(b_cpu),
+            long(c_cpu)
+        );
+        assert!(
+            p99(b_cpu) - p99(c_cpu) <= 0.1 * queue_rise
+                && p99(c_cpu) - p99(b_cpu) <= 0.25 * p99(c_cpu),
+            "{leg:?}: on-CPU p99 moved from {:.1} to {:.1} us \
+             (request queue p99 rose by {queue_rise:.1} us)",
             p99(c_cpu),
             p99(b_cpu)
         );
