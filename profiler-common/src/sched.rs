@@ -67,6 +67,17 @@ pub const fn switched_out_runnable(prev_state: i64) -> bool {
     prev_state & 0xff == 0 || prev_state & 0x100 != 0
 }
 
+/// The raw sched_switch's arguments: `preempt`, and `prev_state` as the
+/// task's own state word (TASK_RUNNING is 0). Preempted, or switched out
+/// still running (a sleep undone by a pending signal), it stays runnable.
+pub const fn switched_out_runnable_raw(preempt: bool, prev_state: u64) -> bool {
+    preempt || prev_state == 0
+}
+
+/// The global of the kernel object that holds where `task_struct` keeps
+/// `pid` (from the kernel's BTF), for the raw scheduler hooks.
+pub const TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
+
 /// One followed thread's scheduler account since the kernel began to
 /// follow it (its first read or write seen). Only the switches, on the CPU
 /// the thread leaves or takes, change its state; a wake-up, which another
@@ -345,6 +356,15 @@ mod tests {
         assert!(!switched_out_runnable(0x1)); // S
         assert!(!switched_out_runnable(0x2)); // D
         assert!(!switched_out_runnable(0x80)); // I
+    }
+
+    #[test]
+    fn raw_prev_state_tells_preempted_from_asleep() {
+        assert!(switched_out_runnable_raw(false, 0)); // running (signal pending)
+        assert!(switched_out_runnable_raw(true, 0x1)); // preempted on its way to sleep
+        assert!(!switched_out_runnable_raw(false, 0x1)); // TASK_INTERRUPTIBLE
+        assert!(!switched_out_runnable_raw(false, 0x2)); // TASK_UNINTERRUPTIBLE
+        assert!(!switched_out_runnable_raw(false, 0x402)); // TASK_IDLE (with TASK_NOLOAD)
     }
 
     #[test]

@@ -22,7 +22,19 @@ pub fn istio(duration: Duration) -> snapshot::Options {
 
 /// A snapshot that starts before the load and ends 2 s after it.
 pub fn profile_under_load(m: &Mesh, spec: LoadSpec) -> (Snapshot, LoadResult) {
-    let opts = istio(spec.duration + Duration::from_millis(2000));
+    profile_under_load_with(m, spec, profiler::ebpf::Hooks::default())
+}
+
+/// As [`profile_under_load`], with these hooks.
+pub fn profile_under_load_with(
+    m: &Mesh,
+    spec: LoadSpec,
+    hooks: profiler::ebpf::Hooks,
+) -> (Snapshot, LoadResult) {
+    let opts = snapshot::Options {
+        hooks,
+        ..istio(spec.duration + Duration::from_millis(2000))
+    };
     // The load starts once the hooks are in and the sidecars known, not
     // after a guessed delay: a slow machine must not lose the first requests.
     let mut c = snapshot::start(&opts).expect("snapshot start");

@@ -158,7 +158,7 @@ fn a_stalled_drain_loses_records_and_counts_every_one() {
     let opts = snapshot::Options {
         hooks: profiler::ebpf::Hooks {
             set: None,
-            sched: false,
+            sched: profiler::ebpf::SchedHooks::Off,
         },
         ..istio(Duration::ZERO)
     };
@@ -265,6 +265,10 @@ fn snapshot_cli_json_contract_and_no_sidecar_exit_code() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert!(v["duration_s"].as_f64().is_some_and(|d| d >= 0.5));
     assert_eq!(v["lost_events"], 0);
+    // This machine's kernel has BTF and BTF tracepoints: those scheduler
+    // hooks are the ones chosen.
+    assert_eq!(v["sched_split"], true, "{v}");
+    assert_eq!(v["sched_hooks"], "btf_tracepoint", "{v}");
     let sidecars = v["sidecars"].as_array().expect("sidecars");
     assert_eq!(sidecars.len(), 2, "{v}");
     for s in sidecars {

@@ -6,24 +6,33 @@
 use std::{thread, time::Duration};
 
 use meshbox::{LoadGen, LoadSpec, SidecarKind, delay_proxy, delay_proxy::ProxyMode};
-use profiler::classify::{Direction, Leg};
+use profiler::{
+    classify::{Direction, Leg},
+    ebpf::{Hooks, SchedHooks},
+};
 use profiler_tests::{
     NoDeepIdle,
-    capture::{assert_on_cpu_matches, hop, profile_under_load, sidecar},
+    capture::{assert_on_cpu_matches, hop, profile_under_load, profile_under_load_with, sidecar},
     contend::{Hogs, PinSelf, pin},
     mesh,
 };
 
 const HOLD: Duration = Duration::from_millis(1);
 
-fn split_matches_the_fixture(mode: ProxyMode, conns: u32, rate: u32, contended: bool) {
+fn split_matches_the_fixture(
+    mode: ProxyMode,
+    conns: u32,
+    rate: u32,
+    contended: bool,
+    sched: SchedHooks,
+) {
     let _no_idle = NoDeepIdle::hold();
     let mut cfg = mesh::config(SidecarKind::DelayProxy);
     cfg.proxy_mode = mode;
     cfg.proxy_delay = HOLD;
     let m = mesh::up(&cfg);
     let stats = m.delay_proxy_stats(&m.server);
-    let (snap, load) = profile_under_load(
+    let (snap, load) = profile_under_load_with(
         &m,
         LoadSpec {
             generator: LoadGen::Oha,
@@ -32,12 +41,19 @@ fn split_matches_the_fixture(mode: ProxyMode, conns: u32, rate: u32, contended: 
             rate: Some(rate),
             streams: 1,
         },
+        Hooks { set: None, sched },
     );
     assert!(
         load.completed > 100,
         "{mode:?} {conns} connections: {load:?}"
     );
     assert!(snap.sched_split, "the scheduler hooks did not attach");
+    let kind = match sched {
+        SchedHooks::Classic => "tracepoint",
+        // This machine's kernel has BTF and takes BTF tracepoints.
+        _ => "btf_tracepoint",
+    };
+    assert_eq!(snap.sched_hooks, Some(kind), "{sched:?}");
     thread::sleep(Duration::from_millis(300));
     let truth = delay_proxy::read_stats(&stats).expect("fixture stats");
     let server = sidecar(&snap, "server-");
@@ -110,13 +126,13 @@ fn split_matches_the_fixture(mode: ProxyMode, conns: u32, rate: u32, contended: 
 #[test]
 fn a_sleeping_hold_is_blocked_time() {
     for conns in [1, 16] {
-        split_matches_the_fixture(ProxyMode::Threads, conns, 200, false);
+        split_matches_the_fixture(ProxyMode::Threads, conns, 200, false, SchedHooks::Auto);
     }
 }
 
 #[test]
 fn a_spinning_hold_is_on_cpu_time() {
-    split_matches_the_fixture(ProxyMode::Spin, 1, 200, false);
+    split_matches_the_fixture(ProxyMode::Spin, 1, 200, false, SchedHooks::Auto);
 }
 
 /// 64 connections of spinning holds: about four cores' worth of spinning
@@ -124,7 +140,16 @@ fn a_spinning_hold_is_on_cpu_time() {
 /// thread did not run of it is run-queue time.
 #[test]
 fn spinning_holds_that_outnumber_the_cpus_wait_on_the_run_queue() {
-    split_matches_the_fixture(ProxyMode::Spin, 64, 1000, true);
+    split_matches_the_fixture(ProxyMode::Spin, 64, 1000, true, SchedHooks::Auto);
+}
+
+/// The classic scheduler tracepoints, used where the BTF ones cannot go
+/// (no kernel BTF, or Linux before 5.18), split alike: a sleeping hold is
+/// blocked time, preempted spinning holds wait on the run queue.
+#[test]
+fn the_classic_scheduler_hooks_split_alike() {
+    split_matches_the_fixture(ProxyMode::Threads, 1, 200, false, SchedHooks::Classic);
+    split_matches_the_fixture(ProxyMode::Spin, 64, 1000, true, SchedHooks::Classic);
 }
 
 /// A real-time hog on the proxy's CPU, bursting 3 ms every 11 to 16 ms, while

@@ -220,17 +220,19 @@ impl Figures {
             self.untracked
                 .programs
                 .iter()
-                .find(|d| d.name == "tp_sched_switch"),
+                .find(|d| d.name == "tp_sched_switch" || d.name == "tpb_sched_switch"),
             &self.switch_floor,
         ) {
             let above = sw.mean_ns() - floor.mean_ns();
             line(
                 &mut out,
                 format!(
-                    "context switch of untracked tasks: tp_sched_switch {:.1} ns/run, an empty \
-                     program on sched_switch {:.1} ns/run: {above:.1} ns above the floor \
+                    "context switch of untracked tasks: {} {:.1} ns/run, an empty \
+                     program on sched_switch ({}) {:.1} ns/run: {above:.1} ns above the floor \
                      (target <= 15): {}",
+                    sw.name,
                     sw.mean_ns(),
+                    floor.name,
                     floor.mean_ns(),
                     verdict(above <= 15.0)
                 ),
@@ -250,7 +252,7 @@ impl Figures {
                 .tracked
                 .programs
                 .iter()
-                .filter(|d| d.name.starts_with("tp_sched_"))
+                .filter(|d| d.name.starts_with("tp_sched_") || d.name.starts_with("tpb_sched_"))
                 .map(|d| d.runs)
                 .sum();
             let per = runs as f64 / self.tracked.forwards.max(1) as f64;

@@ -58,6 +58,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const REF_EMPTY: &str = "probe_tracepoint";
 const REF_CLOCK: &str = "probe_clock";
 const REF_SWITCH: &str = "probe_sched_switch";
+const REF_BTF_SWITCH: &str = "probe_btf_tracepoint";
 
 fn mesh(helper: &std::path::Path, intercept: bool) -> Result<Mesh, BoxError> {
     mesh_of(helper, intercept, SidecarKind::Nginx)
@@ -145,15 +146,35 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
     // program costs here (stats bookkeeping included), and what one that
     // only reads the clock costs.
     let mut reference = ebpf::open()?;
-    for (program, category, name) in [
+    // The switch floor is an empty program of the kind the scheduler hooks
+    // are here: a BTF tracepoint where the kernel's BTF gives a task's pid.
+    let switch_ref = if ebpf::loader::task_pid_offset().is_ok() {
+        Hook {
+            program: REF_BTF_SWITCH,
+            attach: Attach::BtfTracepoint {
+                name: "sched_switch",
+            },
+        }
+    } else {
+        Hook {
+            program: REF_SWITCH,
+            attach: Attach::Tracepoint {
+                category: "sched",
+                name: "sched_switch",
+            },
+        }
+    };
+    for hook in [
         (REF_EMPTY, "sock", "sock_send_length"),
         (REF_CLOCK, "sock", "sock_send_length"),
-        (REF_SWITCH, "sched", "sched_switch"),
-    ] {
-        let hook = Hook {
-            program,
-            attach: Attach::Tracepoint { category, name },
-        };
+    ]
+    .map(|(program, category, name)| Hook {
+        program,
+        attach: Attach::Tracepoint { category, name },
+    })
+    .into_iter()
+    .chain([switch_ref])
+    {
         ebpf::loader::attach(&mut reference, &hook, None)?;
     }
     let untracked = phase(&m, oha_at(o.rate, secs), ebpf::Hooks::default())?;
@@ -169,7 +190,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
     };
     let floor = measured(REF_EMPTY);
     let clock_floor = measured(REF_CLOCK);
-    let switch_floor = measured(REF_SWITCH);
+    let switch_floor = measured(switch_ref.program);
     drop(reference);
     drop(m);
 
@@ -186,7 +207,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
         oha_at(o.rate, secs),
         ebpf::Hooks {
             set: None,
-            sched: false,
+            sched: ebpf::SchedHooks::Off,
         },
     )?;
     eprintln!("bench 4/4: unthrottled load (wrk, 32 connections): the highest forward rate here");

@@ -92,6 +92,9 @@ pub struct RunFigures {
     pub unclassified_forwards: u64,
     pub local_replies: u64,
     pub unforwarded_reads_dropped: u64,
+    /// Which scheduler hooks split process time ("btf_tracepoint" or
+    /// "tracepoint"), as the snapshot says.
+    pub sched_hooks: Option<&'static str>,
     pub problems: Vec<String>,
 }
 
@@ -229,7 +232,7 @@ fn run(
         progress: false,
         hooks: profiler::ebpf::Hooks {
             set: Some(set),
-            sched: true,
+            sched: profiler::ebpf::SchedHooks::Auto,
         },
     };
     let mut c = snapshot::start(&opts).map_err(|e| e.to_string())?;
@@ -299,6 +302,9 @@ fn judge(
     if snap.lost_events > 0 {
         problems.push(format!("{} events lost", snap.lost_events));
     }
+    if snap.sched_hooks.is_none() {
+        problems.push("the scheduler hooks did not attach".into());
+    }
     RunFigures {
         shape: shape.name,
         requests,
@@ -309,6 +315,7 @@ fn judge(
         unclassified_forwards: snap.unclassified_forwards,
         local_replies: snap.local_replies,
         unforwarded_reads_dropped: snap.unforwarded_reads_dropped,
+        sched_hooks: snap.sched_hooks,
         problems,
     }
 }
@@ -332,6 +339,10 @@ pub fn to_text(r: &Row) -> String {
             Status::Failed => "FAILED",
         };
         out.push_str(&format!("  {:<12} {status}", c.hook_set.name()));
+        // The scheduler hooks, as the runs found them (one kind per kernel).
+        if let Some(h) = c.runs.iter().find_map(|r| r.sched_hooks) {
+            out.push_str(&format!(" (scheduler hooks: {h})"));
+        }
         if let Some(why) = &c.reason {
             out.push_str(&format!(": {why}"));
         }

@@ -3,10 +3,10 @@
 //! the verifier makes of the real program; `meshbox bench` measures
 //! `probe_tracepoint` and `probe_clock` as the cost floors of this machine.
 use aya_ebpf::{
-    macros::{fentry, fexit, kprobe, kretprobe, raw_tracepoint, tracepoint},
+    macros::{btf_tracepoint, fentry, fexit, kprobe, kretprobe, raw_tracepoint, tracepoint},
     programs::{
-        FEntryContext, FExitContext, ProbeContext, RawTracePointContext, RetProbeContext,
-        TracePointContext,
+        BtfTracePointContext, FEntryContext, FExitContext, ProbeContext, RawTracePointContext,
+        RetProbeContext, TracePointContext,
     },
 };
 
@@ -17,6 +17,12 @@ pub fn probe_tracepoint(_ctx: TracePointContext) -> u32 {
 
 #[raw_tracepoint]
 pub fn probe_raw_tracepoint(_ctx: RawTracePointContext) -> i32 {
+    0
+}
+
+// The tracepoint is chosen when the program is loaded.
+#[btf_tracepoint(function = "sched_switch")]
+pub fn probe_btf_tracepoint(_ctx: BtfTracePointContext) -> i32 {
     0
 }
 

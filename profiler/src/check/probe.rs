@@ -39,8 +39,24 @@ pub fn run() -> Report {
     });
     let btf = Btf::from_sys_fs();
     findings.push(match &btf {
-        Ok(_) => finding("btf", true, "/sys/kernel/btf/vmlinux parsed"),
-        Err(e) => finding("btf", false, format!("{e} (fentry needs kernel BTF)")),
+        Ok(_) => finding(
+            "btf",
+            true,
+            match loader::task_pid_offset() {
+                Ok(off) => format!(
+                    "/sys/kernel/btf/vmlinux parsed; task_struct keeps pid at byte {off} \
+                     (for the BTF scheduler hooks)"
+                ),
+                Err(why) => format!(
+                    "/sys/kernel/btf/vmlinux parsed; {why} (the classic scheduler hooks are used)"
+                ),
+            },
+        ),
+        Err(e) => finding(
+            "btf",
+            false,
+            format!("{e} (fentry and the BTF scheduler hooks need kernel BTF)"),
+        ),
     });
     findings.push(lockdown());
     findings.push(capabilities());
@@ -197,7 +213,7 @@ impl Attempts<'_> {
 fn not_a_tracepoint(h: &Hook) -> bool {
     !matches!(
         h.attach,
-        Attach::Tracepoint { .. } | Attach::RawTracepoint { .. }
+        Attach::Tracepoint { .. } | Attach::RawTracepoint { .. } | Attach::BtfTracepoint { .. }
     )
 }
 
@@ -247,14 +263,21 @@ fn hooks(btf: Option<&Btf>) -> HookProbes {
     for hook in HookSet::PREFERENCE
         .iter()
         .flat_map(|s| s.hooks())
-        .chain(&hookset::SCHED)
+        .chain(hookset::SCHED_PREFERENCE.into_iter().flatten())
     {
         if !real.contains(hook) {
             real.push(*hook);
         }
     }
     for hook in real {
-        let r = tries.try_hook(hook);
+        // Without the pid offset the BTF scheduler hooks attach but see no
+        // thread: they are never used so, and not reported as working.
+        let r = match loader::task_pid_offset() {
+            Err(why) if hookset::SCHED_BTF.contains(&hook) => Err(format!(
+                "not used: where a task keeps its pid is unknown ({why})"
+            )),
+            _ => tries.try_hook(hook),
+        };
         if let Ok(insns) = r {
             out.programs.push(ProgramProbe {
                 program: hook.program.to_string(),
@@ -263,8 +286,10 @@ fn hooks(btf: Option<&Btf>) -> HookProbes {
             });
         }
         if !not_a_tracepoint(&hook) {
-            let attached = if hookset::SCHED.contains(&hook) {
-                "attached (splits process time into on-CPU, run-queue and blocked)"
+            let attached = if hookset::SCHED_BTF.contains(&hook) {
+                "attached (splits process time into on-CPU, run-queue and blocked; preferred)"
+            } else if hookset::is_sched(&hook) {
+                "attached (splits process time; used where the BTF scheduler hooks are not)"
             } else {
                 "attached"
             };

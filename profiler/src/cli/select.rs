@@ -3,7 +3,7 @@
 use crate::{
     classify::DEFAULT_EXCLUDED_PORTS,
     discovery::Selector,
-    ebpf::{HookSet, Hooks},
+    ebpf::{HookSet, Hooks, SchedHooks},
 };
 
 #[derive(clap::Args)]
@@ -29,8 +29,21 @@ pub struct SelectArgs {
     /// Leave out the scheduler hooks (sched_switch, sched_wakeup), which
     /// split each forward's process time into on-CPU, run-queue and blocked
     /// time, and save their cost on every context switch of the node.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "sched_hooks")]
     pub no_sched_split: bool,
+    /// Which scheduler hooks: auto prefers BTF tracepoints (where the
+    /// kernel's BTF gives a task's pid offset and the kernel takes them),
+    /// then the classic tracepoints. Forcing a kind that does not attach
+    /// leaves process time unsplit, with a warning.
+    #[arg(long, value_enum, default_value_t = SchedHooksArg::Auto)]
+    pub sched_hooks: SchedHooksArg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchedHooksArg {
+    Auto,
+    Btf,
+    Classic,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -56,7 +69,12 @@ impl SelectArgs {
     pub fn hooks(&self) -> Hooks {
         Hooks {
             set: self.hook_set.forced(),
-            sched: !self.no_sched_split,
+            sched: match (self.no_sched_split, self.sched_hooks) {
+                (true, _) => SchedHooks::Off,
+                (false, SchedHooksArg::Auto) => SchedHooks::Auto,
+                (false, SchedHooksArg::Btf) => SchedHooks::Btf,
+                (false, SchedHooksArg::Classic) => SchedHooks::Classic,
+            },
         }
     }
 

@@ -15,7 +15,7 @@ use profiler_common::{
 use rustc_hash::FxHashMap;
 
 use super::{CollectError, filter, ring};
-use crate::ebpf::{self, HookSet, Hooks, hookset, loader};
+use crate::ebpf::{self, Hook, HookSet, Hooks, SchedHooks, hookset, loader};
 
 pub struct Kernel {
     ebpf: Ebpf,
@@ -30,8 +30,8 @@ pub struct Kernel {
     by_tgid: FxHashMap<u32, usize>,
     filter_slots: BTreeSet<u32>,
     ports: BTreeSet<u16>,
-    /// Whether the scheduler hooks are attached, or why not.
-    pub sched: Result<(), String>,
+    /// The scheduler hooks attached, or why none are.
+    pub sched: Result<&'static [Hook], String>,
     thread_sched: HashMap<MapData, u32, ThreadSched>,
     thread_filter: Array<MapData, sched::ThreadBits>,
 }
@@ -45,22 +45,57 @@ fn take<T>(
     f(map).map_err(|source| CollectError::Map { name, source })
 }
 
-/// The scheduler hooks, all or none; why not, when they do not attach.
-fn attach_sched(ebpf: &mut Ebpf) -> Result<(), String> {
-    for hook in &hookset::SCHED {
-        if let Err(e) = loader::attach(ebpf, hook, None) {
-            for h in &hookset::SCHED {
-                loader::unload(ebpf, h.program);
+/// The scheduler hooks, all of one kind or none: the BTF tracepoints where
+/// the kernel's BTF gives a task's pid and they attach, else the classic
+/// ones; which attached, or why neither did.
+fn attach_sched(
+    ebpf: &mut Ebpf,
+    which: SchedHooks,
+    btf: Option<&aya::Btf>,
+) -> Result<&'static [Hook], String> {
+    if which == SchedHooks::Off {
+        return Err("left out (--no-sched-split)".to_string());
+    }
+    let mut why = Vec::new();
+    for &hooks in which.candidates() {
+        if hooks == &hookset::SCHED_BTF[..] {
+            if let Err(e) = loader::task_pid_offset() {
+                why.push(format!("BTF tracepoints: {e}"));
+                continue;
             }
-            let why = loader::short_reason(&e);
-            log::warn!(
-                "the scheduler hooks did not attach ({why}): process time is not split into \
-                 on-CPU, run-queue and blocked time"
-            );
-            return Err(why);
+            if btf.is_none() {
+                why.push("BTF tracepoints: the kernel's BTF did not parse".into());
+                continue;
+            }
+        }
+        match hooks
+            .iter()
+            .try_for_each(|hook| loader::attach(ebpf, hook, btf))
+        {
+            Ok(()) => {
+                if !why.is_empty() {
+                    log::info!(
+                        "scheduler hooks: {} ({})",
+                        hooks[0].describe(),
+                        why.join("; ")
+                    );
+                }
+                return Ok(hooks);
+            }
+            Err(e) => {
+                for h in hooks {
+                    loader::unload(ebpf, h.program);
+                }
+                why.push(loader::short_reason(&e));
+            }
         }
     }
-    Ok(())
+    let why = why.join("; ");
+    log::warn!(
+        "the scheduler hooks did not attach ({why}): process time is not split into \
+         on-CPU, run-queue and blocked time"
+    );
+    Err(why)
 }
 
 impl Kernel {
@@ -87,11 +122,12 @@ impl Kernel {
             Some(set) => vec![set],
             None => HookSet::PREFERENCE.to_vec(),
         };
+        // Kernel BTF (several MB) is parsed once, for what needs it: the
+        // fentry set and the BTF scheduler hooks.
+        let btf = (hooks.sched != SchedHooks::Off || candidates.contains(&HookSet::Fentry))
+            .then(|| aya::Btf::from_sys_fs().ok())
+            .flatten();
         for set in candidates {
-            // Kernel BTF is parsed (several MB) only for the set that needs it.
-            let btf = (set == HookSet::Fentry)
-                .then(|| aya::Btf::from_sys_fs().ok())
-                .flatten();
             let mut ok = true;
             for hook in set.hooks() {
                 if let Err(e) = loader::attach(&mut ebpf, hook, btf.as_ref()) {
@@ -115,11 +151,7 @@ impl Kernel {
             },
             None => CollectError::NoHookSet(failures.join("; ")),
         })?;
-        let sched = if hooks.sched {
-            attach_sched(&mut ebpf)
-        } else {
-            Err("left out (--no-sched-split)".to_string())
-        };
+        let sched = attach_sched(&mut ebpf, hooks.sched, btf.as_ref());
         Ok(Kernel {
             sched,
             thread_sched: take(&mut ebpf, sched::THREAD_SCHED, HashMap::try_from)?,

@@ -125,13 +125,9 @@ impl Session {
         self.threads_followed = self.kernel.prune_threads();
     }
 
-    /// Whether the scheduler hooks are attached, or why not.
-    pub fn sched(&self) -> Result<(), &str> {
-        self.kernel
-            .sched
-            .as_ref()
-            .map(|_| ())
-            .map_err(String::as_str)
+    /// The scheduler hooks attached, or why none are.
+    pub fn sched(&self) -> Result<&'static [crate::ebpf::Hook], &str> {
+        self.kernel.sched.as_ref().copied().map_err(String::as_str)
     }
 
     /// Fill of the kernel maps and userspace tables that have a bound.

@@ -17,6 +17,11 @@ pub enum Attach {
     RawTracepoint {
         name: &'static str,
     },
+    /// A BTF tracepoint (tp_btf): a raw tracepoint whose arguments the
+    /// verifier knows by their kernel types, so fields are plain loads.
+    BtfTracepoint {
+        name: &'static str,
+    },
     Kprobe {
         function: &'static str,
     },
@@ -45,6 +50,7 @@ impl Hook {
         let program = match self.attach {
             Attach::Tracepoint { .. } => "probe_tracepoint",
             Attach::RawTracepoint { .. } => "probe_raw_tracepoint",
+            Attach::BtfTracepoint { .. } => "probe_btf_tracepoint",
             Attach::Kprobe { .. } => "probe_kprobe",
             Attach::Kretprobe { .. } => "probe_kretprobe",
             Attach::Fentry { .. } => "probe_fentry",
@@ -60,6 +66,7 @@ impl Hook {
         match self.attach {
             Attach::Tracepoint { category, name } => format!("tracepoint {category}:{name}"),
             Attach::RawTracepoint { name } => format!("raw tracepoint {name}"),
+            Attach::BtfTracepoint { name } => format!("btf tracepoint {name}"),
             Attach::Kprobe { function } => format!("kprobe {function}"),
             Attach::Kretprobe { function } => format!("kretprobe {function}"),
             Attach::Fentry { function } => format!("fentry {function}"),
@@ -85,14 +92,36 @@ pub enum HookSet {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Hooks {
     pub set: Option<HookSet>,
-    pub sched: bool,
+    pub sched: SchedHooks,
 }
 
 impl Default for Hooks {
     fn default() -> Hooks {
         Hooks {
             set: None,
-            sched: true,
+            sched: SchedHooks::Auto,
+        }
+    }
+}
+
+/// Which scheduler hooks a capture tries: the preferred kind that works
+/// (Auto), one kind only, or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchedHooks {
+    Auto,
+    Btf,
+    Classic,
+    Off,
+}
+
+impl SchedHooks {
+    /// The kinds to try, in order.
+    pub fn candidates(self) -> &'static [&'static [Hook]] {
+        match self {
+            SchedHooks::Auto => &SCHED_PREFERENCE,
+            SchedHooks::Btf => &SCHED_PREFERENCE[..1],
+            SchedHooks::Classic => &SCHED_PREFERENCE[1..],
+            SchedHooks::Off => &[],
         }
     }
 }
@@ -107,22 +136,48 @@ const fn tp(program: &'static str, category: &'static str, name: &'static str) -
 /// Connection state (endpoints and role) comes from this tracepoint in every set.
 pub const SET_STATE: Hook = tp("tp_inet_sock_set_state", "sock", "inet_sock_set_state");
 
-/// The scheduler's tracepoints, beside any set: they follow the proxy's
-/// threads to split process time into running, runnable and blocked.
-pub const SCHED: [Hook; 2] = [
+const fn raw(program: &'static str, name: &'static str) -> Hook {
+    Hook {
+        program,
+        attach: Attach::RawTracepoint { name },
+    }
+}
+
+const fn tp_btf(program: &'static str, name: &'static str) -> Hook {
+    Hook {
+        program,
+        attach: Attach::BtfTracepoint { name },
+    }
+}
+
+/// The scheduler's hooks, beside any set: they follow the proxy's threads
+/// to split process time into running, runnable and blocked. BTF
+/// tracepoints where the kernel's BTF tells where a task keeps its pid
+/// (no record filled first, a task's pid is a plain load, and a wake-up
+/// from an interrupt that came while another program ran is not skipped).
+pub const SCHED_BTF: [Hook; 2] = [
+    tp_btf("tpb_sched_switch", "sched_switch"),
+    tp_btf("tpb_sched_wakeup", "sched_wakeup"),
+];
+
+/// The classic scheduler tracepoints: where the BTF ones cannot go.
+pub const SCHED_CLASSIC: [Hook; 2] = [
     tp("tp_sched_switch", "sched", "sched_switch"),
     tp("tp_sched_wakeup", "sched", "sched_wakeup"),
 ];
 
+/// The scheduler's hooks in order of preference.
+pub const SCHED_PREFERENCE: [&[Hook]; 2] = [&SCHED_BTF, &SCHED_CLASSIC];
+
+/// Whether `hook` is one of the scheduler's.
+pub fn is_sched(hook: &Hook) -> bool {
+    SCHED_PREFERENCE.iter().any(|s| s.contains(hook))
+}
+
 const TRACEPOINTS: [Hook; 4] = [
     tp("tp_sock_recv_length", "sock", "sock_recv_length"),
     tp("tp_sock_send_length", "sock", "sock_send_length"),
-    Hook {
-        program: "rtp_sk_data_ready",
-        attach: Attach::RawTracepoint {
-            name: "sk_data_ready",
-        },
-    },
+    raw("rtp_sk_data_ready", "sk_data_ready"),
     SET_STATE,
 ];
 
@@ -208,6 +263,19 @@ impl HookSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sched_hooks_btf_first_then_classic_or_one_kind_forced() {
+        assert_eq!(
+            SchedHooks::Auto.candidates(),
+            &[&SCHED_BTF[..], &SCHED_CLASSIC[..]]
+        );
+        assert_eq!(SchedHooks::Btf.candidates(), &[&SCHED_BTF[..]]);
+        assert_eq!(SchedHooks::Classic.candidates(), &[&SCHED_CLASSIC[..]]);
+        assert!(SchedHooks::Off.candidates().is_empty());
+        assert!(SCHED_BTF.iter().chain(&SCHED_CLASSIC).all(is_sched));
+        assert!(!is_sched(&SET_STATE));
+    }
 
     #[test]
     fn every_set_learns_connection_state() {

@@ -1,10 +1,14 @@
 //! The compiled object and attaching one hook.
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    programs::{FEntry, FExit, KProbe, Program, ProgramError, RawTracePoint, TracePoint},
+    programs::{
+        BtfTracePoint, FEntry, FExit, KProbe, Program, ProgramError, RawTracePoint, TracePoint,
+    },
 };
 
-use profiler_common::ring;
+use std::sync::OnceLock;
+
+use profiler_common::{ring, sched};
 
 use super::hookset::{Attach, Hook};
 
@@ -60,6 +64,18 @@ pub fn object() -> &'static [u8] {
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/profiler"))
 }
 
+/// Where this kernel's `task_struct` keeps `pid`, read once from its BTF;
+/// why not, where it cannot be read (then the BTF scheduler hooks, which
+/// need it, are not used).
+pub fn task_pid_offset() -> Result<u32, &'static str> {
+    static OFFSET: OnceLock<Result<u32, String>> = OnceLock::new();
+    OFFSET
+        .get_or_init(crate::kernel::btf::task_pid_offset)
+        .as_ref()
+        .copied()
+        .map_err(String::as_str)
+}
+
 /// Load the object (maps are created, the per-CPU rings sized for this
 /// machine; programs are loaded one by one by [`attach`]).
 pub fn open() -> Result<Ebpf, EbpfError> {
@@ -67,9 +83,12 @@ pub fn open() -> Result<Ebpf, EbpfError> {
         return Err(EbpfError::NoObject);
     }
     let cpus = crate::kernel::cpus::possible_ids_end().map_err(EbpfError::Cpus)?;
+    // 0 leaves the BTF scheduler hooks inert; they are then not attached.
+    let pid_offset = task_pid_offset().unwrap_or(0);
     Ok(EbpfLoader::new()
         .map_max_entries(ring::RING_CTL, cpus)
         .map_max_entries(ring::RING, cpus * ring::slots_per_cpu(cpus))
+        .override_global(sched::TASK_PID_OFFSET, &pid_offset, true)
         .load(object())?)
 }
 
@@ -93,6 +112,15 @@ pub fn attach(ebpf: &mut Ebpf, hook: &Hook, btf: Option<&Btf>) -> Result<(), Ebp
             let p: &mut RawTracePoint = prog.try_into().map_err(err)?;
             p.load().map_err(err)?;
             p.attach(name).map_err(err)?;
+        }
+        Attach::BtfTracepoint { name } => {
+            let btf = match btf {
+                Some(b) => b,
+                None => &Btf::from_sys_fs()?,
+            };
+            let p: &mut BtfTracePoint = prog.try_into().map_err(err)?;
+            p.load(name, btf).map_err(err)?;
+            p.attach().map_err(err)?;
         }
         Attach::Kprobe { function } | Attach::Kretprobe { function } => {
             let p: &mut KProbe = prog.try_into().map_err(err)?;
@@ -126,6 +154,7 @@ pub fn unload(ebpf: &mut Ebpf, program: &str) {
     let _ = match ebpf.program_mut(program) {
         Some(Program::TracePoint(p)) => p.unload(),
         Some(Program::RawTracePoint(p)) => p.unload(),
+        Some(Program::BtfTracePoint(p)) => p.unload(),
         Some(Program::KProbe(p)) => p.unload(),
         Some(Program::FEntry(p)) => p.unload(),
         Some(Program::FExit(p)) => p.unload(),

@@ -3,5 +3,5 @@ pub mod hookset;
 pub mod loader;
 pub mod verifier;
 
-pub use hookset::{Attach, Hook, HookSet, Hooks};
+pub use hookset::{Attach, Hook, HookSet, Hooks, SchedHooks};
 pub use loader::{EbpfError, object, open};

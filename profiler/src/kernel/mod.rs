@@ -1,4 +1,5 @@
 //! Facts about the running kernel read from /proc and /sys (no BPF here).
+pub mod btf;
 pub mod caps;
 pub mod cgroup_cpu;
 pub mod clock;

@@ -2,7 +2,6 @@
 //! between two drains, so encoding never holds up the drain.
 use crate::{
     classify::{Direction, Leg},
-    ebpf::hookset::SCHED,
     histogram::Buckets,
 };
 
@@ -93,7 +92,7 @@ impl Exposition {
                 .hook_set()
                 .hooks()
                 .iter()
-                .chain(s.sched().ok().map_or(&[][..], |_| &SCHED[..]))
+                .chain(s.sched().unwrap_or_default())
                 .map(|h| h.describe())
                 .collect(),
             sidecars_tracked: s.agg.tracked_sidecars() as u64,

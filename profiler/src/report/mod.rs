@@ -52,6 +52,9 @@ pub struct Snapshot {
     pub hook_set: &'static str,
     /// Whether process time is split (the scheduler hooks attached).
     pub sched_split: bool,
+    /// Which scheduler hooks: "btf_tracepoint" or "tracepoint" (null:
+    /// none attached).
+    pub sched_hooks: Option<&'static str>,
     /// Times a followed thread's account showed a missed switch and its
     /// following started over (the forwards across it are not split).
     pub sched_resyncs: u64,
@@ -230,6 +233,14 @@ impl Snapshot {
             sidecars,
             hook_set: s.hook_set().name(),
             sched_split: s.sched().is_ok(),
+            sched_hooks: s
+                .sched()
+                .ok()
+                .and_then(|h| h.first())
+                .map(|h| match h.attach {
+                    crate::ebpf::Attach::BtfTracepoint { .. } => "btf_tracepoint",
+                    _ => "tracepoint",
+                }),
             sched_resyncs: s.counter(profiler_common::maps::Counter::SchedResync),
             excluded_forwards: s.agg.tally.excluded,
             unclassified_forwards: s.agg.tally.unclassified,

@@ -1,0 +1,289 @@
+//! Where a kernel struct keeps a member, read from the kernel's own type
+//! information (/sys/kernel/btf/vmlinux): the BTF scheduler hooks get a
+//! `task_struct *` and need its `pid`, whose offset differs between kernels
+//! and builds. aya 0.14 parses BTF but keeps member offsets private, and the
+//! BTF crates of this field are LGPL (this project is MIT/Apache), so the
+//! format is read here: a header, type records, a string table.
+use std::collections::HashMap;
+
+const MAGIC: u16 = 0xeb9f;
+
+/// Where the kernel's BTF lives (absent: CONFIG_DEBUG_INFO_BTF off).
+pub const VMLINUX: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BtfError {
+    #[error("not BTF (magic {0:#06x}, expected 0xeb9f in this machine's byte order)")]
+    Magic(u16),
+    #[error("BTF truncated at byte {0}")]
+    Truncated(usize),
+    #[error("BTF type kind {0} is unknown to this reader")]
+    UnknownKind(u32),
+    #[error("struct {0} is not in the kernel's BTF")]
+    NoStruct(String),
+    #[error("struct {0} has no member {1} in the kernel's BTF")]
+    NoMember(String, String),
+    #[error("{0}.{1} is a bitfield, not a whole field")]
+    Bitfield(String, String),
+}
+
+/// A struct or union: its name and members (name, bit offset, bitfield).
+struct Composite {
+    name_off: u32,
+    members: Vec<(u32, u32, bool, u32)>,
+}
+
+/// The structs and unions of one BTF blob, and its strings.
+pub struct Btf<'a> {
+    strings: &'a [u8],
+    /// Type id -> composite, for the ids that are structs or unions.
+    composites: HashMap<u32, Composite>,
+}
+
+fn u32_at(b: &[u8], at: usize) -> Result<u32, BtfError> {
+    b.get(at..at + 4)
+        .map(|s| u32::from_ne_bytes(s.try_into().expect("4 bytes")))
+        .ok_or(BtfError::Truncated(at))
+}
+
+/// Bytes that follow a type record of `kind` with `vlen` entries.
+fn trailing(kind: u32, vlen: usize) -> Result<usize, BtfError> {
+    Ok(match kind {
+        // INT: one u32 of encoding. VAR: linkage. DECL_TAG: component index.
+        1 | 14 | 17 => 4,
+        // PTR, FWD, TYPEDEF, VOLATILE, CONST, RESTRICT, FUNC, FLOAT, TYPE_TAG.
+        2 | 7..=12 | 16 | 18 => 0,
+        // ARRAY: element type, index type, count.
+        3 => 12,
+        // STRUCT, UNION, DATASEC, ENUM64: 12 bytes per entry.
+        4 | 5 | 15 | 19 => 12 * vlen,
+        // ENUM, FUNC_PROTO: 8 bytes per entry.
+        6 | 13 => 8 * vlen,
+        k => return Err(BtfError::UnknownKind(k)),
+    })
+}
+
+impl<'a> Btf<'a> {
+    pub fn parse(data: &'a [u8]) -> Result<Btf<'a>, BtfError> {
+        let magic = data
+            .get(0..2)
+            .map(|s| u16::from_ne_bytes([s[0], s[1]]))
+            .ok_or(BtfError::Truncated(0))?;
+        if magic != MAGIC {
+            return Err(BtfError::Magic(magic));
+        }
+        let hdr_len = u32_at(data, 4)? as usize;
+        let (type_off, type_len) = (u32_at(data, 8)? as usize, u32_at(data, 12)? as usize);
+        let (str_off, str_len) = (u32_at(data, 16)? as usize, u32_at(data, 20)? as usize);
+        let slice = |off: usize, len: usize| {
+            data.get(hdr_len + off..hdr_len + off + len)
+                .ok_or(BtfError::Truncated(hdr_len + off + len))
+        };
+        let types = slice(type_off, type_len)?;
+        let strings = slice(str_off, str_len)?;
+        let mut composites = HashMap::new();
+        let (mut at, mut id) = (0usize, 1u32);
+        while at < types.len() {
+            let name_off = u32_at(types, at)?;
+            let info = u32_at(types, at + 4)?;
+            let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+            let kind_flag = info >> 31 == 1;
+            let body = at + 12;
+            if kind == 4 || kind == 5 {
+                let mut members = Vec::with_capacity(vlen);
+                for m in 0..vlen {
+                    let rec = body + 12 * m;
+                    let offset = u32_at(types, rec + 8)?;
+                    // With the kind flag, the top byte is a bitfield's size.
+                    let (bits, bitfield) = if kind_flag {
+                        (offset & 0x00ff_ffff, offset >> 24 != 0)
+                    } else {
+                        (offset, false)
+                    };
+                    members.push((u32_at(types, rec)?, bits, bitfield, u32_at(types, rec + 4)?));
+                }
+                composites.insert(id, Composite { name_off, members });
+            }
+            at = body + trailing(kind, vlen)?;
+            id += 1;
+        }
+        Ok(Btf {
+            strings,
+            composites,
+        })
+    }
+
+    fn name(&self, off: u32) -> &[u8] {
+        let rest = self.strings.get(off as usize..).unwrap_or_default();
+        &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
+    }
+
+    /// The byte offset of `member` in struct `name`, looking into anonymous
+    /// structs and unions it holds (as the kernel's C does).
+    pub fn member_offset(&self, name: &str, member: &str) -> Result<u32, BtfError> {
+        let id = self
+            .composites
+            .iter()
+            .filter(|(_, c)| self.name(c.name_off) == name.as_bytes() && !c.members.is_empty())
+            .map(|(&id, _)| id)
+            .min()
+            .ok_or_else(|| BtfError::NoStruct(name.into()))?;
+        let bits = self
+            .find(id, member.as_bytes(), 0)
+            .ok_or_else(|| BtfError::NoMember(name.into(), member.into()))?;
+        match bits {
+            (b, false) if b % 8 == 0 => Ok(b / 8),
+            _ => Err(BtfError::Bitfield(name.into(), member.into())),
+        }
+    }
+
+    /// Bit offset of `member` within composite `id`; `depth` bounds the
+    /// descent into anonymous members.
+    fn find(&self, id: u32, member: &[u8], depth: u32) -> Option<(u32, bool)> {
+        let c = self.composites.get(&id)?;
+        for &(name_off, bits, bitfield, _) in &c.members {
+            if self.name(name_off) == member {
+                return Some((bits, bitfield));
+            }
+        }
+        if depth >= 8 {
+            return None;
+        }
+        c.members
+            .iter()
+            .filter(|m| m.0 == 0)
+            .find_map(|&(_, bits, _, ty)| {
+                self.find(ty, member, depth + 1)
+                    .map(|(inner, bf)| (bits + inner, bf))
+            })
+    }
+}
+
+/// Where `task_struct` keeps `pid` on the running kernel.
+pub fn task_pid_offset() -> Result<u32, String> {
+    let data = std::fs::read(VMLINUX).map_err(|e| format!("reading {VMLINUX}: {e}"))?;
+    Btf::parse(&data)
+        .and_then(|b| b.member_offset("task_struct", "pid"))
+        .map_err(|e| format!("{VMLINUX}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A type record: name, kind, vlen, kind_flag, size, trailing u32s.
+    type Record<'a> = (&'a str, u32, u32, bool, u32, Vec<u32>);
+
+    /// A BTF blob of `types`, with `extra_names` in its string table too.
+    fn blob(types: &[Record], extra_names: &[&str]) -> (Vec<u8>, HashMap<String, u32>) {
+        let mut strings = vec![0u8];
+        let mut offs = HashMap::new();
+        // Extra names first: their offsets do not depend on `types`.
+        for n in extra_names.iter().copied().chain(types.iter().map(|t| t.0)) {
+            if !n.is_empty() && !offs.contains_key(n) {
+                offs.insert(n.to_string(), strings.len() as u32);
+                strings.extend_from_slice(n.as_bytes());
+                strings.push(0);
+            }
+        }
+        let name = |n: &str| if n.is_empty() { 0 } else { offs[n] };
+        let mut t = Vec::new();
+        for (n, kind, vlen, flag, size, rest) in types {
+            let info = (u32::from(*flag) << 31) | (kind << 24) | vlen;
+            for w in [name(n), info, *size].iter().chain(rest) {
+                t.extend_from_slice(&w.to_ne_bytes());
+            }
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(&MAGIC.to_ne_bytes());
+        out.extend_from_slice(&[1, 0]);
+        for w in [
+            24u32,
+            0,
+            t.len() as u32,
+            t.len() as u32,
+            strings.len() as u32,
+        ] {
+            out.extend_from_slice(&w.to_ne_bytes());
+        }
+        out.extend_from_slice(&t);
+        out.extend_from_slice(&strings);
+        (out, offs)
+    }
+
+    #[test]
+    fn a_member_is_found_directly_and_inside_an_anonymous_union() {
+        // 1: int; 2: a forward declaration named task_struct (no members);
+        // 3: union { int tgid_alias; }; 4: struct task_struct { int state
+        // @0; int pid @1024 bits; union (anonymous) @2048 bits; int flags:3
+        // (bitfield) @4096 bits }.
+        let names = ["state", "pid", "tgid_alias", "flags"];
+        let (_, offs) = blob(&[], &names);
+        let m = |n: &str, ty: u32, off: u32| vec![offs[n], ty, off];
+        let types = vec![
+            ("int", 1, 0, false, 4, vec![32]),
+            ("task_struct", 7, 0, false, 0, vec![]),
+            ("", 5, 1, false, 4, m("tgid_alias", 1, 0)),
+            (
+                "task_struct",
+                4,
+                4,
+                true,
+                1024,
+                [
+                    m("state", 1, 0),
+                    m("pid", 1, 1024),
+                    vec![0, 3, 2048],
+                    m("flags", 1, (3 << 24) | 4096),
+                ]
+                .concat(),
+            ),
+        ];
+        let (data, _) = blob(&types, &names);
+        let btf = Btf::parse(&data).expect("a well-formed blob");
+        assert_eq!(btf.member_offset("task_struct", "pid"), Ok(128));
+        assert_eq!(btf.member_offset("task_struct", "state"), Ok(0));
+        assert_eq!(btf.member_offset("task_struct", "tgid_alias"), Ok(256));
+        assert_eq!(
+            btf.member_offset("task_struct", "flags"),
+            Err(BtfError::Bitfield("task_struct".into(), "flags".into()))
+        );
+        assert_eq!(
+            btf.member_offset("task_struct", "comm"),
+            Err(BtfError::NoMember("task_struct".into(), "comm".into()))
+        );
+        assert_eq!(
+            btf.member_offset("sock", "sk_state"),
+            Err(BtfError::NoStruct("sock".into()))
+        );
+    }
+
+    #[test]
+    fn bad_blobs_are_refused_not_misread() {
+        // The magic in the other byte order: BTF of another machine.
+        let mut other = vec![0xeb, 0x9f];
+        other.resize(24, 0);
+        assert_eq!(
+            Btf::parse(&other).err(),
+            Some(BtfError::Magic(u16::from_ne_bytes([0xeb, 0x9f])))
+        );
+        let (mut data, _) = blob(&[("int", 1, 0, false, 4, vec![32])], &[]);
+        data.truncate(data.len() - 6);
+        assert!(matches!(Btf::parse(&data), Err(BtfError::Truncated(_))));
+        let (data, _) = blob(&[("x", 31, 0, false, 0, vec![])], &[]);
+        assert_eq!(Btf::parse(&data).err(), Some(BtfError::UnknownKind(31)));
+    }
+
+    /// The running kernel's own BTF, where this machine has it (every kernel
+    /// the project supports does; CI's runs on such a machine).
+    #[test]
+    fn this_kernels_task_struct_pid_is_found() {
+        assert!(
+            std::path::Path::new(VMLINUX).exists(),
+            "{VMLINUX} is missing: this kernel was built without CONFIG_DEBUG_INFO_BTF"
+        );
+        let off = task_pid_offset().expect("task_struct.pid in this kernel's BTF");
+        // pid sits after the scheduler's state, well inside the struct.
+        assert!((256..8192).contains(&off), "{off}");
+    }
+}
