@@ -28,6 +28,8 @@ pub struct UsersOptions {
     pub rate: u32,
     /// wrk's connections for the highest rate.
     pub connections: u32,
+    /// More `profiler run` flags for the profiler arm.
+    pub daemon_args: Vec<String>,
 }
 
 /// The arms, in their index order.
@@ -215,7 +217,7 @@ pub fn run(helper: &Path, profiler: &Path, o: &UsersOptions) -> Result<UsersFigu
                 _ => {
                     // The daemon as a DaemonSet runs it: its own process,
                     // every sidecar on the node selected.
-                    let d = Daemon::start(profiler, &[])?;
+                    let d = Daemon::start(profiler, &o.daemon_args)?;
                     d.wait_tracked(2)?;
                     let before = http::get(d.addr, "/metrics", None)?;
                     measure(&m, o, &mut arms[a])?;

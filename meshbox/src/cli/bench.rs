@@ -23,7 +23,8 @@ pub struct Args {
     /// Seconds of load per daemon measurement (a scrape every 5 s).
     #[arg(long, default_value_t = 15)]
     daemon_seconds: u64,
-    /// More `profiler run` flags for the daemon figures (e.g. "--cpu-interval 1s").
+    /// More `profiler run` flags for the daemon figures and the user's
+    /// view's profiler arm (e.g. "--cpu-interval 1s", "--sched-hooks classic").
     #[arg(long, allow_hyphen_values = true, value_delimiter = ' ')]
     daemon_args: Vec<String>,
     /// Rounds of the user's view (each measures every arm once).
@@ -116,6 +117,7 @@ pub fn run(a: Args) -> ExitCode {
             seconds: a.seconds,
             rate: a.rate,
             connections: a.wrk_connections,
+            daemon_args: a.daemon_args.clone(),
         };
         match crate::bench::users::run(&helper, &profiler, &o) {
             Ok(f) => {

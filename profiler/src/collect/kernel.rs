@@ -98,6 +98,17 @@ fn attach_sched(
     Err(why)
 }
 
+/// Hand the heap the parsed kernel BTF held (tens of MB of small
+/// allocations, freed once the programs are loaded) back to the system, so
+/// a daemon's resident memory is what it keeps, not what it once parsed.
+fn return_freed_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 impl Kernel {
     /// Attach the forced set, or else the first hook set, in preference
     /// order, all of whose hooks attach here; nothing stays attached from a
@@ -152,6 +163,8 @@ impl Kernel {
             None => CollectError::NoHookSet(failures.join("; ")),
         })?;
         let sched = attach_sched(&mut ebpf, hooks.sched, btf.as_ref());
+        drop(btf);
+        return_freed_heap();
         Ok(Kernel {
             sched,
             thread_sched: take(&mut ebpf, sched::THREAD_SCHED, HashMap::try_from)?,

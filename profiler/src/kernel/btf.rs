@@ -4,8 +4,6 @@
 //! and builds. aya 0.14 parses BTF but keeps member offsets private, and the
 //! BTF crates of this field are LGPL (this project is MIT/Apache), so the
 //! format is read here: a header, type records, a string table.
-use std::collections::HashMap;
-
 const MAGIC: u16 = 0xeb9f;
 
 /// Where the kernel's BTF lives (absent: CONFIG_DEBUG_INFO_BTF off).
@@ -27,17 +25,14 @@ pub enum BtfError {
     Bitfield(String, String),
 }
 
-/// A struct or union: its name and members (name, bit offset, bitfield).
-struct Composite {
-    name_off: u32,
-    members: Vec<(u32, u32, bool, u32)>,
-}
-
-/// The structs and unions of one BTF blob, and its strings.
+/// One BTF blob's types and strings, with where each type's record starts
+/// (one flat index: the kernel's BTF holds some 100000 types, and a
+/// daemon should not keep a structure per type).
 pub struct Btf<'a> {
+    types: &'a [u8],
     strings: &'a [u8],
-    /// Type id -> composite, for the ids that are structs or unions.
-    composites: HashMap<u32, Composite>,
+    /// Byte offset in `types` of type id `i + 1`'s record.
+    starts: Vec<u32>,
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<u32, BtfError> {
@@ -63,6 +58,15 @@ fn trailing(kind: u32, vlen: usize) -> Result<usize, BtfError> {
     })
 }
 
+/// A struct or union record: (name offset, members, kind flag).
+struct Composite {
+    name_off: u32,
+    vlen: usize,
+    kind_flag: bool,
+    /// Byte offset of the first member in `types`.
+    members_at: usize,
+}
+
 impl<'a> Btf<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Btf<'a>, BtfError> {
         let magic = data
@@ -81,35 +85,21 @@ impl<'a> Btf<'a> {
         };
         let types = slice(type_off, type_len)?;
         let strings = slice(str_off, str_len)?;
-        let mut composites = HashMap::new();
-        let (mut at, mut id) = (0usize, 1u32);
+        let mut starts = Vec::new();
+        let mut at = 0usize;
         while at < types.len() {
-            let name_off = u32_at(types, at)?;
             let info = u32_at(types, at + 4)?;
-            let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
-            let kind_flag = info >> 31 == 1;
-            let body = at + 12;
-            if kind == 4 || kind == 5 {
-                let mut members = Vec::with_capacity(vlen);
-                for m in 0..vlen {
-                    let rec = body + 12 * m;
-                    let offset = u32_at(types, rec + 8)?;
-                    // With the kind flag, the top byte is a bitfield's size.
-                    let (bits, bitfield) = if kind_flag {
-                        (offset & 0x00ff_ffff, offset >> 24 != 0)
-                    } else {
-                        (offset, false)
-                    };
-                    members.push((u32_at(types, rec)?, bits, bitfield, u32_at(types, rec + 4)?));
-                }
-                composites.insert(id, Composite { name_off, members });
-            }
-            at = body + trailing(kind, vlen)?;
-            id += 1;
+            u32_at(types, at + 8)?;
+            starts.push(at as u32);
+            at += 12 + trailing((info >> 24) & 0x1f, (info & 0xffff) as usize)?;
+        }
+        if at != types.len() {
+            return Err(BtfError::Truncated(at));
         }
         Ok(Btf {
+            types,
             strings,
-            composites,
+            starts,
         })
     }
 
@@ -118,15 +108,40 @@ impl<'a> Btf<'a> {
         &rest[..rest.iter().position(|&b| b == 0).unwrap_or(rest.len())]
     }
 
+    /// Type `id`, if it is a struct or union.
+    fn composite(&self, id: u32) -> Option<Composite> {
+        let at = *self.starts.get((id as usize).checked_sub(1)?)? as usize;
+        let info = u32_at(self.types, at + 4).ok()?;
+        matches!((info >> 24) & 0x1f, 4 | 5).then(|| Composite {
+            name_off: u32_at(self.types, at).unwrap_or(0),
+            vlen: (info & 0xffff) as usize,
+            kind_flag: info >> 31 == 1,
+            members_at: at + 12,
+        })
+    }
+
+    /// Member `i` of `c`: (name offset, bit offset, bitfield, type id).
+    fn member(&self, c: &Composite, i: usize) -> (u32, u32, bool, u32) {
+        let rec = c.members_at + 12 * i;
+        let word = |k: usize| u32_at(self.types, rec + 4 * k).unwrap_or(0);
+        let offset = word(2);
+        // With the kind flag, the top byte is a bitfield's size.
+        let (bits, bitfield) = if c.kind_flag {
+            (offset & 0x00ff_ffff, offset >> 24 != 0)
+        } else {
+            (offset, false)
+        };
+        (word(0), bits, bitfield, word(1))
+    }
+
     /// The byte offset of `member` in struct `name`, looking into anonymous
     /// structs and unions it holds (as the kernel's C does).
     pub fn member_offset(&self, name: &str, member: &str) -> Result<u32, BtfError> {
-        let id = self
-            .composites
-            .iter()
-            .filter(|(_, c)| self.name(c.name_off) == name.as_bytes() && !c.members.is_empty())
-            .map(|(&id, _)| id)
-            .min()
+        let id = (1..=self.starts.len() as u32)
+            .find(|&id| {
+                self.composite(id)
+                    .is_some_and(|c| c.vlen > 0 && self.name(c.name_off) == name.as_bytes())
+            })
             .ok_or_else(|| BtfError::NoStruct(name.into()))?;
         let bits = self
             .find(id, member.as_bytes(), 0)
@@ -140,8 +155,9 @@ impl<'a> Btf<'a> {
     /// Bit offset of `member` within composite `id`; `depth` bounds the
     /// descent into anonymous members.
     fn find(&self, id: u32, member: &[u8], depth: u32) -> Option<(u32, bool)> {
-        let c = self.composites.get(&id)?;
-        for &(name_off, bits, bitfield, _) in &c.members {
+        let c = self.composite(id)?;
+        let members = (0..c.vlen).map(|i| self.member(&c, i));
+        for (name_off, bits, bitfield, _) in members.clone() {
             if self.name(name_off) == member {
                 return Some((bits, bitfield));
             }
@@ -149,13 +165,10 @@ impl<'a> Btf<'a> {
         if depth >= 8 {
             return None;
         }
-        c.members
-            .iter()
-            .filter(|m| m.0 == 0)
-            .find_map(|&(_, bits, _, ty)| {
-                self.find(ty, member, depth + 1)
-                    .map(|(inner, bf)| (bits + inner, bf))
-            })
+        members.filter(|m| m.0 == 0).find_map(|(_, bits, _, ty)| {
+            self.find(ty, member, depth + 1)
+                .map(|(inner, bf)| (bits + inner, bf))
+        })
     }
 }
 
@@ -169,6 +182,8 @@ pub fn task_pid_offset() -> Result<u32, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     /// A type record: name, kind, vlen, kind_flag, size, trailing u32s.
