@@ -276,6 +276,20 @@ fn run_serves_the_mesh_to_prometheus() {
     // The text format passes promtool's lint; OpenMetrics (which promtool
     // does not parse) is what Prometheus asked for and ingested above.
     let r = http::get(addr, "/metrics", None).expect("scrape");
+    // Every attached program's skipped runs are exported: this machine's
+    // four socket hooks and the two scheduler hooks.
+    let skipped: Vec<&str> = r
+        .body
+        .lines()
+        .filter(|l| l.starts_with("profiler_program_runs_skipped_total{"))
+        .collect();
+    assert_eq!(skipped.len(), 6, "{skipped:?}");
+    assert!(
+        skipped.iter().any(|l| l.starts_with(
+            "profiler_program_runs_skipped_total{hook=\"btf tracepoint sched_wakeup\"}"
+        )),
+        "{skipped:?}"
+    );
     let out = promtool_check_metrics(&r.body);
     assert!(out.is_empty(), "promtool check metrics: {out}");
     eprintln!(

@@ -269,6 +269,7 @@ fn snapshot_cli_json_contract_and_no_sidecar_exit_code() {
     // hooks are the ones chosen.
     assert_eq!(v["sched_split"], true, "{v}");
     assert_eq!(v["sched_hooks"], "btf_tracepoint", "{v}");
+    assert!(v["skipped_program_runs"].as_u64().is_some(), "{v}");
     let sidecars = v["sidecars"].as_array().expect("sidecars");
     assert_eq!(sidecars.len(), 2, "{v}");
     for s in sidecars {

@@ -1,7 +1,7 @@
 //! The kernel side of a session: attach the hook set this kernel supports,
 //! keep the kernel's tracked set and proxy ports, drain the per-CPU rings
 //! into records. Nothing here pairs or aggregates.
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, os::fd::AsFd};
 
 use aya::{
     Ebpf,
@@ -294,6 +294,22 @@ impl Kernel {
             return 0;
         };
         arr.get(&(c as u32), 0).map(|v| v.iter().sum()).unwrap_or(0)
+    }
+
+    /// Runs the kernel skipped, per attached hook (the set's and the
+    /// scheduler's); a hook whose count cannot be read is left out.
+    pub fn skipped_runs(&self) -> Vec<(Hook, u64)> {
+        let sched = self.sched.as_ref().copied().unwrap_or_default();
+        self.hook_set
+            .hooks()
+            .iter()
+            .chain(sched)
+            .filter_map(|h| {
+                let fd = self.ebpf.program(h.program)?.fd().ok()?;
+                let counts = super::skipped::run_counts(fd.as_fd()).ok()?;
+                Some((*h, counts.skipped))
+            })
+            .collect()
     }
 
     /// (program name, invocations, total run time in ns) of every program

@@ -7,6 +7,7 @@ mod filter;
 pub mod kernel;
 mod merge;
 mod ring;
+pub mod skipped;
 
 pub use aggregate::{Aggregate, SIDECARS_MAX, Tally};
 pub use decode::Event;
@@ -170,6 +171,11 @@ impl Session {
 
     pub fn counter(&self, c: Counter) -> u64 {
         self.kernel.counter(c)
+    }
+
+    /// Runs the kernel skipped, per attached hook (see [`skipped`]).
+    pub fn skipped_runs(&self) -> Vec<(crate::ebpf::Hook, u64)> {
+        self.kernel.skipped_runs()
     }
 
     pub fn program_stats(&self) -> Vec<(String, u64, u64)> {

@@ -37,6 +37,8 @@ pub struct Health {
     pub maps: Vec<MapFill>,
     /// Hooks of the attached set (each one program).
     pub hooks: Vec<String>,
+    /// (hook, runs the kernel skipped since it was attached).
+    pub skipped_runs: Vec<(String, u64)>,
     pub sidecars_tracked: u64,
     /// Sidecars discovery found beyond the cap, not tracked.
     pub sidecars_over_cap: u64,
@@ -94,6 +96,11 @@ impl Exposition {
                 .iter()
                 .chain(s.sched().unwrap_or_default())
                 .map(|h| h.describe())
+                .collect(),
+            skipped_runs: s
+                .skipped_runs()
+                .into_iter()
+                .map(|(h, n)| (h.describe(), n))
                 .collect(),
             sidecars_tracked: s.agg.tracked_sidecars() as u64,
             sidecars_over_cap: s.agg.sidecars_over_cap() as u64,

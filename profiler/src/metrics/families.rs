@@ -192,6 +192,19 @@ impl Collector for Exposition {
                     .encode_counter::<NoLabelSet, _, u64>(n, None)?;
             }
         }
+        {
+            let mut m = enc.encode_descriptor(
+                "profiler_program_runs_skipped",
+                "Times the kernel skipped an attached program instead of running it (another \
+                 program was running on that CPU): events the profiler never saw, per hook",
+                None,
+                MetricType::Counter,
+            )?;
+            for (hook, n) in &hl.skipped_runs {
+                m.encode_family(&[("hook", hook.as_str())])?
+                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+            }
+        }
         enc.encode_descriptor(
             "profiler_ambiguous_forwards",
             "Forwards whose source pairing could not decide (the oldest pending read was taken)",

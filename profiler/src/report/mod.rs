@@ -58,6 +58,9 @@ pub struct Snapshot {
     /// Times a followed thread's account showed a missed switch and its
     /// following started over (the forwards across it are not split).
     pub sched_resyncs: u64,
+    /// Runs of the attached programs the kernel skipped (another program
+    /// was running on that CPU): events never seen.
+    pub skipped_program_runs: u64,
     pub excluded_forwards: u64,
     pub unclassified_forwards: u64,
     pub ambiguous_forwards: u64,
@@ -242,6 +245,7 @@ impl Snapshot {
                     _ => "tracepoint",
                 }),
             sched_resyncs: s.counter(profiler_common::maps::Counter::SchedResync),
+            skipped_program_runs: s.skipped_runs().iter().map(|(_, n)| n).sum(),
             excluded_forwards: s.agg.tally.excluded,
             unclassified_forwards: s.agg.tally.unclassified,
             ambiguous_forwards: pairing.ambiguous,
@@ -259,13 +263,15 @@ impl Snapshot {
 
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "{:.1} s, hook set {}, lost events {}, excluded {}, unclassified {}, ambiguous {}\n",
+            "{:.1} s, hook set {}, lost events {}, excluded {}, unclassified {}, ambiguous {}, \
+             program runs skipped {}\n",
             self.duration_s,
             self.hook_set,
             self.lost_events,
             self.excluded_forwards,
             self.unclassified_forwards,
-            self.ambiguous_forwards
+            self.ambiguous_forwards,
+            self.skipped_program_runs
         );
         for sc in &self.sidecars {
             let who = match (&sc.pod, &sc.namespace) {
