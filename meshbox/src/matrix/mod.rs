@@ -95,6 +95,9 @@ pub struct RunFigures {
     /// Which scheduler hooks split process time ("btf_tracepoint" or
     /// "tracepoint"), as the snapshot says.
     pub sched_hooks: Option<&'static str>,
+    /// Runs of the attached programs the kernel skipped (another program
+    /// ran on that CPU): shown, not held, since the kernel decides them.
+    pub skipped_program_runs: u64,
     pub problems: Vec<String>,
 }
 
@@ -316,6 +319,7 @@ fn judge(
         local_replies: snap.local_replies,
         unforwarded_reads_dropped: snap.unforwarded_reads_dropped,
         sched_hooks: snap.sched_hooks,
+        skipped_program_runs: snap.skipped_program_runs,
         problems,
     }
 }
@@ -341,7 +345,10 @@ pub fn to_text(r: &Row) -> String {
         out.push_str(&format!("  {:<12} {status}", c.hook_set.name()));
         // The scheduler hooks, as the runs found them (one kind per kernel).
         if let Some(h) = c.runs.iter().find_map(|r| r.sched_hooks) {
-            out.push_str(&format!(" (scheduler hooks: {h})"));
+            let skipped: u64 = c.runs.iter().map(|r| r.skipped_program_runs).sum();
+            out.push_str(&format!(
+                " (scheduler hooks: {h}; program runs the kernel skipped: {skipped})"
+            ));
         }
         if let Some(why) = &c.reason {
             out.push_str(&format!(": {why}"));
