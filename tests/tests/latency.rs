@@ -192,13 +192,19 @@ fn a_stalled_drain_loses_records_and_counts_every_one() {
         .iter()
         .map(|&c| (c, session.counter(c)))
         .collect();
-    assert_eq!(
-        session.lost_events(),
-        0,
-        "nothing is lost while drained: {counters:?}, {calm_taken} taken for {} requests",
+    // A drain held up longer than a ring lasts (about 200 ms of this load
+    // per CPU) loses records even here: in CI once 2790 of 306590, a debug
+    // build sharing two CPUs with wrk at full speed. They are counted, and
+    // counted in: what this test holds is that every record is taken or
+    // counted lost, which a calm run that lost a little still measures.
+    let calm_lost = session.lost_events();
+    let calm_caused = calm_taken + calm_lost;
+    assert!(
+        calm_lost as f64 <= 0.02 * calm_caused as f64,
+        "the drain every 10 ms fell behind: {counters:?}, {calm_taken} taken for {} requests",
         calm.completed
     );
-    let per_request = calm_taken as f64 / calm.completed as f64;
+    let per_request = calm_caused as f64 / calm.completed as f64;
     let rings = session.ring_capacity();
     // No drain while the load runs, until it caused twice what the rings
     // hold (bounded: five runs of two seconds).
@@ -211,11 +217,12 @@ fn a_stalled_drain_loses_records_and_counts_every_one() {
         }
     }
     let taken = session.finish() as u64;
-    let lost = session.lost_events();
+    let lost = session.lost_events() - calm_lost;
     let caused = per_request * completed as f64;
     eprintln!(
-        "calm: {calm_taken} records for {} requests ({per_request:.2} a request); \
-         stalled: {completed} requests caused ~{caused:.0} records: {taken} taken, {lost} lost",
+        "calm: {calm_taken} records taken, {calm_lost} lost, for {} requests ({per_request:.2} \
+         a request); stalled: {completed} requests caused ~{caused:.0} records: {taken} taken, \
+         {lost} lost",
         calm.completed
     );
     assert!(
