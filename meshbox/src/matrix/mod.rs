@@ -95,6 +95,9 @@ pub struct RunFigures {
     /// Which scheduler hooks split process time ("btf_tracepoint" or
     /// "tracepoint"), as the snapshot says.
     pub sched_hooks: Option<&'static str>,
+    /// Followings started over after a missed switch (each may leave
+    /// unsplit the forwards the thread held then).
+    pub sched_resyncs: u64,
     /// Runs of the attached programs the kernel skipped (another program
     /// ran on that CPU): shown, not held, since the kernel decides them.
     pub skipped_program_runs: u64,
@@ -298,7 +301,9 @@ fn judge(
             Some(t) => verdict::Reference::Fixture(t.get(key), floor),
             None => verdict::Reference::Requests(completed),
         };
-        let (f, p) = verdict::judge_leg(name, hop(leg), reference);
+        // Each missed switch may leave unsplit what the thread held then.
+        let allowed = shape.conns as u64 * snap.sched_resyncs;
+        let (f, p) = verdict::judge_leg_with(name, hop(leg), reference, allowed);
         legs.push(f);
         problems.extend(p);
     }
@@ -320,6 +325,7 @@ fn judge(
         unforwarded_reads_dropped: snap.unforwarded_reads_dropped,
         sched_hooks: snap.sched_hooks,
         skipped_program_runs: snap.skipped_program_runs,
+        sched_resyncs: snap.sched_resyncs,
         problems,
     }
 }
@@ -390,13 +396,14 @@ pub fn to_text(r: &Row) -> String {
                 }
             }
             out.push_str(&format!(
-                "    {:<40} events lost {}, reads without arrival {}, unclassified {}, local replies {}, unforwarded reads dropped {}\n",
+                "    {:<40} events lost {}, reads without arrival {}, unclassified {}, local replies {}, unforwarded reads dropped {}, sched resyncs {}\n",
                 "",
                 run.lost_events,
                 run.reads_without_arrival,
                 run.unclassified_forwards,
                 run.local_replies,
-                run.unforwarded_reads_dropped
+                run.unforwarded_reads_dropped,
+                run.sched_resyncs
             ));
         }
     }
