@@ -146,23 +146,15 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
     // program costs here (stats bookkeeping included), and what one that
     // only reads the clock costs.
     let mut reference = ebpf::open()?;
-    // The switch floor is an empty program of the kind the scheduler hooks
-    // are here: a BTF tracepoint where the kernel's BTF gives a task's pid.
-    let switch_ref = if ebpf::loader::task_pid_offset().is_ok() {
-        Hook {
-            program: REF_BTF_SWITCH,
-            attach: Attach::BtfTracepoint {
-                name: "sched_switch",
-            },
-        }
-    } else {
-        Hook {
-            program: REF_SWITCH,
-            attach: Attach::Tracepoint {
-                category: "sched",
-                name: "sched_switch",
-            },
-        }
+    // The switch floor is an empty program where the preferred scheduler
+    // hooks put theirs on sched_switch, of the same kind.
+    let sched_switch = ebpf::loader::preferred_sched_hooks()[0].attach;
+    let switch_ref = Hook {
+        program: match sched_switch {
+            Attach::BtfTracepoint { .. } => REF_BTF_SWITCH,
+            _ => REF_SWITCH,
+        },
+        attach: sched_switch,
     };
     for hook in [
         (REF_EMPTY, "sock", "sock_send_length"),

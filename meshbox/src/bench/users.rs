@@ -112,15 +112,13 @@ impl EmptyHooks {
     }
 }
 
-/// The set's hooks and the scheduler's the daemon prefers here (BTF
-/// tracepoints where the kernel's BTF gives a task's pid).
+/// The set's hooks and the scheduler's the daemon prefers here.
 fn daemon_hooks(set: HookSet) -> Vec<hookset::Hook> {
-    let sched = if ebpf::loader::task_pid_offset().is_ok() {
-        &hookset::SCHED_BTF
-    } else {
-        &hookset::SCHED_CLASSIC
-    };
-    set.hooks().iter().chain(sched).copied().collect()
+    set.hooks()
+        .iter()
+        .chain(ebpf::loader::preferred_sched_hooks())
+        .copied()
+        .collect()
 }
 
 /// Max rate, then latency at the fixed rate, into `arm`.

@@ -296,14 +296,16 @@ impl Kernel {
         arr.get(&(c as u32), 0).map(|v| v.iter().sum()).unwrap_or(0)
     }
 
+    /// The hooks attached: the set's, then the scheduler's.
+    pub fn attached_hooks(&self) -> impl Iterator<Item = &'static Hook> + '_ {
+        let sched = self.sched.as_ref().copied().unwrap_or_default();
+        self.hook_set.hooks().iter().chain(sched)
+    }
+
     /// Runs the kernel skipped, per attached hook (the set's and the
     /// scheduler's); a hook whose count cannot be read is left out.
     pub fn skipped_runs(&self) -> Vec<(Hook, u64)> {
-        let sched = self.sched.as_ref().copied().unwrap_or_default();
-        self.hook_set
-            .hooks()
-            .iter()
-            .chain(sched)
+        self.attached_hooks()
             .filter_map(|h| {
                 let fd = self.ebpf.program(h.program)?.fd().ok()?;
                 let counts = super::skipped::run_counts(fd.as_fd()).ok()?;

@@ -173,6 +173,11 @@ impl Session {
         self.kernel.counter(c)
     }
 
+    /// The hooks attached: the set's, then the scheduler's.
+    pub fn attached_hooks(&self) -> impl Iterator<Item = &'static crate::ebpf::Hook> + '_ {
+        self.kernel.attached_hooks()
+    }
+
     /// Runs the kernel skipped, per attached hook (see [`skipped`]).
     pub fn skipped_runs(&self) -> Vec<(crate::ebpf::Hook, u64)> {
         self.kernel.skipped_runs()

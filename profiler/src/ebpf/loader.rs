@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use profiler_common::{ring, sched};
 
-use super::hookset::{Attach, Hook};
+use super::hookset::{self, Attach, Hook};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EbpfError {
@@ -76,6 +76,16 @@ pub fn task_pid_offset() -> Result<u32, &'static str> {
         .map_err(String::as_str)
 }
 
+/// The scheduler hooks a capture tries first here: the BTF tracepoints
+/// where this kernel's BTF gives a task's pid, else the classic ones.
+pub fn preferred_sched_hooks() -> &'static [Hook] {
+    if task_pid_offset().is_ok() {
+        &hookset::SCHED_BTF
+    } else {
+        &hookset::SCHED_CLASSIC
+    }
+}
+
 /// Load the object (maps are created, the per-CPU rings sized for this
 /// machine; programs are loaded one by one by [`attach`]).
 pub fn open() -> Result<Ebpf, EbpfError> {
@@ -92,6 +102,18 @@ pub fn open() -> Result<Ebpf, EbpfError> {
         .load(object())?)
 }
 
+/// The kernel's BTF for a hook that loads against it: the caller's, else
+/// parsed here (several MB, so callers attaching many hooks pass theirs).
+fn kernel_btf<'a>(
+    given: Option<&'a Btf>,
+    parsed: &'a mut Option<Btf>,
+) -> Result<&'a Btf, EbpfError> {
+    match given {
+        Some(b) => Ok(b),
+        None => Ok(parsed.insert(Btf::from_sys_fs()?)),
+    }
+}
+
 /// Load `hook`'s program and attach it. The link lives as long as `ebpf`
 /// (or until the program is unloaded); nothing is pinned, so a crash detaches too.
 pub fn attach(ebpf: &mut Ebpf, hook: &Hook, btf: Option<&Btf>) -> Result<(), EbpfError> {
@@ -102,6 +124,7 @@ pub fn attach(ebpf: &mut Ebpf, hook: &Hook, btf: Option<&Btf>) -> Result<(), Ebp
     let prog = ebpf
         .program_mut(hook.program)
         .ok_or(EbpfError::MissingProgram(hook.program))?;
+    let mut parsed = None;
     match hook.attach {
         Attach::Tracepoint { category, name } => {
             let p: &mut TracePoint = prog.try_into().map_err(err)?;
@@ -114,10 +137,7 @@ pub fn attach(ebpf: &mut Ebpf, hook: &Hook, btf: Option<&Btf>) -> Result<(), Ebp
             p.attach(name).map_err(err)?;
         }
         Attach::BtfTracepoint { name } => {
-            let btf = match btf {
-                Some(b) => b,
-                None => &Btf::from_sys_fs()?,
-            };
+            let btf = kernel_btf(btf, &mut parsed)?;
             let p: &mut BtfTracePoint = prog.try_into().map_err(err)?;
             p.load(name, btf).map_err(err)?;
             p.attach().map_err(err)?;
@@ -128,19 +148,13 @@ pub fn attach(ebpf: &mut Ebpf, hook: &Hook, btf: Option<&Btf>) -> Result<(), Ebp
             p.attach(function, 0).map_err(err)?;
         }
         Attach::Fentry { function } => {
-            let btf = match btf {
-                Some(b) => b,
-                None => &Btf::from_sys_fs()?,
-            };
+            let btf = kernel_btf(btf, &mut parsed)?;
             let p: &mut FEntry = prog.try_into().map_err(err)?;
             p.load(function, btf).map_err(err)?;
             p.attach().map_err(err)?;
         }
         Attach::Fexit { function } => {
-            let btf = match btf {
-                Some(b) => b,
-                None => &Btf::from_sys_fs()?,
-            };
+            let btf = kernel_btf(btf, &mut parsed)?;
             let p: &mut FExit = prog.try_into().map_err(err)?;
             p.load(function, btf).map_err(err)?;
             p.attach().map_err(err)?;

@@ -90,13 +90,7 @@ impl Exposition {
             ],
             ambiguous_forwards: s.agg.pairing.counts().ambiguous,
             maps: s.map_fill(),
-            hooks: s
-                .hook_set()
-                .hooks()
-                .iter()
-                .chain(s.sched().unwrap_or_default())
-                .map(|h| h.describe())
-                .collect(),
+            hooks: s.attached_hooks().map(|h| h.describe()).collect(),
             skipped_runs: s
                 .skipped_runs()
                 .into_iter()
