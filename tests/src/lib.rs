@@ -7,6 +7,7 @@ pub mod deploy;
 /// The HTTP client the tests and the bench share.
 pub use meshbox::http;
 pub mod mesh;
+pub mod priority;
 
 /// Fail, naming what is missing, when not root: these tests never skip.
 pub fn require_root() {
