@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod daemon;
 pub mod discovery;
 pub mod ebpf;
+pub mod edge;
 pub mod engine;
 pub mod histogram;
 pub mod kernel;

@@ -68,7 +68,7 @@ pub fn start(opts: &Options) -> Result<Capture, SnapshotError> {
         opts.selectors.clone(),
         opts.excluded_ports.clone(),
         true,
-        opts.hooks,
+        opts.hooks.clone(),
         SAMPLE_CPU_EVERY,
     )?;
     if engine.session.agg.sidecars.is_empty() {

@@ -159,6 +159,7 @@ fn a_stalled_drain_loses_records_and_counts_every_one() {
         hooks: profiler::ebpf::Hooks {
             set: None,
             sched: profiler::ebpf::SchedHooks::Off,
+            ..profiler::ebpf::Hooks::default()
         },
         ..istio(Duration::ZERO)
     };

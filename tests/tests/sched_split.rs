@@ -41,7 +41,10 @@ fn split_matches_the_fixture(
             rate: Some(rate),
             streams: 1,
         },
-        Hooks { set: None, sched },
+        Hooks {
+            sched,
+            ..Hooks::default()
+        },
     );
     assert!(
         load.completed > 100,

@@ -200,6 +200,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
         ebpf::Hooks {
             set: None,
             sched: ebpf::SchedHooks::Off,
+            ..ebpf::Hooks::default()
         },
     )?;
     eprintln!("bench 4/4: unthrottled load (wrk, 32 connections): the highest forward rate here");

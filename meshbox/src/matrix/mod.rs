@@ -239,6 +239,7 @@ fn run(
         hooks: profiler::ebpf::Hooks {
             set: Some(set),
             sched: profiler::ebpf::SchedHooks::Auto,
+            ..profiler::ebpf::Hooks::default()
         },
     };
     let mut c = snapshot::start(&opts).map_err(|e| e.to_string())?;

@@ -3,7 +3,8 @@
 use crate::{
     classify::DEFAULT_EXCLUDED_PORTS,
     discovery::Selector,
-    ebpf::{HookSet, Hooks, SchedHooks},
+    ebpf::{HookSet, Hooks, PodEdge, SchedHooks},
+    edge::Mode,
 };
 
 #[derive(clap::Args)]
@@ -37,6 +38,18 @@ pub struct SelectArgs {
     /// leaves process time unsplit, with a warning.
     #[arg(long, value_enum, default_value_t = SchedHooksArg::Auto)]
     pub sched_hooks: SchedHooksArg,
+    /// Put observe-only tc classifiers on each followed pod's edge (the
+    /// node side of its veth). Hidden until they feed the kernel_in and
+    /// kernel_out components; needs CAP_NET_ADMIN.
+    /// tcx links where the kernel has them, else cls_bpf filters on a
+    /// clsact qdisc; or one of the two, forced.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "auto")]
+    pub pod_edge: Option<PodEdgeArg>,
+    /// The network namespace holding the node side of the pods' veths,
+    /// when it is not the profiler's own (a node that is itself a
+    /// namespace, as in the test mesh); entering it needs CAP_SYS_ADMIN.
+    #[arg(long, hide = true, requires = "pod_edge")]
+    pub node_netns: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -44,6 +57,13 @@ pub enum SchedHooksArg {
     Auto,
     Btf,
     Classic,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PodEdgeArg {
+    Auto,
+    Tcx,
+    Netlink,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -75,6 +95,14 @@ impl SelectArgs {
                 (false, SchedHooksArg::Btf) => SchedHooks::Btf,
                 (false, SchedHooksArg::Classic) => SchedHooks::Classic,
             },
+            pod_edge: self.pod_edge.map(|m| PodEdge {
+                node_netns: self.node_netns.clone(),
+                mode: match m {
+                    PodEdgeArg::Auto => None,
+                    PodEdgeArg::Tcx => Some(Mode::Tcx),
+                    PodEdgeArg::Netlink => Some(Mode::Netlink),
+                },
+            }),
         }
     }
 

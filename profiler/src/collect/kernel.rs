@@ -34,6 +34,8 @@ pub struct Kernel {
     pub sched: Result<&'static [Hook], String>,
     thread_sched: HashMap<MapData, u32, ThreadSched>,
     thread_filter: Array<MapData, sched::ThreadBits>,
+    /// The classifiers on the followed pods' edges, where asked.
+    edges: Option<crate::edge::Edges>,
 }
 
 fn take<T>(
@@ -116,6 +118,7 @@ impl Kernel {
     /// them the capture goes on, without the split of process time.
     pub fn attach(hooks: Hooks) -> Result<Kernel, CollectError> {
         let forced = hooks.set;
+        let pod_edge = hooks.pod_edge.clone();
         let mut ebpf = ebpf::open()?;
         // Rings first: a program must find its ring sized when it first runs.
         let rings = ring::Rings::new(
@@ -165,7 +168,12 @@ impl Kernel {
         let sched = attach_sched(&mut ebpf, hooks.sched, btf.as_ref());
         drop(btf);
         return_freed_heap();
+        let edges = match pod_edge {
+            Some(e) => Some(crate::edge::Edges::open(&mut ebpf, e)?),
+            None => None,
+        };
         Ok(Kernel {
+            edges,
             sched,
             thread_sched: take(&mut ebpf, sched::THREAD_SCHED, HashMap::try_from)?,
             thread_filter: take(&mut ebpf, sched::THREAD_FILTER, Array::try_from)?,
@@ -192,6 +200,12 @@ impl Kernel {
         if *wanted != self.by_tgid {
             self.apply_tracked(wanted)?;
             self.by_tgid = wanted.clone();
+            // The capture goes on without a pod's edge; the log says why.
+            if let Some(edges) = &mut self.edges
+                && let Err(e) = edges.follow(&mut self.ebpf, wanted.keys().copied())
+            {
+                log::warn!("the classifiers on the pod edges: {e}");
+            }
         }
         if *ports != self.ports {
             self.apply_ports(ports)?;
@@ -266,6 +280,12 @@ impl Kernel {
         left
     }
 
+    /// The classifiers on the pod edges: how they attach and where, or
+    /// None when not asked for.
+    pub fn pod_edges(&self) -> Option<&crate::edge::Edges> {
+        self.edges.as_ref()
+    }
+
     /// Append every record the kernel has reported so far.
     pub fn drain(&mut self, out: &mut Vec<Record>) {
         self.rings.drain(out);
@@ -328,5 +348,16 @@ impl Kernel {
                 ))
             })
             .collect()
+    }
+}
+
+impl Drop for Kernel {
+    /// The classifiers come off in the node's namespace, before the programs
+    /// are unloaded (a filter's removal names its interface by index, which
+    /// only means the right one there).
+    fn drop(&mut self) {
+        if let Some(edges) = &mut self.edges {
+            edges.close(&mut self.ebpf);
+        }
     }
 }

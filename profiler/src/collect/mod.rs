@@ -43,6 +43,8 @@ pub enum CollectError {
     MissingMap(&'static str),
     #[error("mapping the per-CPU rings into memory failed: {0}")]
     Rings(#[source] std::io::Error),
+    #[error("the classifiers on the pod edges: {0}")]
+    Edge(#[from] crate::edge::EdgeError),
 }
 
 pub struct Session {
@@ -124,6 +126,12 @@ impl Session {
     /// threads followed for [`Session::map_fill`].
     pub fn prune_threads(&mut self) {
         self.threads_followed = self.kernel.prune_threads();
+    }
+
+    /// The classifiers on the pod edges (how they attach, on which
+    /// interfaces); None when not asked for.
+    pub fn pod_edges(&self) -> Option<&crate::edge::Edges> {
+        self.kernel.pod_edges()
     }
 
     /// The scheduler hooks attached, or why none are.

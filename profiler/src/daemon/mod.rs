@@ -111,7 +111,7 @@ fn turn(
         opts.selectors.clone(),
         opts.excluded_ports.clone(),
         false,
-        opts.hooks,
+        opts.hooks.clone(),
         opts.cpu_interval,
     )?;
     engine.session.set_sidecars_max(opts.max_sidecars);

@@ -88,11 +88,13 @@ pub enum HookSet {
 }
 
 /// Which hooks a capture attaches: a hook set (None: the first that
-/// attaches here) and, unless left out, the scheduler hooks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// attaches here), unless left out the scheduler hooks, and where asked the
+/// classifiers on the pod edges.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hooks {
     pub set: Option<HookSet>,
     pub sched: SchedHooks,
+    pub pod_edge: Option<PodEdge>,
 }
 
 impl Default for Hooks {
@@ -100,8 +102,19 @@ impl Default for Hooks {
         Hooks {
             set: None,
             sched: SchedHooks::Auto,
+            pod_edge: None,
         }
     }
+}
+
+/// Where the pods' veths have their node side: the profiler's own network
+/// namespace (a DaemonSet with hostNetwork), or the one at `node_netns`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodEdge {
+    pub node_netns: Option<std::path::PathBuf>,
+    /// How the classifiers attach (None: tcx links where the kernel has
+    /// them, else cls_bpf filters).
+    pub mode: Option<crate::edge::Mode>,
 }
 
 /// Which scheduler hooks a capture tries: the preferred kind that works

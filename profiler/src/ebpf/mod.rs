@@ -3,5 +3,5 @@ pub mod hookset;
 pub mod loader;
 pub mod verifier;
 
-pub use hookset::{Attach, Hook, HookSet, Hooks, SchedHooks};
+pub use hookset::{Attach, Hook, HookSet, Hooks, PodEdge, SchedHooks};
 pub use loader::{EbpfError, object, open};

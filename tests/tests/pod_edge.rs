@@ -1,0 +1,284 @@
+//! The classifiers on the pod edges: they go on the node side of each
+//! followed pod's veth, pass every packet on, and come off exactly as they
+//! went on: at exit, after a kill -9, and never taking anyone else's
+//! filter or qdisc with them.
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+use meshbox::{self as testbed, LoadGen, LoadSpec, Mesh, SidecarKind};
+use profiler::{
+    ebpf::{Hooks, PodEdge},
+    edge::{
+        Mode,
+        filters::{Filter, Side},
+        inspect::{Attachments, attachments},
+        netns,
+    },
+    snapshot,
+};
+use profiler_tests::{capture::istio, mesh};
+
+const EDGES: [&str; 2] = ["veth0", "veth1"];
+/// The handle of the filter the test puts on as "someone else's".
+const FOREIGN: u32 = 7;
+
+fn node(m: &Mesh) -> PathBuf {
+    PathBuf::from("/run/netns").join(&m.node_netns)
+}
+
+fn hooks(m: &Mesh, mode: Option<Mode>) -> Hooks {
+    Hooks {
+        pod_edge: Some(PodEdge {
+            node_netns: Some(node(m)),
+            mode,
+        }),
+        ..Hooks::default()
+    }
+}
+
+/// What is on `side` of `ifname` in the mesh's node namespace.
+fn on(m: &Mesh, ifname: &str, side: Side) -> Attachments {
+    let _in = netns::enter(Some(&node(m))).expect("enter the node namespace");
+    attachments(ifname, side).unwrap_or_else(|e| panic!("listing {ifname} {side:?}: {e}"))
+}
+
+/// The profiler's classifier expected on each side of a pod edge.
+fn ours(side: Side) -> &'static str {
+    match side {
+        Side::Egress => "profiler_in",
+        Side::Ingress => "profiler_out",
+    }
+}
+
+fn own_filters(a: &Attachments, side: Side) -> Vec<&Filter> {
+    a.filters
+        .iter()
+        .filter(|f| f.program.as_deref() == Some(ours(side)))
+        .collect()
+}
+
+fn tc(m: &Mesh, args: &[&str]) -> String {
+    let out = Command::new("tc")
+        .args(["-n", &m.node_netns])
+        .args(args)
+        .output()
+        .expect("run tc (iproute2)");
+    assert!(
+        out.status.success(),
+        "tc {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Someone else's clsact and filter on veth0's ingress: a classic BPF
+/// filter (cls_bpf is the one classifier every kernel here has), handle 7.
+fn add_foreign(m: &Mesh) {
+    tc(m, &["qdisc", "add", "dev", "veth0", "clsact"]);
+    tc(
+        m,
+        &[
+            "filter",
+            "add",
+            "dev",
+            "veth0",
+            "ingress",
+            "prio",
+            "1",
+            "handle",
+            "7",
+            "bpf",
+            "bytecode",
+            "1,6 0 0 0,",
+        ],
+    );
+}
+
+fn assert_foreign_intact(m: &Mesh) {
+    let a = on(m, "veth0", Side::Ingress);
+    assert!(
+        a.filters
+            .iter()
+            .any(|f| f.handle == FOREIGN && f.kind == "bpf" && f.program.is_none()),
+        "the foreign filter on veth0 is gone: {a:?}"
+    );
+}
+
+fn has_clsact(m: &Mesh, ifname: &str) -> bool {
+    tc(m, &["qdisc", "show", "dev", ifname]).contains("clsact")
+}
+
+fn wrk(secs: u64) -> LoadSpec {
+    LoadSpec {
+        generator: LoadGen::Wrk,
+        duration: Duration::from_secs(secs),
+        connections: 16,
+        rate: None,
+        streams: 1,
+    }
+}
+
+/// The classifiers of `mode` (tcx or filters) are on both sides of both
+/// pod edges, one each.
+fn assert_attached(m: &Mesh, mode: Mode, owner: u32) {
+    for ifname in EDGES {
+        for side in [Side::Ingress, Side::Egress] {
+            let a = on(m, ifname, side);
+            let (tcx, filters) = (
+                a.tcx.iter().filter(|n| *n == ours(side)).count(),
+                own_filters(&a, side),
+            );
+            match mode {
+                Mode::Tcx => assert!(
+                    tcx == 1 && filters.is_empty(),
+                    "{ifname} {side:?}: want one tcx {}: {a:?}",
+                    ours(side)
+                ),
+                Mode::Netlink => assert!(
+                    tcx == 0 && filters.len() == 1 && filters[0].handle == owner,
+                    "{ifname} {side:?}: want one filter {} of pid {owner}: {a:?}",
+                    ours(side)
+                ),
+            }
+        }
+    }
+}
+
+fn assert_none_of_ours(m: &Mesh) {
+    for ifname in EDGES {
+        for side in [Side::Ingress, Side::Egress] {
+            let a = on(m, ifname, side);
+            assert!(
+                !a.tcx.iter().any(|n| n == ours(side)) && own_filters(&a, side).is_empty(),
+                "{ifname} {side:?}: a classifier of the profiler is still on: {a:?}"
+            );
+        }
+    }
+}
+
+/// Both modes in turn, each on a fresh mesh with a foreign filter on
+/// veth0: on the edges of both pods while a capture runs, every request
+/// still served, and off at exit with the foreign filter and qdisc kept.
+/// The clsact the profiler added (veth1, filters mode) goes with it.
+#[test]
+fn classifiers_sit_on_each_pod_edge_and_come_off_at_exit() {
+    profiler_tests::require_root();
+    for mode in [Mode::Tcx, Mode::Netlink] {
+        let m = mesh::up(&mesh::config(SidecarKind::Nginx));
+        add_foreign(&m);
+        let opts = snapshot::Options {
+            hooks: hooks(&m, Some(mode)),
+            ..istio(Duration::ZERO)
+        };
+        let capture = snapshot::start(&opts).expect("attach");
+        let edges = capture.session.pod_edges().expect("pod edges asked for");
+        assert_eq!(edges.mode(), Some(mode));
+        assert_eq!(edges.interfaces(), EDGES.map(String::from).to_vec());
+        assert_attached(&m, mode, std::process::id());
+        assert_foreign_intact(&m);
+        let load = testbed::load::run(&m.client.netns, &m.url(), &wrk(2)).expect("load");
+        eprintln!("{mode:?}: {load:?}");
+        assert!(
+            load.completed > 100 && load.errors == 0,
+            "{mode:?}: requests failed through the classifiers: {load:?}"
+        );
+        drop(capture);
+        assert_none_of_ours(&m);
+        assert_foreign_intact(&m);
+        assert!(has_clsact(&m, "veth0"), "the foreign clsact on veth0 went");
+        assert!(
+            !has_clsact(&m, "veth1"),
+            "{mode:?}: a clsact is left on veth1, which had none"
+        );
+    }
+}
+
+/// `profiler snapshot` with the classifiers, killed with SIGKILL while
+/// traffic flows: its tcx links end with it; its filters (filters mode)
+/// stay, and the next profiler removes them, and only them.
+#[test]
+fn a_killed_profiler_leaves_nothing_the_next_one_does_not_sweep() {
+    profiler_tests::require_root();
+    let m = mesh::up(&mesh::config(SidecarKind::Nginx));
+    add_foreign(&m);
+    for mode in [Mode::Tcx, Mode::Netlink] {
+        let arg = match mode {
+            Mode::Tcx => "--pod-edge=tcx",
+            Mode::Netlink => "--pod-edge=netlink",
+        };
+        let node = node(&m);
+        let mut child = Command::new(profiler_tests::profiler_bin())
+            .args(["snapshot", "--duration", "60s", "--format", "json", arg])
+            .arg("--node-netns")
+            .arg(&node)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start profiler snapshot");
+        let pid = child.id();
+        // Bounded: the classifiers go on within seconds of start.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let on_all = || {
+            EDGES.iter().all(|i| {
+                [Side::Ingress, Side::Egress].iter().all(|&s| {
+                    let a = on(&m, i, s);
+                    a.tcx.iter().any(|n| n == ours(s))
+                        || own_filters(&a, s).iter().any(|f| f.handle == pid)
+                })
+            })
+        };
+        while !on_all() {
+            if Instant::now() > deadline || child.try_wait().expect("wait").is_some() {
+                // SAFETY: our own child, by its pid.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                let out = child.wait_with_output().expect("reap");
+                panic!(
+                    "{mode:?}: the classifiers did not go on within 30 s: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        assert_attached(&m, mode, pid);
+        thread::scope(|s| {
+            let load = s.spawn(|| testbed::load::run(&m.client.netns, &m.url(), &wrk(2)));
+            thread::sleep(Duration::from_millis(800));
+            // SAFETY: our own child, by its pid.
+            assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGKILL) }, 0);
+            let _ = child.wait();
+            let load = load.join().expect("load thread").expect("load");
+            assert!(load.completed > 0, "{load:?}");
+        });
+        match mode {
+            Mode::Tcx => assert_none_of_ours(&m),
+            // The filters outlive their owner: this is what the next
+            // profiler must find and remove.
+            Mode::Netlink => assert_attached(&m, mode, pid),
+        }
+        assert_foreign_intact(&m);
+
+        let opts = snapshot::Options {
+            hooks: hooks(&m, Some(mode)),
+            ..istio(Duration::ZERO)
+        };
+        let capture = snapshot::start(&opts).expect("attach");
+        let swept = capture.session.pod_edges().expect("pod edges").swept();
+        assert_eq!(
+            swept,
+            match mode {
+                Mode::Tcx => 0,
+                Mode::Netlink => 4,
+            },
+            "{mode:?}: leftover filters removed at start"
+        );
+        assert_attached(&m, mode, std::process::id());
+        assert_foreign_intact(&m);
+        drop(capture);
+        assert_none_of_ours(&m);
+        assert_foreign_intact(&m);
+    }
+}
