@@ -3,6 +3,7 @@
 //! pairing of reads with writes, unit-tested on the host.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 
+pub mod edge;
 pub mod events;
 pub mod maps;
 #[cfg(any(feature = "std", test))]

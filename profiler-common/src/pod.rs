@@ -18,3 +18,5 @@ unsafe impl aya::Pod for crate::ring::RingCtl {}
 unsafe impl aya::Pod for crate::sched::ThreadSched {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::sched::ThreadBits {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::edge::FlowKey {}

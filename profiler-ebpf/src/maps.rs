@@ -4,6 +4,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use profiler_common::{
+    edge::FlowKey,
     maps::{
         ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, PROXY_PORTS_MAX, TRACKED_MAX, filter,
     },
@@ -26,6 +27,13 @@ pub static SOCK_SLOTS: Array<SockSlot> = Array::with_max_entries(SOCK_SLOTS_LEN,
 
 #[map(name = "SOCK_ARRIVALS")]
 pub static SOCK_ARRIVALS: Array<u64> = Array::with_max_entries(SOCK_SLOTS_LEN, 0);
+
+// Sized in full by userspace only when the classifiers run.
+#[map(name = "EDGE_FLOWS")]
+pub static EDGE_FLOWS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(1, 0);
+
+#[map(name = "SOCK_EDGE_IN")]
+pub static SOCK_EDGE_IN: Array<u64> = Array::with_max_entries(1, 0);
 
 #[map(name = "ARRIVALS")]
 pub static ARRIVALS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(ARRIVALS_MAX, 0);

@@ -282,3 +282,61 @@ fn a_killed_profiler_leaves_nothing_the_next_one_does_not_sweep() {
         assert_foreign_intact(&m);
     }
 }
+
+fn oha(connections: u32, secs: u64, rate: u32) -> LoadSpec {
+    LoadSpec {
+        generator: LoadGen::Oha,
+        duration: Duration::from_secs(secs),
+        connections,
+        rate: Some(rate),
+        streams: 1,
+    }
+}
+
+/// Data entering a pod through its edge gets kernel_in on the leg it
+/// starts: the server's inbound request and the client's outbound
+/// response; data from the app over loopback gets none.
+#[test]
+fn kernel_in_is_measured_where_data_enters_through_the_pod_edge() {
+    use profiler::classify::{Direction, Leg};
+    use profiler_tests::capture::{hop, profile_under_load_with, sidecar};
+    profiler_tests::require_root();
+    for conns in [1, 16, 64] {
+        let m = mesh::up(&mesh::config(SidecarKind::Nginx));
+        let (snap, load) = profile_under_load_with(&m, oha(conns, 3, 600), hooks(&m, None));
+        assert!(load.completed > 1000 && load.errors == 0, "{load:?}");
+        for (pod, d, edge_leg, lo_leg) in [
+            ("server-", Direction::Inbound, Leg::Request, Leg::Response),
+            ("client-", Direction::Outbound, Leg::Response, Leg::Request),
+        ] {
+            let s = sidecar(&snap, pod);
+            let e = hop(s, d, edge_leg);
+            let l = hop(s, d, lo_leg);
+            eprintln!(
+                "{conns} conns, {pod} {d:?} {edge_leg:?}: {} of {} forwards with kernel_in, p50 \
+                 {:.1} p99 {:.1} us (queue p50 {:.1}, process p50 {:.1})",
+                e.kernel_in_forwards,
+                e.forwards,
+                e.kernel_in_us.p50,
+                e.kernel_in_us.p99,
+                e.queue_us.p50,
+                e.process_us.p50
+            );
+            assert!(
+                e.kernel_in_forwards as f64 >= 0.99 * e.forwards as f64,
+                "{conns} conns, {pod} {d:?} {edge_leg:?}: {} of {} forwards with kernel_in",
+                e.kernel_in_forwards,
+                e.forwards
+            );
+            assert!(
+                e.kernel_in_us.p50 > 0.0 && e.kernel_in_us.p99 < 5_000.0,
+                "{conns} conns, {pod}: kernel_in {:?}",
+                e.kernel_in_us
+            );
+            assert_eq!(
+                l.kernel_in_forwards, 0,
+                "{conns} conns, {pod} {d:?} {lo_leg:?}: data from the app has no pod edge"
+            );
+        }
+    }
+}

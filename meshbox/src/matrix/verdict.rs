@@ -243,6 +243,8 @@ mod tests {
             runqueue_us: Percentiles::default(),
             blocked_us: Percentiles::default(),
             queue_runqueue_us: Percentiles::default(),
+            kernel_in_forwards: 0,
+            kernel_in_us: Percentiles::default(),
         }
     }
 

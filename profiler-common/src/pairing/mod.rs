@@ -97,6 +97,9 @@ pub struct Read {
     pub mark: Option<Mark>,
     /// How much of arrival to read the thread spent runnable.
     pub queue_runnable_ns: u64,
+    /// When the data this read took last passed the pod edge (0: it did
+    /// not come through an edge the profiler watches, or no stamp).
+    pub edge_ns: u64,
 }
 
 /// A write of `bytes > 0` bytes to `sk` that returned at `at_ns`.
@@ -121,6 +124,7 @@ impl From<&crate::events::Io> for Read {
             bytes: u64::from(io.bytes),
             mark: io.mark(),
             queue_runnable_ns: u64::from(io.queue_runnable_ns),
+            edge_ns: 0,
         }
     }
 }
@@ -178,9 +182,23 @@ pub struct Forward {
     pub split: Option<Split>,
     /// How much of the queue time the reading thread spent runnable.
     pub queue_runnable_ns: u64,
+    /// The last piece read passed the pod edge (0: unknown, or not through
+    /// an edge).
+    pub edge_in_ns: u64,
 }
 
 impl Forward {
+    /// Pod edge to readable at the proxy's socket, for data that came
+    /// through the edge: the kernel's part on the way in (veth, netfilter
+    /// with the interception's NAT, TCP).
+    pub const fn kernel_in_ns(&self) -> Option<u64> {
+        if self.edge_in_ns != 0 && self.edge_in_ns <= self.arrival_ns {
+            Some(self.arrival_ns - self.edge_in_ns)
+        } else {
+            None
+        }
+    }
+
     /// Arrival to read: waiting to be picked up (event loop, CPU contention).
     pub const fn queue_ns(&self) -> u64 {
         self.read_ns.saturating_sub(self.arrival_ns)

@@ -62,6 +62,8 @@ struct Pending {
     /// The scheduler mark and queue's runnable part of the last piece.
     mark: Option<Mark>,
     queue_runnable_ns: u64,
+    /// The pod edge stamp of the last piece's data (0: none).
+    edge_ns: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -229,6 +231,13 @@ impl Pairing {
                 // Another piece: the clock restarts at its arrival.
                 p.tid = r.tid;
                 p.answered = false;
+                // The edge stamp follows the arrival: a piece whose data was
+                // already readable brings none and keeps the last one.
+                if r.edge_ns != 0 {
+                    p.edge_ns = r.edge_ns;
+                } else if arrival_ns != p.arrival_ns {
+                    p.edge_ns = 0;
+                }
                 p.arrival_ns = arrival_ns;
                 p.read_ns = r.at_ns;
                 p.bytes += r.bytes;
@@ -246,6 +255,7 @@ impl Pairing {
                     bytes: r.bytes,
                     mark: r.mark,
                     queue_runnable_ns: r.queue_runnable_ns,
+                    edge_ns: r.edge_ns,
                 });
                 false
             }
@@ -384,6 +394,7 @@ impl Pairing {
             queue_runnable_ns: p
                 .queue_runnable_ns
                 .min(p.read_ns.saturating_sub(p.arrival_ns)),
+            edge_in_ns: p.edge_ns,
         });
     }
 

@@ -851,6 +851,7 @@ fn a_forward_carries_its_split_when_one_followed_thread_read_and_wrote() {
         bytes: 10,
         mark: m,
         queue_runnable_ns: 25,
+        edge_ns: 0,
     };
     let write = |tid, sk, at_ns, m| super::Write {
         tgid: 1,
@@ -881,4 +882,59 @@ fn a_forward_carries_its_split_when_one_followed_thread_read_and_wrote() {
     p.on_write(&write(8, D, 3_500, mark(0, 0)), Role::Accepted, &mut out);
     assert_eq!(out.len(), 2);
     assert_eq!(out[1].split, None);
+}
+
+/// The pod edge stamp follows the piece whose arrival starts the clock: a
+/// later piece with new data brings its own, a piece of data already
+/// readable keeps the last, and a piece with new data but no stamp leaves
+/// kernel_in unknown rather than wrong.
+#[test]
+fn the_edge_stamp_follows_the_last_arrival() {
+    use super::Role;
+    let read = |sk, at_ns, arrival_ns, edge_ns| super::Read {
+        tgid: 1,
+        tid: 1,
+        sk,
+        at_ns,
+        arrival_ns,
+        bytes: 10,
+        edge_ns,
+        ..Default::default()
+    };
+    let write = |sk, at_ns| super::Write {
+        tgid: 1,
+        tid: 1,
+        sk,
+        at_ns,
+        bytes: 10,
+        mark: None,
+    };
+    let kernel_in = |reads: &[super::Read]| {
+        let mut p = Pairing::default();
+        for r in reads {
+            p.on_read(r, Role::Accepted);
+        }
+        let mut out = Vec::new();
+        p.on_write(&write(2, 10_000), Role::Connected, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        out[0].kernel_in_ns()
+    };
+    assert_eq!(kernel_in(&[read(1, 1_000, 900, 880)]), Some(20));
+    // A second piece with new data and its own stamp.
+    assert_eq!(
+        kernel_in(&[read(1, 1_000, 900, 880), read(1, 2_000, 1_900, 1_870)]),
+        Some(30)
+    );
+    // A second piece of data that was already readable: same arrival.
+    assert_eq!(
+        kernel_in(&[read(1, 1_000, 900, 880), read(1, 1_100, 900, 0)]),
+        Some(20)
+    );
+    // New data without a stamp: unknown.
+    assert_eq!(
+        kernel_in(&[read(1, 1_000, 900, 880), read(1, 2_000, 1_900, 0)]),
+        None
+    );
+    // No edge at all (loopback from the app).
+    assert_eq!(kernel_in(&[read(1, 1_000, 900, 0)]), None);
 }

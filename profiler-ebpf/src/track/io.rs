@@ -2,14 +2,16 @@
 //! userspace pairs them into forwards (profiler_common::pairing).
 use profiler_common::events::{Io, KIND_CONNECT, KIND_READ, KIND_WRITE};
 
-use super::{arrival, emit::emit, sched, sockinfo};
+use super::{arrival, edge, emit::emit, sched, sockinfo};
 
 /// Make sure a socket the proxy uses is watched; a socket it had before the
 /// profiler started is learnt here (at `now`).
 #[inline(always)]
 fn learn(sk: u64, now: u64) {
     if arrival::watch(sk) {
-        sockinfo::report_open(sk, &sockinfo::read_existing(sk), now);
+        let info = sockinfo::read_existing(sk);
+        sockinfo::report_open(sk, &info, now);
+        edge::enter(sk, &info);
     }
 }
 
@@ -64,6 +66,7 @@ pub fn on_read(task: (u32, u32), sk: u64, ret: i64) {
     }
     let now = super::now_ns();
     let arrival = touch(sk, now);
+    edge::take_in(sk, arrival, now);
     report(KIND_READ, task, sk, now, arrival, ret);
 }
 

@@ -1,5 +1,6 @@
 //! What every hook set feeds: arrivals, reads, writes and socket state.
 pub mod arrival;
+pub mod edge;
 pub mod emit;
 pub mod io;
 pub mod sched;

@@ -6,7 +6,7 @@ use profiler_common::sock::{
     ROLE_ACCEPTED, SockInfo, TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT, role_from_transition,
 };
 
-use super::{arrival, io, now_ns, sockinfo, tracked_task};
+use super::{arrival, edge, io, now_ns, sockinfo, tracked_task};
 use crate::maps::PROXY_PORTS;
 
 #[inline(always)]
@@ -30,11 +30,13 @@ pub fn on_state(sk: u64, old: i32, new: i32, info: SockInfo) {
         }
         if arrival::arrival_of(sk).is_some() {
             sockinfo::report_open(sk, &info, now_ns());
+            edge::enter(sk, &info);
         }
     } else if new == TCP_CLOSE {
         // Userspace forgets the socket's pending data with it.
         if arrival::unwatch(sk) {
             sockinfo::report_close(sk, now_ns());
+            edge::leave(sk, &info);
         }
     }
 }

@@ -67,6 +67,9 @@ pub struct Aggregate {
     pub tally: Tally,
     /// Endpoints of the tracked proxies' sockets, from open/close events.
     socks: FxHashMap<u64, SockInfo>,
+    /// A pod edge stamp for the read right behind it (at most one per
+    /// socket, and only between the two).
+    edge_in: FxHashMap<u64, u64>,
     sidecars_max: usize,
     /// Sidecars the last discovery found beyond the cap.
     over_cap: usize,
@@ -96,6 +99,7 @@ impl Aggregate {
             hops: Hops::new(detail),
             tally: Tally::default(),
             socks: FxHashMap::default(),
+            edge_in: FxHashMap::default(),
             sidecars_max: SIDECARS_MAX,
             over_cap: 0,
             gone_since: Vec::new(),
@@ -249,9 +253,16 @@ impl Aggregate {
     pub fn apply(&mut self, ev: Event) {
         match ev {
             Event::Read(io) => {
+                let edge_ns = self.edge_in.remove(&io.sk).unwrap_or(0);
                 if let Some(role) = self.role(&io) {
-                    self.pairing.on_read(&Read::from(&io), role);
+                    let mut r = Read::from(&io);
+                    r.edge_ns = edge_ns;
+                    self.pairing.on_read(&r, role);
                 }
+            }
+            Event::EdgeIn { sk, edge_ns, .. } => {
+                // Taken by the read right behind it (same CPU, same time).
+                self.edge_in.insert(sk, edge_ns);
             }
             Event::Write(io) => {
                 if let Some(role) = self.role(&io) {
@@ -289,6 +300,7 @@ impl Aggregate {
             }
             Event::SockClose { sk, .. } => {
                 self.socks.remove(&sk);
+                self.edge_in.remove(&sk);
                 self.pairing.on_close(sk);
             }
         }

@@ -1,6 +1,7 @@
 //! Ring records to events (every record starts with a u32 kind), and the
 //! time order the CPUs' rings are merged in.
 use profiler_common::{
+    edge::{EdgeIn, KIND_EDGE_IN},
     events::{
         Io, KIND_CONNECT, KIND_READ, KIND_RUNNABLE_WAIT, KIND_SOCK_CLOSE, KIND_SOCK_OPEN,
         KIND_WRITE, RunnableWait, SockEvent,
@@ -25,6 +26,12 @@ pub enum Event {
     },
     /// A followed thread got a CPU after waiting runnable.
     RunnableWait(RunnableWait),
+    /// The data a read of `sk` at `at` took passed the pod edge at `edge_ns`.
+    EdgeIn {
+        sk: u64,
+        at: u64,
+        edge_ns: u64,
+    },
 }
 
 impl Event {
@@ -32,7 +39,8 @@ impl Event {
     /// write's own open is reported with its time) and a close last.
     pub fn order(&self) -> (u64, u8) {
         match self {
-            Event::SockOpen { at, .. } => (*at, 0),
+            // Before the read it belongs to, which has the same time.
+            Event::SockOpen { at, .. } | Event::EdgeIn { at, .. } => (*at, 0),
             Event::Read(io) | Event::Write(io) | Event::Connect(io) => (io.at_ns, 1),
             Event::RunnableWait(w) => (w.at_ns, 1),
             Event::SockClose { at, .. } => (*at, 2),
@@ -80,6 +88,11 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
             at: e.at_ns,
         }),
         KIND_RUNNABLE_WAIT => read::<RunnableWait>(bytes).map(Event::RunnableWait),
+        KIND_EDGE_IN => read::<EdgeIn>(bytes).map(|e| Event::EdgeIn {
+            sk: e.sk,
+            at: e.at_ns,
+            edge_ns: e.edge_ns,
+        }),
         _ => None,
     }
 }

@@ -15,7 +15,7 @@ use profiler_common::{
 use rustc_hash::FxHashMap;
 
 use super::{CollectError, filter, ring};
-use crate::ebpf::{self, Hook, HookSet, Hooks, SchedHooks, hookset, loader};
+use crate::ebpf::{Hook, HookSet, Hooks, SchedHooks, hookset, loader};
 
 pub struct Kernel {
     ebpf: Ebpf,
@@ -119,7 +119,7 @@ impl Kernel {
     pub fn attach(hooks: Hooks) -> Result<Kernel, CollectError> {
         let forced = hooks.set;
         let pod_edge = hooks.pod_edge.clone();
-        let mut ebpf = ebpf::open()?;
+        let mut ebpf = loader::open_with(hooks.pod_edge.is_some())?;
         // Rings first: a program must find its ring sized when it first runs.
         let rings = ring::Rings::new(
             take(&mut ebpf, rings::RING_CTL, Array::try_from)?,

@@ -243,6 +243,7 @@ mod tests {
                 blocked_ns: 0,
             }),
             queue_runnable_ns: (cpu_wait_us - in_process) * 1000,
+            edge_in_ns: 0,
         }
     }
 

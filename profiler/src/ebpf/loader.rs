@@ -8,7 +8,7 @@ use aya::{
 
 use std::sync::OnceLock;
 
-use profiler_common::{ring, sched};
+use profiler_common::{edge, ring, sched};
 
 use super::hookset::{self, Attach, Hook};
 
@@ -89,16 +89,31 @@ pub fn preferred_sched_hooks() -> &'static [Hook] {
 /// Load the object (maps are created, the per-CPU rings sized for this
 /// machine; programs are loaded one by one by [`attach`]).
 pub fn open() -> Result<Ebpf, EbpfError> {
+    open_with(false)
+}
+
+/// As [`open`]; `pod_edge`: the classifiers on the pod edges will run, so
+/// their maps are sized in full and sockets are entered for them.
+pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
     if object().is_empty() {
         return Err(EbpfError::NoObject);
     }
     let cpus = crate::kernel::cpus::possible_ids_end().map_err(EbpfError::Cpus)?;
     // 0 leaves the BTF scheduler hooks inert; they are then not attached.
     let pid_offset = task_pid_offset().unwrap_or(0);
+    let edge_on = u32::from(pod_edge);
+    let (flows, stamps) = if pod_edge {
+        (edge::EDGE_FLOWS_MAX, profiler_common::slots::SOCK_SLOTS_LEN)
+    } else {
+        (1, 1)
+    };
     Ok(EbpfLoader::new()
         .map_max_entries(ring::RING_CTL, cpus)
         .map_max_entries(ring::RING, cpus * ring::slots_per_cpu(cpus))
+        .map_max_entries(edge::EDGE_FLOWS, flows)
+        .map_max_entries(edge::SOCK_EDGE_IN, stamps)
         .override_global(sched::TASK_PID_OFFSET, &pid_offset, true)
+        .override_global(edge::EDGE_ON, &edge_on, true)
         .load(object())?)
 }
 

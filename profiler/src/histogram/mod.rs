@@ -40,8 +40,10 @@ pub struct HopStats {
 
 /// The components of a hop's time, as exported (the `component` label):
 /// total = queue + process; process = on_cpu + runqueue + blocked;
-/// queue_runqueue is the part of queue the reading thread spent runnable.
-pub const COMPONENTS: [&str; 7] = [
+/// queue_runqueue is the part of queue the reading thread spent runnable;
+/// kernel_in is the pod edge to readable at the proxy's socket, for data
+/// that came in through a watched pod edge.
+pub const COMPONENTS: [&str; 8] = [
     "total",
     "queue",
     "process",
@@ -49,12 +51,14 @@ pub const COMPONENTS: [&str; 7] = [
     "runqueue",
     "blocked",
     "queue_runqueue",
+    "kernel_in",
 ];
 
 /// The components the daemon exports (blocked is process minus on_cpu and
 /// runqueue in sums; it and queue_runqueue are in snapshots only, which
-/// keeps a sidecar's series count down).
-pub const EXPORTED: [usize; 5] = [TOTAL, QUEUE, PROCESS, ON_CPU, RUNQUEUE];
+/// keeps a sidecar's series count down). kernel_in has observations only
+/// where the classifiers run.
+pub const EXPORTED: [usize; 6] = [TOTAL, QUEUE, PROCESS, ON_CPU, RUNQUEUE, KERNEL_IN];
 
 /// Indices into [`COMPONENTS`].
 pub const TOTAL: usize = 0;
@@ -64,6 +68,7 @@ pub const ON_CPU: usize = 3;
 pub const RUNQUEUE: usize = 4;
 pub const BLOCKED: usize = 5;
 pub const QUEUE_RUNQUEUE: usize = 6;
+pub const KERNEL_IN: usize = 7;
 
 fn hist() -> Histogram<u64> {
     hist_of(SIGFIG)
@@ -100,6 +105,7 @@ fn components(f: &Forward) -> [Option<u64>; COMPONENTS.len()] {
         s.map(|s| s.runnable_ns),
         s.map(|s| s.blocked_ns),
         s.map(|_| f.queue_runnable_ns),
+        f.kernel_in_ns(),
     ]
 }
 
@@ -217,6 +223,7 @@ mod tests {
             basis: Basis::Only,
             split: None,
             queue_runnable_ns: 0,
+            edge_in_ns: 0,
         }
     }
 

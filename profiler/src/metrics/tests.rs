@@ -46,6 +46,7 @@ fn expo() -> Exposition {
                 runqueue,
                 Buckets::default(),
                 Buckets::default(),
+                Buckets::default(),
             ],
         }],
         health: Health {

@@ -31,6 +31,11 @@ pub struct Hop {
     pub blocked_us: Percentiles,
     /// Queue time the reading thread spent runnable.
     pub queue_runqueue_us: Percentiles,
+    /// Of `forwards`, those whose data came in through a watched pod edge
+    /// with a stamp (`--pod-edge`); `kernel_in_us` is over these: the last
+    /// packet passed the pod edge -> its data readable at the proxy socket.
+    pub kernel_in_forwards: u64,
+    pub kernel_in_us: Percentiles,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -210,6 +215,7 @@ impl Snapshot {
                             runqueue_us,
                             blocked_us,
                             queue_runqueue_us,
+                            kernel_in_us,
                         ] = h.percentiles();
                         Hop {
                             direction: *d,
@@ -225,6 +231,8 @@ impl Snapshot {
                             runqueue_us,
                             blocked_us,
                             queue_runqueue_us,
+                            kernel_in_forwards: h.exported[crate::histogram::KERNEL_IN].count,
+                            kernel_in_us,
                         }
                     })
                     .collect(),
@@ -317,6 +325,9 @@ impl Snapshot {
                         (" blocked", &h.blocked_us),
                         ("q runqueue", &h.queue_runqueue_us),
                     ]);
+                }
+                if h.kernel_in_forwards > 0 {
+                    rows.push(("kernel in", &h.kernel_in_us));
                 }
                 for (i, (name, p)) in rows.into_iter().enumerate() {
                     let lead = if i == 0 {

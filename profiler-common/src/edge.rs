@@ -1,0 +1,208 @@
+//! The pod edge: which proxy socket a packet at the edge belongs to, from
+//! the socket's side. A flow is keyed by the pod's address and the peer's
+//! address and port, plus the pod's port; for a socket the proxy accepted
+//! the pod's port is left out (0), because interception (iptables REDIRECT)
+//! changed it: the packet at the edge still carries the port the client
+//! dialled (8080), the socket has the proxy's (15006). The client's address
+//! and port are unchanged, and unique per connection. A socket the proxy
+//! connected keeps its own ephemeral port, which is what tells its
+//! connections to one upstream apart.
+use crate::sock::{AF_INET, AF_INET6, ROLE_ACCEPTED, ROLE_CONNECTED, SockInfo};
+
+pub const EDGE_FLOWS: &str = "EDGE_FLOWS";
+/// Proxy connections whose packets the classifiers can place at once (an
+/// LRU map: the least recently used flow makes room).
+pub const EDGE_FLOWS_MAX: u32 = 65536;
+/// The last edge-in stamp per watched socket, beside SOCK_ARRIVALS.
+pub const SOCK_EDGE_IN: &str = "SOCK_EDGE_IN";
+/// Read-only global: 1 when the classifiers run (the maps above are then
+/// sized in full and sockets are entered in EDGE_FLOWS), else 0.
+pub const EDGE_ON: &str = "EDGE_ON";
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    /// The pod's address and the peer's; IPv4 (also IPv4-mapped IPv6) in
+    /// the first four bytes, network order.
+    pub local: [u8; 16],
+    pub peer: [u8; 16],
+    /// Host order; `local_port` 0 for an accepted socket.
+    pub local_port: u16,
+    pub peer_port: u16,
+    pub family: u16,
+    pub _pad: u16,
+}
+
+const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+impl FlowKey {
+    /// A flow from addresses as a socket or an IP header has them.
+    pub fn new(
+        family: u16,
+        local: &[u8; 16],
+        peer: &[u8; 16],
+        local_port: u16,
+        peer_port: u16,
+    ) -> FlowKey {
+        let mut k = FlowKey {
+            local: *local,
+            peer: *peer,
+            local_port,
+            peer_port,
+            family,
+            _pad: 0,
+        };
+        // A dual-stack socket (nginx, Envoy on [::]) speaks IPv4 under
+        // IPv4-mapped addresses; its packets are plain IPv4.
+        if family == AF_INET6 && is_v4_mapped(local) && is_v4_mapped(peer) {
+            k.family = AF_INET;
+            k.local = [0; 16];
+            k.peer = [0; 16];
+            k.local[..4].copy_from_slice(&local[12..]);
+            k.peer[..4].copy_from_slice(&peer[12..]);
+        }
+        k
+    }
+
+    /// The key a socket is found by: its own ports, except an accepted
+    /// socket's local one. None for a socket of unknown role (one the proxy
+    /// had before the profiler started); see [`FlowKey::of_socket_any`].
+    pub fn of_socket(info: &SockInfo) -> Option<FlowKey> {
+        let local_port = match info.role {
+            ROLE_ACCEPTED => 0,
+            ROLE_CONNECTED => info.local_port,
+            _ => return None,
+        };
+        Some(FlowKey::new(
+            info.family,
+            &info.local_addr,
+            &info.peer_addr,
+            local_port,
+            info.peer_port,
+        ))
+    }
+
+    /// Both keys a socket of unknown role may be found by.
+    pub fn of_socket_any(info: &SockInfo) -> [FlowKey; 2] {
+        let exact = FlowKey::new(
+            info.family,
+            &info.local_addr,
+            &info.peer_addr,
+            info.local_port,
+            info.peer_port,
+        );
+        let mut accepted = exact;
+        accepted.local_port = 0;
+        [exact, accepted]
+    }
+
+    /// The same flow with the pod's port left out: how a packet finds a
+    /// socket the proxy accepted, once the exact key missed.
+    pub const fn accepted(mut self) -> FlowKey {
+        self.local_port = 0;
+        self
+    }
+}
+
+fn is_v4_mapped(a: &[u8; 16]) -> bool {
+    let mut i = 0;
+    while i < 12 {
+        if a[i] != V4_MAPPED[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Data entering the pod passed the edge (the last packet with payload
+/// before the read that took it; a read emits it just before itself, with
+/// its own time, so the two stay together in the merge).
+pub const KIND_EDGE_IN: u32 = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EdgeIn {
+    pub kind: u32,
+    pub _pad: u32,
+    pub sk: u64,
+    /// The read's time (ordering only).
+    pub at_ns: u64,
+    /// When the packet passed the edge (CLOCK_MONOTONIC ns).
+    pub edge_ns: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(a: [u8; 4]) -> [u8; 16] {
+        let mut x = [0; 16];
+        x[..4].copy_from_slice(&a);
+        x
+    }
+
+    fn mapped(a: [u8; 4]) -> [u8; 16] {
+        let mut x = [0; 16];
+        x[10] = 0xff;
+        x[11] = 0xff;
+        x[12..].copy_from_slice(&a);
+        x
+    }
+
+    fn sock(role: u8, family: u16, local: [u8; 16], peer: [u8; 16]) -> SockInfo {
+        SockInfo {
+            local_addr: local,
+            peer_addr: peer,
+            local_port: 15006,
+            peer_port: 40000,
+            family,
+            role,
+            _pad: 0,
+        }
+    }
+
+    #[test]
+    fn an_accepted_socket_is_found_by_the_port_the_client_dialled() {
+        let s = sock(ROLE_ACCEPTED, AF_INET, v4([10, 0, 0, 2]), v4([10, 0, 0, 1]));
+        // The packet entering the pod: to 10.0.0.2:8080 from 10.0.0.1:40000.
+        let packet = FlowKey::new(AF_INET, &v4([10, 0, 0, 2]), &v4([10, 0, 0, 1]), 8080, 40000);
+        assert_ne!(Some(packet), FlowKey::of_socket(&s));
+        assert_eq!(Some(packet.accepted()), FlowKey::of_socket(&s));
+    }
+
+    #[test]
+    fn a_connected_socket_keeps_its_own_port() {
+        let mut s = sock(ROLE_CONNECTED, AF_INET, v4([10, 0, 0, 1]), v4([10, 0, 0, 2]));
+        s.local_port = 40000;
+        s.peer_port = 8080;
+        let packet = FlowKey::new(AF_INET, &v4([10, 0, 0, 1]), &v4([10, 0, 0, 2]), 40000, 8080);
+        assert_eq!(Some(packet), FlowKey::of_socket(&s));
+    }
+
+    #[test]
+    fn a_dual_stack_socket_matches_plain_ipv4_packets() {
+        let s = sock(
+            ROLE_ACCEPTED,
+            AF_INET6,
+            mapped([10, 0, 0, 2]),
+            mapped([10, 0, 0, 1]),
+        );
+        let packet = FlowKey::new(AF_INET, &v4([10, 0, 0, 2]), &v4([10, 0, 0, 1]), 8080, 40000);
+        assert_eq!(Some(packet.accepted()), FlowKey::of_socket(&s));
+        // Real IPv6 stays IPv6.
+        let mut six = [0u8; 16];
+        six[0] = 0xfd;
+        let s6 = sock(ROLE_ACCEPTED, AF_INET6, six, six);
+        assert_eq!(FlowKey::of_socket(&s6).map(|k| k.family), Some(AF_INET6));
+    }
+
+    #[test]
+    fn a_socket_of_unknown_role_has_both_keys() {
+        let s = sock(0, AF_INET, v4([10, 0, 0, 2]), v4([10, 0, 0, 1]));
+        assert_eq!(FlowKey::of_socket(&s), None);
+        let [exact, accepted] = FlowKey::of_socket_any(&s);
+        assert_eq!(exact.local_port, 15006);
+        assert_eq!(accepted, exact.accepted());
+    }
+}
