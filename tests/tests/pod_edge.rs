@@ -340,3 +340,67 @@ fn kernel_in_is_measured_where_data_enters_through_the_pod_edge() {
         }
     }
 }
+
+/// Ground truth: a known kernel delay between the server pod's edge and
+/// its sockets (every packet held 300 µs on the pod's eth0 ingress) moves
+/// the server's inbound request kernel_in by that much, and neither its
+/// queue nor its process time, nor the client's kernel_in.
+#[test]
+fn a_known_kernel_delay_lands_in_kernel_in() {
+    use profiler::classify::{Direction, Leg};
+    use profiler_tests::{
+        capture::{hop, profile_under_load_with, sidecar},
+        hold::hold_pod_ingress,
+    };
+    profiler_tests::require_root();
+    const HOLD_US: f64 = 300.0;
+    let m = mesh::up(&mesh::config(SidecarKind::Nginx));
+    let measure = |what: &str| {
+        let (snap, load) = profile_under_load_with(&m, oha(1, 3, 200), hooks(&m, None));
+        assert!(load.completed > 400 && load.errors == 0, "{what}: {load:?}");
+        let server = hop(sidecar(&snap, "server-"), Direction::Inbound, Leg::Request).clone();
+        let client = hop(sidecar(&snap, "client-"), Direction::Outbound, Leg::Response).clone();
+        eprintln!(
+            "{what}: server inbound request kernel_in p50 {:.1} p99 {:.1} ({} of {}), queue p50 \
+             {:.1}, process p50 {:.1}; client outbound response kernel_in p50 {:.1}; client p50 \
+             {:.0} us",
+            server.kernel_in_us.p50,
+            server.kernel_in_us.p99,
+            server.kernel_in_forwards,
+            server.forwards,
+            server.queue_us.p50,
+            server.process_us.p50,
+            client.kernel_in_us.p50,
+            load.p50_us
+        );
+        (server, client)
+    };
+    let (s0, c0) = measure("no hold");
+    let (s1, c1) = {
+        let _hold = hold_pod_ingress(&m.server.netns, (HOLD_US * 1000.0) as u64);
+        measure("300 us hold")
+    };
+    let rise = s1.kernel_in_us.p50 - s0.kernel_in_us.p50;
+    assert!(
+        (0.9 * HOLD_US..=1.1 * HOLD_US + 20.0).contains(&rise),
+        "kernel_in p50 rose {rise:.1} us for a {HOLD_US} us hold ({:.1} -> {:.1})",
+        s0.kernel_in_us.p50,
+        s1.kernel_in_us.p50
+    );
+    assert!(
+        s1.kernel_in_forwards as f64 >= 0.99 * s1.forwards as f64,
+        "{} of {} forwards with kernel_in under the hold",
+        s1.kernel_in_forwards,
+        s1.forwards
+    );
+    for (what, before, after) in [
+        ("server queue", s0.queue_us.p50, s1.queue_us.p50),
+        ("server process", s0.process_us.p50, s1.process_us.p50),
+        ("client kernel_in", c0.kernel_in_us.p50, c1.kernel_in_us.p50),
+    ] {
+        assert!(
+            (after - before).abs() < 0.25 * HOLD_US,
+            "{what} p50 moved {before:.1} -> {after:.1} us with a hold it must not see"
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! A known kernel delay on a pod's way in: the `fixture_hold` classifier on
+//! the pod's own eth0 ingress (after the pod edge, before the socket) holds
+//! every packet for a set time. Detached when dropped.
+use std::path::PathBuf;
+
+use aya::{
+    Ebpf,
+    maps::Array,
+    programs::{SchedClassifier, TcAttachType, tc::SchedClassifierLinkId},
+};
+use profiler::edge::netns;
+
+pub struct Hold {
+    ebpf: Ebpf,
+    link: Option<SchedClassifierLinkId>,
+    netns: PathBuf,
+}
+
+/// Hold every packet entering the pod of network namespace `pod_netns`
+/// (its name under /run/netns) for `hold_ns`.
+pub fn hold_pod_ingress(pod_netns: &str, hold_ns: u64) -> Hold {
+    let netns = PathBuf::from("/run/netns").join(pod_netns);
+    let mut ebpf = profiler::ebpf::open().expect("the eBPF object (needs root)");
+    let mut map: Array<_, u64> = Array::try_from(
+        ebpf.map_mut("FIXTURE_HOLD_NS")
+            .expect("map FIXTURE_HOLD_NS in the object"),
+    )
+    .expect("FIXTURE_HOLD_NS is an array");
+    map.set(0, hold_ns, 0).expect("set the hold");
+    let prog: &mut SchedClassifier = ebpf
+        .program_mut("fixture_hold")
+        .expect("program fixture_hold in the object")
+        .try_into()
+        .expect("fixture_hold is a classifier");
+    prog.load().expect("load fixture_hold");
+    let link = {
+        let _in = netns::enter(Some(&netns)).expect("enter the pod namespace");
+        prog.attach("eth0", TcAttachType::Ingress)
+            .expect("attach fixture_hold to the pod's eth0 ingress")
+    };
+    Hold {
+        ebpf,
+        link: Some(link),
+        netns,
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        // In the pod's namespace: a filter (kernels without tcx) is removed
+        // by interface index, which means the right one only there.
+        let Ok(_in) = netns::enter(Some(&self.netns)) else {
+            return;
+        };
+        if let (Some(link), Some(p)) = (self.link.take(), self.ebpf.program_mut("fixture_hold")) {
+            let p: Result<&mut SchedClassifier, _> = p.try_into();
+            if let Ok(p) = p {
+                let _ = p.detach(link);
+            }
+        }
+    }
+}
