@@ -13,8 +13,13 @@ pub const EDGE_FLOWS: &str = "EDGE_FLOWS";
 /// Proxy connections whose packets the classifiers can place at once (an
 /// LRU map: the least recently used flow makes room).
 pub const EDGE_FLOWS_MAX: u32 = 65536;
-/// The last edge-in stamp per watched socket, beside SOCK_ARRIVALS.
+/// The last edge-in and edge-out stamps per watched socket, beside
+/// SOCK_ARRIVALS.
 pub const SOCK_EDGE_IN: &str = "SOCK_EDGE_IN";
+pub const SOCK_EDGE_OUT: &str = "SOCK_EDGE_OUT";
+/// Read-only global: where `tcp_sock` keeps `tcp_wstamp_ns` on this
+/// kernel (from its BTF; 0: unknown, and no kernel_out is taken).
+pub const TCP_WSTAMP_OFFSET: &str = "TCP_WSTAMP_OFFSET";
 /// Read-only global: 1 when the classifiers run (the maps above are then
 /// sized in full and sockets are entered in EDGE_FLOWS), else 0.
 pub const EDGE_ON: &str = "EDGE_ON";
@@ -132,6 +137,26 @@ pub struct EdgeIn {
     pub edge_ns: u64,
 }
 
+/// Data a proxy's write sent left the pod through the edge: the last
+/// packet with payload, and when TCP sent it (the socket's departure time
+/// of its last packet, `tcp_wstamp_ns`, as the write returned). The write emits it just
+/// before itself, with its own time.
+pub const KIND_EDGE_OUT: u32 = 9;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EdgeOut {
+    pub kind: u32,
+    pub _pad: u32,
+    pub sk: u64,
+    /// The write's time (ordering only).
+    pub at_ns: u64,
+    /// When the packet passed the edge (CLOCK_MONOTONIC ns).
+    pub edge_ns: u64,
+    /// When TCP sent it (CLOCK_MONOTONIC ns, at most `edge_ns`).
+    pub xmit_ns: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,7 +198,12 @@ mod tests {
 
     #[test]
     fn a_connected_socket_keeps_its_own_port() {
-        let mut s = sock(ROLE_CONNECTED, AF_INET, v4([10, 0, 0, 1]), v4([10, 0, 0, 2]));
+        let mut s = sock(
+            ROLE_CONNECTED,
+            AF_INET,
+            v4([10, 0, 0, 1]),
+            v4([10, 0, 0, 2]),
+        );
         s.local_port = 40000;
         s.peer_port = 8080;
         let packet = FlowKey::new(AF_INET, &v4([10, 0, 0, 1]), &v4([10, 0, 0, 2]), 40000, 8080);

@@ -35,6 +35,9 @@ pub static EDGE_FLOWS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(1
 #[map(name = "SOCK_EDGE_IN")]
 pub static SOCK_EDGE_IN: Array<u64> = Array::with_max_entries(1, 0);
 
+#[map(name = "SOCK_EDGE_OUT")]
+pub static SOCK_EDGE_OUT: Array<u64> = Array::with_max_entries(1, 0);
+
 #[map(name = "ARRIVALS")]
 pub static ARRIVALS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(ARRIVALS_MAX, 0);
 

@@ -1,6 +1,8 @@
-//! A known kernel delay on a pod's way in: the `fixture_hold` classifier on
-//! the pod's own eth0 ingress (after the pod edge, before the socket) holds
-//! every packet for a set time. Detached when dropped.
+//! A known kernel delay inside a pod's network path: the `fixture_hold`
+//! classifier on the pod's own eth0 holds every packet for a set time; on
+//! its ingress, after the pod edge and before the socket; on its egress,
+//! after TCP sent the packet and before the pod edge. Detached when
+//! dropped.
 use std::path::PathBuf;
 
 use aya::{
@@ -16,9 +18,10 @@ pub struct Hold {
     netns: PathBuf,
 }
 
-/// Hold every packet entering the pod of network namespace `pod_netns`
-/// (its name under /run/netns) for `hold_ns`.
-pub fn hold_pod_ingress(pod_netns: &str, hold_ns: u64) -> Hold {
+/// Hold every packet entering (`TcAttachType::Ingress`) or leaving
+/// (`Egress`) the pod of network namespace `pod_netns` (its name under
+/// /run/netns) for `hold_ns`.
+pub fn hold_pod(pod_netns: &str, side: TcAttachType, hold_ns: u64) -> Hold {
     let netns = PathBuf::from("/run/netns").join(pod_netns);
     let mut ebpf = profiler::ebpf::open().expect("the eBPF object (needs root)");
     let mut map: Array<_, u64> = Array::try_from(
@@ -35,8 +38,8 @@ pub fn hold_pod_ingress(pod_netns: &str, hold_ns: u64) -> Hold {
     prog.load().expect("load fixture_hold");
     let link = {
         let _in = netns::enter(Some(&netns)).expect("enter the pod namespace");
-        prog.attach("eth0", TcAttachType::Ingress)
-            .expect("attach fixture_hold to the pod's eth0 ingress")
+        prog.attach("eth0", side)
+            .expect("attach fixture_hold to the pod's eth0")
     };
     Hold {
         ebpf,

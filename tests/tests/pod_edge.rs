@@ -294,10 +294,12 @@ fn oha(connections: u32, secs: u64, rate: u32) -> LoadSpec {
 }
 
 /// Data entering a pod through its edge gets kernel_in on the leg it
-/// starts: the server's inbound request and the client's outbound
-/// response; data from the app over loopback gets none.
+/// starts (the server's inbound request, the client's outbound response),
+/// data leaving through it kernel_out on the leg it ends (the server's
+/// inbound response, the client's outbound request); data from or to the
+/// app over loopback gets neither.
 #[test]
-fn kernel_in_is_measured_where_data_enters_through_the_pod_edge() {
+fn kernel_in_and_out_are_measured_where_data_crosses_the_pod_edge() {
     use profiler::classify::{Direction, Leg};
     use profiler_tests::capture::{hop, profile_under_load_with, sidecar};
     profiler_tests::require_root();
@@ -337,6 +339,27 @@ fn kernel_in_is_measured_where_data_enters_through_the_pod_edge() {
                 l.kernel_in_forwards, 0,
                 "{conns} conns, {pod} {d:?} {lo_leg:?}: data from the app has no pod edge"
             );
+            // The other way: the leg whose write leaves through the edge.
+            eprintln!(
+                "{conns} conns, {pod} {d:?} {lo_leg:?}: {} of {} forwards with kernel_out, p50 \
+                 {:.1} p99 {:.1} us",
+                l.kernel_out_forwards, l.forwards, l.kernel_out_us.p50, l.kernel_out_us.p99,
+            );
+            assert!(
+                l.kernel_out_forwards as f64 >= 0.99 * l.forwards as f64,
+                "{conns} conns, {pod} {d:?} {lo_leg:?}: {} of {} forwards with kernel_out",
+                l.kernel_out_forwards,
+                l.forwards
+            );
+            assert!(
+                l.kernel_out_us.p50 > 0.0 && l.kernel_out_us.p99 < 5_000.0,
+                "{conns} conns, {pod}: kernel_out {:?}",
+                l.kernel_out_us
+            );
+            assert_eq!(
+                e.kernel_out_forwards, 0,
+                "{conns} conns, {pod} {d:?} {edge_leg:?}: data to the app has no pod edge"
+            );
         }
     }
 }
@@ -344,13 +367,17 @@ fn kernel_in_is_measured_where_data_enters_through_the_pod_edge() {
 /// Ground truth: a known kernel delay between the server pod's edge and
 /// its sockets (every packet held 300 µs on the pod's eth0 ingress) moves
 /// the server's inbound request kernel_in by that much, and neither its
-/// queue nor its process time, nor the client's kernel_in.
+/// queue nor its process time, nor the client's kernel_in. Held on the way
+/// out instead (eth0 egress), the server's inbound response kernel_out
+/// moves by as much, and so does its process time: the proxy's write call
+/// sends the packet, and process stops when the write returns.
 #[test]
-fn a_known_kernel_delay_lands_in_kernel_in() {
+fn a_known_kernel_delay_lands_in_kernel_in_or_out() {
+    use aya::programs::TcAttachType;
     use profiler::classify::{Direction, Leg};
     use profiler_tests::{
         capture::{hop, profile_under_load_with, sidecar},
-        hold::hold_pod_ingress,
+        hold::hold_pod,
     };
     profiler_tests::require_root();
     const HOLD_US: f64 = 300.0;
@@ -358,49 +385,72 @@ fn a_known_kernel_delay_lands_in_kernel_in() {
     let measure = |what: &str| {
         let (snap, load) = profile_under_load_with(&m, oha(1, 3, 200), hooks(&m, None));
         assert!(load.completed > 400 && load.errors == 0, "{what}: {load:?}");
-        let server = hop(sidecar(&snap, "server-"), Direction::Inbound, Leg::Request).clone();
-        let client = hop(sidecar(&snap, "client-"), Direction::Outbound, Leg::Response).clone();
+        let server = sidecar(&snap, "server-");
+        let inbound = hop(server, Direction::Inbound, Leg::Request).clone();
+        let back = hop(server, Direction::Inbound, Leg::Response).clone();
+        let client = sidecar(&snap, "client-");
+        let client = hop(client, Direction::Outbound, Leg::Response).clone();
         eprintln!(
             "{what}: server inbound request kernel_in p50 {:.1} p99 {:.1} ({} of {}), queue p50 \
-             {:.1}, process p50 {:.1}; client outbound response kernel_in p50 {:.1}; client p50 \
-             {:.0} us",
-            server.kernel_in_us.p50,
-            server.kernel_in_us.p99,
-            server.kernel_in_forwards,
-            server.forwards,
-            server.queue_us.p50,
-            server.process_us.p50,
+             {:.1}, process p50 {:.1}; inbound response kernel_out p50 {:.1} ({} of {}), \
+             process p50 {:.1}; client outbound response kernel_in p50 {:.1}; client p50 {:.0} us",
+            inbound.kernel_in_us.p50,
+            inbound.kernel_in_us.p99,
+            inbound.kernel_in_forwards,
+            inbound.forwards,
+            inbound.queue_us.p50,
+            inbound.process_us.p50,
+            back.kernel_out_us.p50,
+            back.kernel_out_forwards,
+            back.forwards,
+            back.process_us.p50,
             client.kernel_in_us.p50,
             load.p50_us
         );
-        (server, client)
+        (inbound, back, client)
     };
-    let (s0, c0) = measure("no hold");
-    let (s1, c1) = {
-        let _hold = hold_pod_ingress(&m.server.netns, (HOLD_US * 1000.0) as u64);
-        measure("300 us hold")
+    let rose_by_the_hold = |what: &str, before: f64, after: f64| {
+        let rise = after - before;
+        assert!(
+            (0.9 * HOLD_US..=1.1 * HOLD_US + 20.0).contains(&rise),
+            "{what} p50 rose {rise:.1} us for a {HOLD_US} us hold ({before:.1} -> {after:.1})"
+        );
     };
-    let rise = s1.kernel_in_us.p50 - s0.kernel_in_us.p50;
-    assert!(
-        (0.9 * HOLD_US..=1.1 * HOLD_US + 20.0).contains(&rise),
-        "kernel_in p50 rose {rise:.1} us for a {HOLD_US} us hold ({:.1} -> {:.1})",
-        s0.kernel_in_us.p50,
-        s1.kernel_in_us.p50
-    );
+    let unmoved = |what: &str, before: f64, after: f64| {
+        assert!(
+            (after - before).abs() < 0.25 * HOLD_US,
+            "{what} p50 moved {before:.1} -> {after:.1} us with a hold it must not see"
+        );
+    };
+    let hold_ns = (HOLD_US * 1000.0) as u64;
+    let (s0, b0, c0) = measure("no hold");
+
+    let (s1, _, c1) = {
+        let _hold = hold_pod(&m.server.netns, TcAttachType::Ingress, hold_ns);
+        measure("300 us hold in")
+    };
+    rose_by_the_hold("kernel_in", s0.kernel_in_us.p50, s1.kernel_in_us.p50);
     assert!(
         s1.kernel_in_forwards as f64 >= 0.99 * s1.forwards as f64,
         "{} of {} forwards with kernel_in under the hold",
         s1.kernel_in_forwards,
         s1.forwards
     );
-    for (what, before, after) in [
-        ("server queue", s0.queue_us.p50, s1.queue_us.p50),
-        ("server process", s0.process_us.p50, s1.process_us.p50),
-        ("client kernel_in", c0.kernel_in_us.p50, c1.kernel_in_us.p50),
-    ] {
-        assert!(
-            (after - before).abs() < 0.25 * HOLD_US,
-            "{what} p50 moved {before:.1} -> {after:.1} us with a hold it must not see"
-        );
-    }
+    unmoved("server queue", s0.queue_us.p50, s1.queue_us.p50);
+    unmoved("server process", s0.process_us.p50, s1.process_us.p50);
+    unmoved("client kernel_in", c0.kernel_in_us.p50, c1.kernel_in_us.p50);
+
+    let (s2, b2, _) = {
+        let _hold = hold_pod(&m.server.netns, TcAttachType::Egress, hold_ns);
+        measure("300 us hold out")
+    };
+    rose_by_the_hold("kernel_out", b0.kernel_out_us.p50, b2.kernel_out_us.p50);
+    rose_by_the_hold("response process", b0.process_us.p50, b2.process_us.p50);
+    assert!(
+        b2.kernel_out_forwards as f64 >= 0.99 * b2.forwards as f64,
+        "{} of {} forwards with kernel_out under the hold",
+        b2.kernel_out_forwards,
+        b2.forwards
+    );
+    unmoved("kernel_in", s0.kernel_in_us.p50, s2.kernel_in_us.p50);
 }

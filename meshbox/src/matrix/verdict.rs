@@ -245,6 +245,8 @@ mod tests {
             queue_runqueue_us: Percentiles::default(),
             kernel_in_forwards: 0,
             kernel_in_us: Percentiles::default(),
+            kernel_out_forwards: 0,
+            kernel_out_us: Percentiles::default(),
         }
     }
 

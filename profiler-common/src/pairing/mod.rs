@@ -111,6 +111,10 @@ pub struct Write {
     pub at_ns: u64,
     pub bytes: u64,
     pub mark: Option<Mark>,
+    /// The write's data left through the pod edge: TCP sent its last packet
+    /// at `.0`, which passed the edge at `.1` (None: not through an edge
+    /// the profiler watches, or no stamp).
+    pub edge_out: Option<(u64, u64)>,
 }
 
 impl From<&crate::events::Io> for Read {
@@ -138,6 +142,7 @@ impl From<&crate::events::Io> for Write {
             at_ns: io.at_ns,
             bytes: u64::from(io.bytes),
             mark: io.mark(),
+            edge_out: None,
         }
     }
 }
@@ -185,6 +190,9 @@ pub struct Forward {
     /// The last piece read passed the pod edge (0: unknown, or not through
     /// an edge).
     pub edge_in_ns: u64,
+    /// TCP sent the write's last packet, and it passed the pod edge (see
+    /// [`Write::edge_out`]).
+    pub edge_out: Option<(u64, u64)>,
 }
 
 impl Forward {
@@ -197,6 +205,14 @@ impl Forward {
         } else {
             None
         }
+    }
+
+    /// TCP sent the write's data -> its last packet left the pod edge: the
+    /// kernel's part on the way out (IP, netfilter, veth), for data that
+    /// left through the edge.
+    pub fn kernel_out_ns(&self) -> Option<u64> {
+        self.edge_out
+            .and_then(|(xmit, edge)| edge.checked_sub(xmit))
     }
 
     /// Arrival to read: waiting to be picked up (event loop, CPU contention).

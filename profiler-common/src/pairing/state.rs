@@ -395,6 +395,7 @@ impl Pairing {
                 .queue_runnable_ns
                 .min(p.read_ns.saturating_sub(p.arrival_ns)),
             edge_in_ns: p.edge_ns,
+            edge_out: w.edge_out,
         });
     }
 

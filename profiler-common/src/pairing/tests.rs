@@ -860,6 +860,7 @@ fn a_forward_carries_its_split_when_one_followed_thread_read_and_wrote() {
         at_ns,
         bytes: 10,
         mark: m,
+        edge_out: None,
     };
     // Read at 1000, write at 2000: 300 runnable, 200 blocked between.
     p.on_read(&read(7, D, 1_000, mark(50, 100)), Role::Accepted);
@@ -908,6 +909,7 @@ fn the_edge_stamp_follows_the_last_arrival() {
         at_ns,
         bytes: 10,
         mark: None,
+        edge_out: None,
     };
     let kernel_in = |reads: &[super::Read]| {
         let mut p = Pairing::default();
@@ -937,4 +939,14 @@ fn the_edge_stamp_follows_the_last_arrival() {
     );
     // No edge at all (loopback from the app).
     assert_eq!(kernel_in(&[read(1, 1_000, 900, 0)]), None);
+
+    // The way out: the write's own stamps, carried to its forward.
+    let mut p = Pairing::default();
+    p.on_read(&read(1, 1_000, 900, 0), Role::Accepted);
+    let mut out = Vec::new();
+    let mut w = write(2, 10_000);
+    w.edge_out = Some((9_950, 9_990));
+    p.on_write(&w, Role::Connected, &mut out);
+    assert_eq!(out[0].kernel_out_ns(), Some(40));
+    assert_eq!(out[0].kernel_in_ns(), None);
 }

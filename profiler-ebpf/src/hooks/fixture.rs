@@ -4,7 +4,9 @@
 //! the socket and see it land in kernel_in.
 use core::ffi::c_void;
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, macros::classifier, macros::map, maps::Array, programs::TcContext};
+use aya_ebpf::{
+    helpers::bpf_ktime_get_ns, macros::classifier, macros::map, maps::Array, programs::TcContext,
+};
 
 #[map(name = "FIXTURE_HOLD_NS")]
 static FIXTURE_HOLD_NS: Array<u64> = Array::with_max_entries(1, 0);

@@ -75,8 +75,11 @@ pub fn profiler_in(ctx: TcContext) -> i32 {
     PASS_ON
 }
 
-/// Out of the pod: nothing yet (the proxy's writes leaving the pod).
+/// Out of the pod: stamp the proxy socket the data came from.
 #[classifier]
-pub fn profiler_out(_ctx: TcContext) -> i32 {
+pub fn profiler_out(ctx: TcContext) -> i32 {
+    if let Some(key) = tcp_with_data(&ctx, false) {
+        edge::on_packet_out(&key, now_ns());
+    }
     PASS_ON
 }

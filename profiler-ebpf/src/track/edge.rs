@@ -4,20 +4,25 @@
 //! Sockets are entered in EDGE_FLOWS (by flow, see profiler_common::edge)
 //! when they become known, so the classifier can place a packet; the stamp
 //! goes in SOCK_EDGE_IN at the socket's slot, beside its arrival.
-use aya_ebpf::Global;
+use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
 use profiler_common::{
-    edge::{EdgeIn, FlowKey, KIND_EDGE_IN},
+    edge::{EdgeIn, EdgeOut, FlowKey, KIND_EDGE_IN, KIND_EDGE_OUT},
     slots::{SockWhere, sock_slot},
     sock::SockInfo,
 };
 
 use super::emit::emit;
-use crate::maps::{EDGE_FLOWS, SOCK_EDGE_IN, SOCK_SLOTS};
+use crate::maps::{EDGE_FLOWS, SOCK_EDGE_IN, SOCK_EDGE_OUT, SOCK_SLOTS};
 
 /// 1 when the classifiers run (set at load, a constant to the verifier):
 /// otherwise no socket is entered and no read looks for a stamp.
 #[unsafe(no_mangle)]
 static EDGE_ON: Global<u32> = Global::new(0);
+
+/// Where `tcp_sock` keeps `tcp_wstamp_ns` (set at load from the
+/// kernel's BTF; 0: unknown, no kernel_out).
+#[unsafe(no_mangle)]
+static TCP_WSTAMP_OFFSET: Global<u32> = Global::new(0);
 
 #[inline(always)]
 fn on() -> bool {
@@ -30,10 +35,13 @@ pub fn enter(sk: u64, info: &SockInfo) {
     if !on() {
         return;
     }
-    // The slot may have held another socket's stamp.
-    if let Some(p) = stamp_of(sk) {
-        // SAFETY: an array entry.
-        unsafe { *p = 0 };
+    // The slot may have held another socket's stamps.
+    if let Some((i, o)) = stamps_of(sk) {
+        // SAFETY: array entries.
+        unsafe {
+            *i = 0;
+            *o = 0;
+        }
     }
     match FlowKey::of_socket(info) {
         Some(k) => {
@@ -61,28 +69,50 @@ pub fn leave(sk: u64, info: &SockInfo) {
     }
 }
 
-/// The stamp entry of a socket that owns its slot.
+/// The slot index of a socket that owns its slot.
 #[inline(always)]
-fn stamp_of(sk: u64) -> Option<*mut u64> {
+fn owned_slot(sk: u64) -> Option<u32> {
     let i = sock_slot(sk);
     let slot = SOCK_SLOTS.get_ptr(i)?;
     // SAFETY: an array entry, read once.
-    if unsafe { (*slot).find(sk) } != SockWhere::Slot {
-        return None;
+    (unsafe { (*slot).find(sk) } == SockWhere::Slot).then_some(i)
+}
+
+/// The edge-in stamp of a socket that owns its slot.
+#[inline(always)]
+fn stamp_of(sk: u64) -> Option<*mut u64> {
+    SOCK_EDGE_IN.get_ptr_mut(owned_slot(sk)?)
+}
+
+/// The edge-out stamp of a socket that owns its slot.
+#[inline(always)]
+fn out_stamp_of(sk: u64) -> Option<*mut u64> {
+    SOCK_EDGE_OUT.get_ptr_mut(owned_slot(sk)?)
+}
+
+#[inline(always)]
+fn stamps_of(sk: u64) -> Option<(*mut u64, *mut u64)> {
+    let i = owned_slot(sk)?;
+    Some((SOCK_EDGE_IN.get_ptr_mut(i)?, SOCK_EDGE_OUT.get_ptr_mut(i)?))
+}
+
+/// The proxy socket of a flow seen at the edge.
+#[inline(always)]
+fn socket_of(key: &FlowKey) -> Option<u64> {
+    // SAFETY: values are read once.
+    unsafe {
+        match EDGE_FLOWS.get(key) {
+            Some(sk) => Some(*sk),
+            None => EDGE_FLOWS.get(&key.accepted()).copied(),
+        }
     }
-    SOCK_EDGE_IN.get_ptr_mut(i)
 }
 
 /// A packet with payload of flow `key` entered the pod at `now`.
 #[inline(always)]
 pub fn on_packet_in(key: &FlowKey, now: u64) {
-    // SAFETY: the value is read once.
-    let sk = match unsafe { EDGE_FLOWS.get(key) } {
-        Some(sk) => *sk,
-        None => match unsafe { EDGE_FLOWS.get(&key.accepted()) } {
-            Some(sk) => *sk,
-            None => return,
-        },
+    let Some(sk) = socket_of(key) else {
+        return;
     };
     if let Some(p) = stamp_of(sk) {
         // SAFETY: an array entry; the last packet wins.
@@ -115,5 +145,54 @@ pub fn take_in(sk: u64, arrival_ns: u64, now: u64) {
         sk,
         at_ns: now,
         edge_ns,
+    });
+}
+
+/// A packet with payload of flow `key` left the pod at `now`.
+#[inline(always)]
+pub fn on_packet_out(key: &FlowKey, now: u64) {
+    let Some(sk) = socket_of(key) else {
+        return;
+    };
+    if let Some(p) = out_stamp_of(sk) {
+        // SAFETY: an array entry; the last packet wins.
+        unsafe { *p = now };
+    }
+}
+
+/// A write to `sk` returned at `now`: report its data's last packet at the
+/// edge with TCP's transmit time for it, when the packet left during the
+/// write (a stamp older than the socket's transmit clock is an earlier
+/// write's, or the data has not left yet: nothing is reported).
+#[inline(always)]
+pub fn take_out(sk: u64, now: u64) {
+    let offset = TCP_WSTAMP_OFFSET.load();
+    if !on() || offset == 0 {
+        return;
+    }
+    let Some(p) = out_stamp_of(sk) else {
+        return;
+    };
+    // SAFETY: an array entry, read once.
+    let edge_ns = unsafe { *p };
+    if edge_ns == 0 {
+        return;
+    }
+    // SAFETY: as above.
+    unsafe { *p = 0 };
+    // SAFETY: bpf_probe_read_kernel tolerates any address.
+    let xmit_ns: u64 = unsafe {
+        bpf_probe_read_kernel((sk as *const u8).add(offset as usize) as *const u64).unwrap_or(0)
+    };
+    if xmit_ns == 0 || xmit_ns > edge_ns {
+        return;
+    }
+    emit(EdgeOut {
+        kind: KIND_EDGE_OUT,
+        _pad: 0,
+        sk,
+        at_ns: now,
+        edge_ns,
+        xmit_ns,
     });
 }

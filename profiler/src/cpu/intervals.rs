@@ -244,6 +244,7 @@ mod tests {
             }),
             queue_runnable_ns: (cpu_wait_us - in_process) * 1000,
             edge_in_ns: 0,
+            edge_out: None,
         }
     }
 

@@ -68,12 +68,22 @@ pub fn object() -> &'static [u8] {
 /// why not, where it cannot be read (then the BTF scheduler hooks, which
 /// need it, are not used).
 pub fn task_pid_offset() -> Result<u32, &'static str> {
-    static OFFSET: OnceLock<Result<u32, String>> = OnceLock::new();
-    OFFSET
-        .get_or_init(crate::kernel::btf::task_pid_offset)
+    offsets().task_pid.as_ref().copied().map_err(String::as_str)
+}
+
+/// Where this kernel's `tcp_sock` keeps `tcp_wstamp_ns` (kernel_out
+/// needs it), or why not known.
+pub fn tcp_wstamp_offset() -> Result<u32, &'static str> {
+    offsets()
+        .tcp_wstamp_ns
         .as_ref()
         .copied()
         .map_err(String::as_str)
+}
+
+fn offsets() -> &'static crate::kernel::btf::Offsets {
+    static OFFSETS: OnceLock<crate::kernel::btf::Offsets> = OnceLock::new();
+    OFFSETS.get_or_init(crate::kernel::btf::kernel_offsets)
 }
 
 /// The scheduler hooks a capture tries first here: the BTF tracepoints
@@ -102,6 +112,7 @@ pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
     // 0 leaves the BTF scheduler hooks inert; they are then not attached.
     let pid_offset = task_pid_offset().unwrap_or(0);
     let edge_on = u32::from(pod_edge);
+    let wstamp_offset = tcp_wstamp_offset().unwrap_or(0);
     let (flows, stamps) = if pod_edge {
         (edge::EDGE_FLOWS_MAX, profiler_common::slots::SOCK_SLOTS_LEN)
     } else {
@@ -112,8 +123,10 @@ pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
         .map_max_entries(ring::RING, cpus * ring::slots_per_cpu(cpus))
         .map_max_entries(edge::EDGE_FLOWS, flows)
         .map_max_entries(edge::SOCK_EDGE_IN, stamps)
+        .map_max_entries(edge::SOCK_EDGE_OUT, stamps)
         .override_global(sched::TASK_PID_OFFSET, &pid_offset, true)
         .override_global(edge::EDGE_ON, &edge_on, true)
+        .override_global(edge::TCP_WSTAMP_OFFSET, &wstamp_offset, true)
         .load(object())?)
 }
 

@@ -42,8 +42,9 @@ pub struct HopStats {
 /// total = queue + process; process = on_cpu + runqueue + blocked;
 /// queue_runqueue is the part of queue the reading thread spent runnable;
 /// kernel_in is the pod edge to readable at the proxy's socket, for data
-/// that came in through a watched pod edge.
-pub const COMPONENTS: [&str; 8] = [
+/// that came in through a watched pod edge; kernel_out is TCP sending the
+/// proxy's write to its leaving through the edge.
+pub const COMPONENTS: [&str; 9] = [
     "total",
     "queue",
     "process",
@@ -52,13 +53,16 @@ pub const COMPONENTS: [&str; 8] = [
     "blocked",
     "queue_runqueue",
     "kernel_in",
+    "kernel_out",
 ];
 
 /// The components the daemon exports (blocked is process minus on_cpu and
 /// runqueue in sums; it and queue_runqueue are in snapshots only, which
-/// keeps a sidecar's series count down). kernel_in has observations only
-/// where the classifiers run.
-pub const EXPORTED: [usize; 6] = [TOTAL, QUEUE, PROCESS, ON_CPU, RUNQUEUE, KERNEL_IN];
+/// keeps a sidecar's series count down). kernel_in and kernel_out have
+/// observations only where the classifiers run.
+pub const EXPORTED: [usize; 7] = [
+    TOTAL, QUEUE, PROCESS, ON_CPU, RUNQUEUE, KERNEL_IN, KERNEL_OUT,
+];
 
 /// Indices into [`COMPONENTS`].
 pub const TOTAL: usize = 0;
@@ -69,6 +73,7 @@ pub const RUNQUEUE: usize = 4;
 pub const BLOCKED: usize = 5;
 pub const QUEUE_RUNQUEUE: usize = 6;
 pub const KERNEL_IN: usize = 7;
+pub const KERNEL_OUT: usize = 8;
 
 fn hist() -> Histogram<u64> {
     hist_of(SIGFIG)
@@ -106,6 +111,7 @@ fn components(f: &Forward) -> [Option<u64>; COMPONENTS.len()] {
         s.map(|s| s.blocked_ns),
         s.map(|_| f.queue_runnable_ns),
         f.kernel_in_ns(),
+        f.kernel_out_ns(),
     ]
 }
 
@@ -224,6 +230,7 @@ mod tests {
             split: None,
             queue_runnable_ns: 0,
             edge_in_ns: 0,
+            edge_out: None,
         }
     }
 

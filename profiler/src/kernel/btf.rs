@@ -172,12 +172,31 @@ impl<'a> Btf<'a> {
     }
 }
 
-/// Where `task_struct` keeps `pid` on the running kernel.
-pub fn task_pid_offset() -> Result<u32, String> {
-    let data = std::fs::read(VMLINUX).map_err(|e| format!("reading {VMLINUX}: {e}"))?;
-    Btf::parse(&data)
-        .and_then(|b| b.member_offset("task_struct", "pid"))
-        .map_err(|e| format!("{VMLINUX}: {e}"))
+/// Where the running kernel keeps what the programs read from its
+/// structures: each offset, or why it is not known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Offsets {
+    /// `task_struct.pid` (the BTF scheduler hooks).
+    pub task_pid: Result<u32, String>,
+    /// `tcp_sock.tcp_wstamp_ns`: when TCP last sent a packet of the socket
+    /// (its departure time; receiving does not move it, unlike
+    /// `tcp_clock_cache`), the start of kernel_out.
+    pub tcp_wstamp_ns: Result<u32, String>,
+}
+
+/// The offsets, from one read of the kernel's BTF.
+pub fn kernel_offsets() -> Offsets {
+    let found = |data: &Result<Vec<u8>, String>, ty: &str, member: &str| {
+        let data = data.as_ref().map_err(Clone::clone)?;
+        Btf::parse(data)
+            .and_then(|b| b.member_offset(ty, member))
+            .map_err(|e| format!("{VMLINUX}: {e}"))
+    };
+    let data = std::fs::read(VMLINUX).map_err(|e| format!("reading {VMLINUX}: {e}"));
+    Offsets {
+        task_pid: found(&data, "task_struct", "pid"),
+        tcp_wstamp_ns: found(&data, "tcp_sock", "tcp_wstamp_ns"),
+    }
 }
 
 #[cfg(test)]
@@ -297,8 +316,16 @@ mod tests {
             std::path::Path::new(VMLINUX).exists(),
             "{VMLINUX} is missing: this kernel was built without CONFIG_DEBUG_INFO_BTF"
         );
-        let off = task_pid_offset().expect("task_struct.pid in this kernel's BTF");
+        let found = kernel_offsets();
+        let off = found
+            .task_pid
+            .expect("task_struct.pid in this kernel's BTF");
         // pid sits after the scheduler's state, well inside the struct.
         assert!((256..8192).contains(&off), "{off}");
+        // tcp_sock begins with inet_connection_sock, which begins with sock.
+        let clock = found
+            .tcp_wstamp_ns
+            .expect("tcp_sock.tcp_wstamp_ns in this kernel's BTF");
+        assert!((1024..8192).contains(&clock) && clock % 8 == 0, "{clock}");
     }
 }

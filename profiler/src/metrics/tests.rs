@@ -47,6 +47,7 @@ fn expo() -> Exposition {
                 Buckets::default(),
                 Buckets::default(),
                 Buckets::default(),
+                Buckets::default(),
             ],
         }],
         health: Health {

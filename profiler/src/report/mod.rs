@@ -36,6 +36,11 @@ pub struct Hop {
     /// packet passed the pod edge -> its data readable at the proxy socket.
     pub kernel_in_forwards: u64,
     pub kernel_in_us: Percentiles,
+    /// Of `forwards`, those whose write left through a watched pod edge
+    /// with a stamp; `kernel_out_us` is over these: TCP sent the write's
+    /// last packet -> it left the pod edge.
+    pub kernel_out_forwards: u64,
+    pub kernel_out_us: Percentiles,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -216,6 +221,7 @@ impl Snapshot {
                             blocked_us,
                             queue_runqueue_us,
                             kernel_in_us,
+                            kernel_out_us,
                         ] = h.percentiles();
                         Hop {
                             direction: *d,
@@ -233,6 +239,8 @@ impl Snapshot {
                             queue_runqueue_us,
                             kernel_in_forwards: h.exported[crate::histogram::KERNEL_IN].count,
                             kernel_in_us,
+                            kernel_out_forwards: h.exported[crate::histogram::KERNEL_OUT].count,
+                            kernel_out_us,
                         }
                     })
                     .collect(),
@@ -328,6 +336,9 @@ impl Snapshot {
                 }
                 if h.kernel_in_forwards > 0 {
                     rows.push(("kernel in", &h.kernel_in_us));
+                }
+                if h.kernel_out_forwards > 0 {
+                    rows.push(("kernel out", &h.kernel_out_us));
                 }
                 for (i, (name, p)) in rows.into_iter().enumerate() {
                     let lead = if i == 0 {
