@@ -4,6 +4,7 @@
 //! `meshbox bench`; none of it ships in the profiler.
 //! Everything it creates is torn down on drop (also on panic), and meshes
 //! left by a killed process are swept on the next start.
+pub mod ab;
 pub mod agent;
 pub mod app;
 pub mod bench;

@@ -303,8 +303,12 @@ fn kernel_in_and_out_are_measured_where_data_crosses_the_pod_edge() {
     use profiler::classify::{Direction, Leg};
     use profiler_tests::capture::{hop, profile_under_load_with, sidecar};
     profiler_tests::require_root();
-    for conns in [1, 16, 64] {
-        let m = mesh::up(&mesh::config(SidecarKind::Nginx));
+    // Plain HTTP at 1, 16 and 64 connections, and mutual TLS between the
+    // sidecars (other bytes, same flows).
+    for (conns, mtls) in [(1, false), (16, false), (64, false), (16, true)] {
+        let mut cfg = mesh::config(SidecarKind::Nginx);
+        cfg.mtls = mtls;
+        let m = mesh::up(&cfg);
         let (snap, load) = profile_under_load_with(&m, oha(conns, 3, 600), hooks(&m, None));
         assert!(load.completed > 1000 && load.errors == 0, "{load:?}");
         for (pod, d, edge_leg, lo_leg) in [
@@ -315,8 +319,8 @@ fn kernel_in_and_out_are_measured_where_data_crosses_the_pod_edge() {
             let e = hop(s, d, edge_leg);
             let l = hop(s, d, lo_leg);
             eprintln!(
-                "{conns} conns, {pod} {d:?} {edge_leg:?}: {} of {} forwards with kernel_in, p50 \
-                 {:.1} p99 {:.1} us (queue p50 {:.1}, process p50 {:.1})",
+                "{conns} conns, mtls {mtls}, {pod} {d:?} {edge_leg:?}: {} of {} forwards with \
+                 kernel_in, p50 {:.1} p99 {:.1} us (queue p50 {:.1}, process p50 {:.1})",
                 e.kernel_in_forwards,
                 e.forwards,
                 e.kernel_in_us.p50,
@@ -453,4 +457,37 @@ fn a_known_kernel_delay_lands_in_kernel_in_or_out() {
         b2.forwards
     );
     unmoved("kernel_in", s0.kernel_in_us.p50, s2.kernel_in_us.p50);
+}
+
+/// The A/B cross-check, in the demo's shape (a 200 µs app, 4 connections
+/// at 500 requests/s): what the sidecars add to the client's p50 (the same
+/// pods and load without interception as the baseline) is matched within
+/// 25% by the profiler's account, the four traversals' sidecar_total p50s.
+#[test]
+fn the_sidecars_added_latency_is_matched_by_the_profilers_account() {
+    use profiler_tests::capture::profile_under_load_with;
+    profiler_tests::require_root();
+    let mut cfg = mesh::config(SidecarKind::Nginx);
+    cfg.app_delay = Duration::from_micros(200);
+    cfg.app_size = 512;
+    let spec = oha(4, 5, 500);
+    let baseline = {
+        let mut plain = cfg.clone();
+        plain.intercept = false;
+        let m = mesh::up(&plain);
+        testbed::load::run(&m.client.netns, &m.url(), &spec).expect("baseline load")
+    };
+    let m = mesh::up(&cfg);
+    let (snap, load) = profile_under_load_with(&m, spec, hooks(&m, None));
+    assert!(
+        baseline.errors == 0 && load.errors == 0 && load.completed > 2000,
+        "{baseline:?} {load:?}"
+    );
+    let account = testbed::ab::account(&snap);
+    let line = testbed::ab::summary(baseline.p50_us, load.p50_us, &account);
+    eprintln!("{line}");
+    assert_eq!(account.traversals, 4, "{snap:?}");
+    let ratio = testbed::ab::agreement(load.p50_us - baseline.p50_us, account.sidecars_us)
+        .unwrap_or_else(|| panic!("the sidecars added nothing: {line}"));
+    assert!((0.75..=1.25).contains(&ratio), "{line}");
 }

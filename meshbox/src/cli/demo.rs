@@ -40,31 +40,6 @@ pub fn run(a: Args) -> ExitCode {
 fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let helper = std::env::current_exe()?;
     profiler::signals::install();
-    println!(
-        "demo: building a two-pod mesh with {:?} sidecars",
-        a.sidecar
-    );
-    let mut mesh = Mesh::up(&MeshConfig {
-        sidecar: a.sidecar,
-        intercept: true,
-        app_delay: Duration::from_micros(200),
-        app_size: 512,
-        proxy_delay: Duration::ZERO,
-        proxy_mode: crate::delay_proxy::ProxyMode::Threads,
-        app_response: crate::app::AppResponse::OneWrite,
-        mtls: a.mtls,
-        // h2load speaks only HTTP/2: it gets an HTTP/2 mesh (haproxy sidecars).
-        http2: a.load == LoadGen::H2load,
-        helper,
-    })?;
-    println!(
-        "demo: client pod {} ({}) -> server pod {} ({}), {}",
-        mesh.client.name,
-        mesh.client.ip,
-        mesh.server.name,
-        mesh.server.ip,
-        mesh.url()
-    );
     let spec = LoadSpec {
         generator: a.load,
         duration: Duration::from_secs(a.seconds),
@@ -78,6 +53,52 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
             1
         },
     };
+    let cfg = MeshConfig {
+        sidecar: a.sidecar,
+        intercept: true,
+        app_delay: Duration::from_micros(200),
+        app_size: 512,
+        proxy_delay: Duration::ZERO,
+        proxy_mode: crate::delay_proxy::ProxyMode::Threads,
+        app_response: crate::app::AppResponse::OneWrite,
+        mtls: a.mtls,
+        // h2load speaks only HTTP/2: it gets an HTTP/2 mesh (haproxy sidecars).
+        http2: a.load == LoadGen::H2load,
+        helper,
+    };
+    // The A/B's baseline first: the same pods and load, no interception.
+    println!("demo: baseline, the same two pods without interception");
+    let baseline = {
+        let mut plain = Mesh::up(&MeshConfig {
+            intercept: false,
+            ..cfg.clone()
+        })?;
+        let r = crate::load::run(&plain.client.netns, &plain.url(), &spec);
+        plain.teardown()?;
+        r?
+    };
+    println!(
+        "demo: baseline completed {} requests ({}); client latency p50 {:.0} us",
+        baseline.completed,
+        baseline.errors_explained(),
+        baseline.p50_us
+    );
+    if profiler::signals::interrupted() {
+        return Err("interrupted; the mesh was torn down".into());
+    }
+    println!(
+        "demo: building a two-pod mesh with {:?} sidecars",
+        a.sidecar
+    );
+    let mut mesh = Mesh::up(&cfg)?;
+    println!(
+        "demo: client pod {} ({}) -> server pod {} ({}), {}",
+        mesh.client.name,
+        mesh.client.ip,
+        mesh.server.name,
+        mesh.server.ip,
+        mesh.url()
+    );
     // Profile while the load runs; the load starts once the hooks are in
     // and the sidecars known.
     let opts = profiler::snapshot::Options {
@@ -85,7 +106,15 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         selectors: vec![profiler::discovery::Selector::Istio],
         excluded_ports: profiler::classify::DEFAULT_EXCLUDED_PORTS.to_vec(),
         progress: true,
-        hooks: profiler::ebpf::Hooks::default(),
+        // The classifiers on both pods' edges, whose veths end in the
+        // mesh's node namespace.
+        hooks: profiler::ebpf::Hooks {
+            pod_edge: Some(profiler::ebpf::PodEdge {
+                node_netns: Some(std::path::Path::new("/run/netns").join(&mesh.node_netns)),
+                mode: None,
+            }),
+            ..profiler::ebpf::Hooks::default()
+        },
     };
     let (result, snap) = match profiler::snapshot::start(&opts) {
         Err(e) => (Ok(None), Err(e)),
@@ -106,7 +135,8 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         return Err("interrupted; the mesh was torn down".into());
     }
     // None: profiling could not start, so no load was sent.
-    if let Some(result) = result? {
+    let result = result?;
+    if let Some(result) = &result {
         println!(
             "demo: {:?} completed {} requests ({}); client latency p50 {:.0} us, p90 {:.0} us, p99 {:.0} us",
             a.load,
@@ -118,7 +148,16 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     match snap {
-        Ok(snap) => print!("\n{}", snap.to_table()),
+        Ok(snap) => {
+            print!("\n{}", snap.to_table());
+            if let Some(result) = &result {
+                let account = crate::ab::account(&snap);
+                println!(
+                    "\ndemo: {}",
+                    crate::ab::summary(baseline.p50_us, result.p50_us, &account)
+                );
+            }
+        }
         Err(e) => eprintln!("demo: profiling failed: {e}"),
     }
     mesh.teardown()?;

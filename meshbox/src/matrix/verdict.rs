@@ -247,6 +247,8 @@ mod tests {
             kernel_in_us: Percentiles::default(),
             kernel_out_forwards: 0,
             kernel_out_us: Percentiles::default(),
+            sidecar_total_forwards: 0,
+            sidecar_total_us: Percentiles::default(),
         }
     }
 

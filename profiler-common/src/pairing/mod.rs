@@ -209,10 +209,24 @@ impl Forward {
 
     /// TCP sent the write's data -> its last packet left the pod edge: the
     /// kernel's part on the way out (IP, netfilter, veth), for data that
-    /// left through the edge.
+    /// left through the edge. The write call usually sends the packet
+    /// itself, so this is then inside process, which ends as it returns.
     pub fn kernel_out_ns(&self) -> Option<u64> {
         self.edge_out
             .and_then(|(xmit, edge)| edge.checked_sub(xmit))
+    }
+
+    /// The data's whole way through the sidecar as far as it is stamped:
+    /// from the pod edge where it came in through one (else from readable
+    /// at the proxy's socket) to the pod edge where it left through one
+    /// after the write returned (else to the write's return). That is
+    /// kernel_in + queue + process + the part of kernel_out after the write.
+    pub fn sidecar_total_ns(&self) -> u64 {
+        let after_write = match self.edge_out {
+            Some((_, edge)) => edge.saturating_sub(self.write_ns),
+            None => 0,
+        };
+        self.total_ns() + self.kernel_in_ns().unwrap_or(0) + after_write
     }
 
     /// Arrival to read: waiting to be picked up (event loop, CPU contention).

@@ -949,4 +949,17 @@ fn the_edge_stamp_follows_the_last_arrival() {
     p.on_write(&w, Role::Connected, &mut out);
     assert_eq!(out[0].kernel_out_ns(), Some(40));
     assert_eq!(out[0].kernel_in_ns(), None);
+    // Sent within the write: the whole way ends as the write returns.
+    assert_eq!(out[0].sidecar_total_ns(), 10_000 - 900);
+
+    // In through the edge, out after the write returned (held by TCP).
+    let mut p = Pairing::default();
+    p.on_read(&read(1, 1_000, 900, 850), Role::Accepted);
+    let mut out = Vec::new();
+    let mut w = write(2, 10_000);
+    w.edge_out = Some((10_100, 10_130));
+    p.on_write(&w, Role::Connected, &mut out);
+    assert_eq!(out[0].kernel_in_ns(), Some(50));
+    assert_eq!(out[0].kernel_out_ns(), Some(30));
+    assert_eq!(out[0].sidecar_total_ns(), 10_130 - 850);
 }

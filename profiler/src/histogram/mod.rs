@@ -43,8 +43,10 @@ pub struct HopStats {
 /// queue_runqueue is the part of queue the reading thread spent runnable;
 /// kernel_in is the pod edge to readable at the proxy's socket, for data
 /// that came in through a watched pod edge; kernel_out is TCP sending the
-/// proxy's write to its leaving through the edge.
-pub const COMPONENTS: [&str; 9] = [
+/// proxy's write to its leaving through the edge; sidecar_total is the
+/// data's whole way through the sidecar as stamped (see
+/// `Forward::sidecar_total_ns`).
+pub const COMPONENTS: [&str; 10] = [
     "total",
     "queue",
     "process",
@@ -54,14 +56,22 @@ pub const COMPONENTS: [&str; 9] = [
     "queue_runqueue",
     "kernel_in",
     "kernel_out",
+    "sidecar_total",
 ];
 
 /// The components the daemon exports (blocked is process minus on_cpu and
 /// runqueue in sums; it and queue_runqueue are in snapshots only, which
-/// keeps a sidecar's series count down). kernel_in and kernel_out have
-/// observations only where the classifiers run.
-pub const EXPORTED: [usize; 7] = [
-    TOTAL, QUEUE, PROCESS, ON_CPU, RUNQUEUE, KERNEL_IN, KERNEL_OUT,
+/// keeps a sidecar's series count down). kernel_in, kernel_out and
+/// sidecar_total have observations only where the classifiers run.
+pub const EXPORTED: [usize; 8] = [
+    TOTAL,
+    QUEUE,
+    PROCESS,
+    ON_CPU,
+    RUNQUEUE,
+    KERNEL_IN,
+    KERNEL_OUT,
+    SIDECAR_TOTAL,
 ];
 
 /// Indices into [`COMPONENTS`].
@@ -74,6 +84,7 @@ pub const BLOCKED: usize = 5;
 pub const QUEUE_RUNQUEUE: usize = 6;
 pub const KERNEL_IN: usize = 7;
 pub const KERNEL_OUT: usize = 8;
+pub const SIDECAR_TOTAL: usize = 9;
 
 fn hist() -> Histogram<u64> {
     hist_of(SIGFIG)
@@ -102,6 +113,9 @@ pub(crate) const fn in_range(ns: u64) -> u64 {
 /// a split.
 fn components(f: &Forward) -> [Option<u64>; COMPONENTS.len()] {
     let s = f.split;
+    // sidecar_total only where an end of the forward was stamped at a pod
+    // edge; elsewhere it would be total again.
+    let edge = f.kernel_in_ns().is_some() || f.kernel_out_ns().is_some();
     [
         Some(f.total_ns()),
         Some(f.queue_ns()),
@@ -112,6 +126,7 @@ fn components(f: &Forward) -> [Option<u64>; COMPONENTS.len()] {
         s.map(|_| f.queue_runnable_ns),
         f.kernel_in_ns(),
         f.kernel_out_ns(),
+        edge.then(|| f.sidecar_total_ns()),
     ]
 }
 

@@ -48,6 +48,7 @@ fn expo() -> Exposition {
                 Buckets::default(),
                 Buckets::default(),
                 Buckets::default(),
+                Buckets::default(),
             ],
         }],
         health: Health {

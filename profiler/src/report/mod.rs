@@ -41,6 +41,12 @@ pub struct Hop {
     /// last packet -> it left the pod edge.
     pub kernel_out_forwards: u64,
     pub kernel_out_us: Percentiles,
+    /// Of `forwards`, those with a pod edge stamp at either end;
+    /// `sidecar_total_us` is over these: the data's whole way through the
+    /// sidecar as stamped, kernel_in + queue + process + the part of
+    /// kernel_out after the write returned.
+    pub sidecar_total_forwards: u64,
+    pub sidecar_total_us: Percentiles,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -222,6 +228,7 @@ impl Snapshot {
                             queue_runqueue_us,
                             kernel_in_us,
                             kernel_out_us,
+                            sidecar_total_us,
                         ] = h.percentiles();
                         Hop {
                             direction: *d,
@@ -241,6 +248,9 @@ impl Snapshot {
                             kernel_in_us,
                             kernel_out_forwards: h.exported[crate::histogram::KERNEL_OUT].count,
                             kernel_out_us,
+                            sidecar_total_forwards: h.exported[crate::histogram::SIDECAR_TOTAL]
+                                .count,
+                            sidecar_total_us,
                         }
                     })
                     .collect(),
@@ -339,6 +349,9 @@ impl Snapshot {
                 }
                 if h.kernel_out_forwards > 0 {
                     rows.push(("kernel out", &h.kernel_out_us));
+                }
+                if h.sidecar_total_forwards > 0 {
+                    rows.push(("sidecar", &h.sidecar_total_us));
                 }
                 for (i, (name, p)) in rows.into_iter().enumerate() {
                     let lead = if i == 0 {

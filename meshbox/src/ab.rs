@@ -1,0 +1,102 @@
+//! The whole-sidecar A/B: what the sidecars add to the client's latency
+//! (the same load through the mesh with interception, and without: the
+//! baseline, traffic straight to the app), beside what the profiler
+//! accounts for in the same mesh run (each traversal's sidecar_total).
+use profiler::{
+    classify::{Direction, Leg},
+    report::Snapshot,
+};
+
+/// The profiler's account of one request's way through both sidecars, at
+/// p50: the four traversals' sidecar_total p50s summed (total where a
+/// traversal has no pod edge stamp), and that split into the proxies'
+/// part (queue + process) and the kernel's (pod edge to socket, and any
+/// leaving after the write returned).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Account {
+    pub sidecars_us: f64,
+    pub proxies_us: f64,
+    pub kernel_us: f64,
+    /// Traversals found with forwards (4 when both sidecars were seen).
+    pub traversals: usize,
+}
+
+/// The four traversals: the client's outbound hop and the server's inbound
+/// hop, each leg.
+pub const TRAVERSALS: [(&str, Direction, Leg); 4] = [
+    ("client-", Direction::Outbound, Leg::Request),
+    ("server-", Direction::Inbound, Leg::Request),
+    ("server-", Direction::Inbound, Leg::Response),
+    ("client-", Direction::Outbound, Leg::Response),
+];
+
+pub fn account(snap: &Snapshot) -> Account {
+    let mut a = Account::default();
+    for (pod, d, leg) in TRAVERSALS {
+        let Some(h) = snap
+            .sidecar(pod)
+            .and_then(|s| s.hops.iter().find(|h| h.direction == d && h.leg == leg))
+        else {
+            continue;
+        };
+        a.traversals += 1;
+        let whole = if h.sidecar_total_forwards > 0 {
+            h.sidecar_total_us.p50
+        } else {
+            h.total_us.p50
+        };
+        a.sidecars_us += whole;
+        a.proxies_us += h.total_us.p50;
+        a.kernel_us += (whole - h.total_us.p50).max(0.0);
+    }
+    a
+}
+
+/// The demo's line: what the sidecars added by A/B against what the
+/// profiler accounts for.
+pub fn summary(baseline_p50_us: f64, mesh_p50_us: f64, a: &Account) -> String {
+    let added = mesh_p50_us - baseline_p50_us;
+    format!(
+        "sidecars added {added:.0} us per request at p50 (client A/B: {mesh_p50_us:.0} with, \
+         {baseline_p50_us:.0} without); the profiler accounts for {:.0} us: proxies {:.0}, \
+         kernel {:.0} (pod edge to socket); {}",
+        a.sidecars_us,
+        a.proxies_us,
+        a.kernel_us,
+        match agreement(added, a.sidecars_us) {
+            Some(r) => format!("{:+.0}% of the A/B", (r - 1.0) * 100.0),
+            None => "no A/B difference to compare with".into(),
+        }
+    )
+}
+
+/// The account over the A/B difference (None: no difference to compare).
+pub fn agreement(added_us: f64, accounted_us: f64) -> Option<f64> {
+    (added_us > 0.0).then(|| accounted_us / added_us)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_both_figures_and_their_ratio() {
+        let a = Account {
+            sidecars_us: 318.0,
+            proxies_us: 156.0,
+            kernel_us: 162.0,
+            traversals: 4,
+        };
+        let s = summary(200.0, 541.0, &a);
+        assert!(
+            s.starts_with("sidecars added 341 us per request at p50"),
+            "{s}"
+        );
+        assert!(
+            s.contains("accounts for 318 us: proxies 156, kernel 162"),
+            "{s}"
+        );
+        assert!(s.ends_with("-7% of the A/B"), "{s}");
+        assert_eq!(agreement(0.0, 10.0), None);
+    }
+}
