@@ -42,15 +42,21 @@ pub fn run() -> Report {
         Ok(_) => finding(
             "btf",
             true,
-            match loader::task_pid_offset() {
-                Ok(off) => format!(
-                    "/sys/kernel/btf/vmlinux parsed; task_struct keeps pid at byte {off} \
-                     (for the BTF scheduler hooks)"
-                ),
-                Err(why) => format!(
-                    "/sys/kernel/btf/vmlinux parsed; {why} (the classic scheduler hooks are used)"
-                ),
-            },
+            format!(
+                "/sys/kernel/btf/vmlinux parsed; {}; {}",
+                match loader::task_pid_offset() {
+                    Ok(off) => format!(
+                        "task_struct keeps pid at byte {off} (for the BTF scheduler hooks)"
+                    ),
+                    Err(why) => format!("{why} (the classic scheduler hooks are used)"),
+                },
+                match loader::tcp_wstamp_offset() {
+                    Ok(off) => format!(
+                        "tcp_sock keeps tcp_wstamp_ns at byte {off} (for kernel_out at the pod edge)"
+                    ),
+                    Err(why) => format!("{why} (no kernel_out at the pod edge)"),
+                }
+            ),
         ),
         Err(e) => finding(
             "btf",
@@ -333,7 +339,7 @@ fn hooks(btf: Option<&Btf>) -> HookProbes {
 /// Attach a classifier through a clsact qdisc on the loopback of a scratch
 /// network namespace owned by one short-lived thread.
 fn tc_clsact() -> Finding {
-    let probe = std::thread::spawn(|| -> Result<(), String> {
+    let probe = std::thread::spawn(|| -> Result<&'static str, String> {
         // SAFETY: unshare affects only this thread, which exits right after.
         if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
             return Err(format!(
@@ -342,7 +348,7 @@ fn tc_clsact() -> Finding {
             ));
         }
         tc::qdisc_add_clsact("lo").map_err(|e| format!("adding clsact qdisc: {e}"))?;
-        let mut ebpf = ebpf::open().map_err(|e| e.to_string())?;
+        let mut ebpf = ebpf::loader::open_with(true).map_err(|e| e.to_string())?;
         let prog: &mut SchedClassifier = ebpf
             .program_mut("tc_pod_iface")
             .ok_or("tc_pod_iface missing from the object")?
@@ -355,13 +361,41 @@ fn tc_clsact() -> Finding {
             tc::TcAttachOptions::Netlink(tc::NlOptions::default()),
         )
         .map_err(|e| format!("attaching classifier: {e}"))?;
-        Ok(())
+        // The pod edge's own classifiers, as `--pod-edge` attaches them.
+        let edges = crate::edge::Edges::open(&mut ebpf, crate::ebpf::PodEdge::default())
+            .map_err(|e| e.to_string())?;
+        drop(edges);
+        for name in ["profiler_in", "profiler_out"] {
+            let p: &mut SchedClassifier = ebpf
+                .program_mut(name)
+                .ok_or_else(|| format!("{name} missing from the object"))?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+            let tcx = p.attach_with_options(
+                "lo",
+                TcAttachType::Egress,
+                tc::TcAttachOptions::TcxOrder(aya::programs::LinkOrder::default()),
+            );
+            if tcx.is_err() {
+                p.attach_with_options(
+                    "lo",
+                    TcAttachType::Egress,
+                    tc::TcAttachOptions::Netlink(tc::NlOptions::default()),
+                )
+                .map_err(|e| format!("attaching {name}: {e}"))?;
+                return Ok("cls_bpf filters");
+            }
+        }
+        Ok("tcx links")
     });
     match probe.join() {
-        Ok(Ok(())) => finding(
+        Ok(Ok(mode)) => finding(
             "tc clsact",
             true,
-            "classifier attached via clsact (in a scratch netns)",
+            format!(
+                "classifier attached via clsact, and the pod edge's (--pod-edge) as {mode} \
+                 (in a scratch netns)"
+            ),
         ),
         Ok(Err(e)) => finding("tc clsact", false, e),
         Err(_) => finding("tc clsact", false, "probe thread panicked"),

@@ -38,12 +38,12 @@ pub struct SelectArgs {
     /// leaves process time unsplit, with a warning.
     #[arg(long, value_enum, default_value_t = SchedHooksArg::Auto)]
     pub sched_hooks: SchedHooksArg,
-    /// Put observe-only tc classifiers on each followed pod's edge (the
-    /// node side of its veth). Hidden until they feed the kernel_in and
-    /// kernel_out components; needs CAP_NET_ADMIN.
-    /// tcx links where the kernel has them, else cls_bpf filters on a
-    /// clsact qdisc; or one of the two, forced.
-    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "auto")]
+    /// Also time the kernel's part where data enters and leaves each
+    /// followed pod (kernel_in, kernel_out, sidecar_total): observe-only tc
+    /// classifiers on the node side of each pod's veth, as tcx links where
+    /// the kernel has them, else as cls_bpf filters (or the one named).
+    /// Needs CAP_NET_ADMIN and the node's network namespace (hostNetwork).
+    #[arg(long, num_args = 0..=1, default_missing_value = "auto", value_name = "HOW")]
     pub pod_edge: Option<PodEdgeArg>,
     /// The network namespace holding the node side of the pods' veths,
     /// when it is not the profiler's own (a node that is itself a

@@ -85,6 +85,8 @@ pub const QUEUE_RUNQUEUE: usize = 6;
 pub const KERNEL_IN: usize = 7;
 pub const KERNEL_OUT: usize = 8;
 pub const SIDECAR_TOTAL: usize = 9;
+/// The components only the pod edge's classifiers give.
+pub const POD_EDGE: [usize; 3] = [KERNEL_IN, KERNEL_OUT, SIDECAR_TOTAL];
 
 fn hist() -> Histogram<u64> {
     hist_of(SIGFIG)

@@ -140,7 +140,13 @@ impl Collector for Exposition {
             )?;
             for h in &hops {
                 let base = self.hop_labels(h);
-                for (name, b) in EXPORTED.map(|i| (COMPONENTS[i], &h.components[i])) {
+                for (i, name, b) in EXPORTED.map(|i| (i, COMPONENTS[i], &h.components[i])) {
+                    // The pod edge's components appear once they have an
+                    // observation: without --pod-edge, and on the legs an
+                    // edge does not end, they would only add empty series.
+                    if crate::histogram::POD_EDGE.contains(&i) && b.count == 0 {
+                        continue;
+                    }
                     let mut labels = base.clone();
                     labels.push(("component", name));
                     m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(

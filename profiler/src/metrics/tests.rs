@@ -161,3 +161,24 @@ fn negotiation_prefers_openmetrics_when_offered() {
             .starts_with("text/plain; version=0.0.4")
     );
 }
+
+#[test]
+fn pod_edge_components_appear_once_observed() {
+    let text = render(expo(), Format::Prometheus).expect("render");
+    for c in ["kernel_in", "kernel_out", "sidecar_total"] {
+        assert!(
+            !text.contains(&format!("component=\"{c}\"")),
+            "{c} without an observation:\n{text}"
+        );
+    }
+    let mut e = expo();
+    e.hops[0].components[crate::histogram::KERNEL_IN].record(4_000);
+    let text = render(e, Format::Prometheus).expect("render");
+    assert!(
+        text.contains(&format!(
+            "sidecar_hop_duration_seconds_count{{{HOP},component=\"kernel_in\"}} 1"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("component=\"kernel_out\""), "{text}");
+}
