@@ -29,6 +29,8 @@ fn bench_smoke_runs_every_part_and_writes_the_users_view() {
         "user's view",
         "goal: throughput loss",
         "goal: fixed-rate client p99",
+        "goal: throughput with the pod edge's classifiers",
+        "pod edge classifiers (--pod-edge):",
     ] {
         assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
     }
@@ -36,7 +38,7 @@ fn bench_smoke_runs_every_part_and_writes_the_users_view() {
     let _ = std::fs::remove_file(&json);
     let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     let arms = v["arms"].as_array().expect("arms");
-    assert_eq!(arms.len(), 3, "{text}");
+    assert_eq!(arms.len(), 4, "{text}");
     for a in arms {
         for key in ["max_rps", "p50_us", "p99_us"] {
             let x = a[key][0].as_f64().unwrap_or(0.0);
@@ -47,11 +49,11 @@ fn bench_smoke_runs_every_part_and_writes_the_users_view() {
         v["profiler_forwards"].as_f64().unwrap_or(0.0) > 0.0,
         "the daemon recorded no forward while its arm ran: {text}"
     );
-    for key in ["empty", "profiler"] {
+    for key in ["empty", "profiler", "edge"] {
         assert!(
             v[key]["throughput"]["median"].as_f64().unwrap_or(0.0) > 0.0,
             "no {key} ratio: {text}"
         );
     }
-    assert_eq!(v["goals"].as_array().map(Vec::len), Some(2), "{text}");
+    assert_eq!(v["goals"].as_array().map(Vec::len), Some(3), "{text}");
 }

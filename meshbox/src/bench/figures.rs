@@ -50,6 +50,8 @@ pub struct Figures {
     /// As `tracked`, without the scheduler hooks.
     pub unsplit: Phase,
     pub max: Phase,
+    /// As `tracked`, with the pod edge's classifiers.
+    pub edge: Phase,
     pub rss_kb: u64,
     pub hwm_kb: u64,
 }
@@ -131,6 +133,7 @@ impl Figures {
             ("tracked", &self.tracked),
             ("tracked, no scheduler hooks", &self.unsplit),
             ("max rate", &self.max),
+            ("tracked, pod edge classifiers", &self.edge),
         ] {
             line(
                 &mut out,
@@ -294,6 +297,29 @@ impl Figures {
                 self.max.forwards as f64 / self.max.load_seconds,
                 self.max.lost,
                 verdict(self.max.lost == 0)
+            ),
+        );
+        let (packets, edge_ns) = self
+            .edge
+            .programs
+            .iter()
+            .filter(|d| d.name == "profiler_in" || d.name == "profiler_out")
+            .fold((0u64, 0u64), |(r, n), d| (r + d.runs, n + d.run_ns));
+        line(
+            &mut out,
+            format!(
+                "pod edge classifiers (--pod-edge): {:.1} ns per packet, {:.2} packets per \
+                 forward; program time per forward, A/B: {:.0} ns with them, {:.0} ns without \
+                 (phase 2); profiler CPU {:.2}% of one core",
+                if packets == 0 {
+                    0.0
+                } else {
+                    edge_ns as f64 / packets as f64
+                },
+                packets as f64 / self.edge.forwards.max(1) as f64,
+                ns_per_forward_ab(&self.edge, &self.untracked),
+                per_fwd_ab,
+                100.0 * self.edge.cpu_s / self.edge.seconds
             ),
         );
         out

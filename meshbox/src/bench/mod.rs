@@ -138,7 +138,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
     let secs = Duration::from_secs(o.seconds);
 
     eprintln!(
-        "bench 1/4: untracked traffic (interception off, sidecars idle), oha {} req/s",
+        "bench 1/5: untracked traffic (interception off, sidecars idle), oha {} req/s",
         o.rate
     );
     let m = mesh(&o.helper, false)?;
@@ -188,12 +188,12 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
 
     let m = mesh(&o.helper, true)?;
     eprintln!(
-        "bench 2/4: {} req/s through both sidecars (target {} forwards/s)",
+        "bench 2/5: {} req/s through both sidecars (target {} forwards/s)",
         o.rate,
         o.rate * 4
     );
     let tracked = phase(&m, oha_at(o.rate, secs), ebpf::Hooks::default())?;
-    eprintln!("bench 3/4: the same without the scheduler hooks (--no-sched-split)");
+    eprintln!("bench 3/5: the same without the scheduler hooks (--no-sched-split)");
     let unsplit = phase(
         &m,
         oha_at(o.rate, secs),
@@ -203,8 +203,20 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
             ..ebpf::Hooks::default()
         },
     )?;
-    eprintln!("bench 4/4: unthrottled load (wrk, 32 connections): the highest forward rate here");
+    eprintln!("bench 4/5: unthrottled load (wrk, 32 connections): the highest forward rate here");
     let max = phase(&m, wrk_over(32, secs), ebpf::Hooks::default())?;
+    eprintln!("bench 5/5: as 2/5, with the pod edge's classifiers (--pod-edge)");
+    let edge = phase(
+        &m,
+        oha_at(o.rate, secs),
+        ebpf::Hooks {
+            pod_edge: Some(ebpf::PodEdge {
+                node_netns: Some(PathBuf::from("/run/netns").join(&m.node_netns)),
+                mode: None,
+            }),
+            ..ebpf::Hooks::default()
+        },
+    )?;
     drop(m);
 
     Ok(Figures {
@@ -215,6 +227,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
         tracked,
         unsplit,
         max,
+        edge,
         rss_kb: process::rss_kb()?,
         hwm_kb: process::hwm_kb()?,
     })

@@ -362,7 +362,7 @@ fn tc_clsact() -> Finding {
         )
         .map_err(|e| format!("attaching classifier: {e}"))?;
         // The pod edge's own classifiers, as `--pod-edge` attaches them.
-        let edges = crate::edge::Edges::open(&mut ebpf, crate::ebpf::PodEdge::default())
+        let edges = crate::edge::Edges::open(&mut ebpf, ebpf::PodEdge::default())
             .map_err(|e| e.to_string())?;
         drop(edges);
         for name in ["profiler_in", "profiler_out"] {

@@ -326,6 +326,9 @@ mod tests {
         let clock = found
             .tcp_wstamp_ns
             .expect("tcp_sock.tcp_wstamp_ns in this kernel's BTF");
-        assert!((1024..8192).contains(&clock) && clock.is_multiple_of(8), "{clock}");
+        assert!(
+            (1024..8192).contains(&clock) && clock.is_multiple_of(8),
+            "{clock}"
+        );
     }
 }
