@@ -348,7 +348,7 @@ fn tc_clsact() -> Finding {
             ));
         }
         tc::qdisc_add_clsact("lo").map_err(|e| format!("adding clsact qdisc: {e}"))?;
-        let mut ebpf = ebpf::loader::open_with(true).map_err(|e| e.to_string())?;
+        let mut ebpf = loader::open_with(true).map_err(|e| e.to_string())?;
         let prog: &mut SchedClassifier = ebpf
             .program_mut("tc_pod_iface")
             .ok_or("tc_pod_iface missing from the object")?
