@@ -9,7 +9,7 @@ use profiler_common::{
     sock::{AF_INET, AF_INET6},
 };
 
-use crate::track::{edge, now_ns};
+use crate::track::edge;
 
 const PASS_ON: i32 = -1;
 const ETH_HLEN: usize = 14;
@@ -22,40 +22,55 @@ pub fn tc_pod_iface(_ctx: TcContext) -> i32 {
     TC_ACT_PIPE
 }
 
+/// A `T` at `offset` of the packet's linear data, bounds-checked for the
+/// verifier; None past its end (headers not in the linear part: the packet
+/// goes on unstamped).
+#[inline(always)]
+fn at<T: Copy>(ctx: &TcContext, offset: usize) -> Option<T> {
+    let start = ctx.data();
+    if start + offset + size_of::<T>() > ctx.data_end() {
+        return None;
+    }
+    // SAFETY: within [data, data_end), checked above; unaligned read.
+    Some(unsafe { ((start + offset) as *const T).read_unaligned() })
+}
+
 /// A TCP packet carrying data: its flow from the pod's side (the pod's end
-/// is the destination going in, the source going out).
+/// is the destination going in, the source going out). Direct packet
+/// access: a helper call per field cost about 200 ns a packet here.
 #[inline(always)]
 fn tcp_with_data(ctx: &TcContext, into_pod: bool) -> Option<FlowKey> {
-    let proto = u16::from_be(ctx.load::<u16>(12).ok()?);
+    let proto = u16::from_be(at::<u16>(ctx, 12)?);
     let (family, src, dst, l4, ip_payload) = match proto {
         ETH_P_IP => {
-            let ver_ihl = ctx.load::<u8>(ETH_HLEN).ok()?;
-            if ctx.load::<u8>(ETH_HLEN + 9).ok()? != IPPROTO_TCP {
+            let ver_ihl = at::<u8>(ctx, ETH_HLEN)?;
+            if at::<u8>(ctx, ETH_HLEN + 9)? != IPPROTO_TCP {
                 return None;
             }
             let ihl = usize::from(ver_ihl & 0x0f) * 4;
-            let total = usize::from(u16::from_be(ctx.load::<u16>(ETH_HLEN + 2).ok()?));
+            let total = usize::from(u16::from_be(at::<u16>(ctx, ETH_HLEN + 2)?));
             let (mut s, mut d) = ([0u8; 16], [0u8; 16]);
-            s[..4].copy_from_slice(&ctx.load::<[u8; 4]>(ETH_HLEN + 12).ok()?);
-            d[..4].copy_from_slice(&ctx.load::<[u8; 4]>(ETH_HLEN + 16).ok()?);
+            s[..4].copy_from_slice(&at::<[u8; 4]>(ctx, ETH_HLEN + 12)?);
+            d[..4].copy_from_slice(&at::<[u8; 4]>(ctx, ETH_HLEN + 16)?);
             (AF_INET, s, d, ETH_HLEN + ihl, total.checked_sub(ihl)?)
         }
         ETH_P_IPV6 => {
             // Extension headers before TCP are not followed: proxies' TCP
             // carries none.
-            if ctx.load::<u8>(ETH_HLEN + 6).ok()? != IPPROTO_TCP {
+            if at::<u8>(ctx, ETH_HLEN + 6)? != IPPROTO_TCP {
                 return None;
             }
-            let payload = usize::from(u16::from_be(ctx.load::<u16>(ETH_HLEN + 4).ok()?));
-            let s = ctx.load::<[u8; 16]>(ETH_HLEN + 8).ok()?;
-            let d = ctx.load::<[u8; 16]>(ETH_HLEN + 24).ok()?;
+            let payload = usize::from(u16::from_be(at::<u16>(ctx, ETH_HLEN + 4)?));
+            let s = at::<[u8; 16]>(ctx, ETH_HLEN + 8)?;
+            let d = at::<[u8; 16]>(ctx, ETH_HLEN + 24)?;
             (AF_INET6, s, d, ETH_HLEN + 40, payload)
         }
         _ => return None,
     };
-    let sport = u16::from_be(ctx.load::<u16>(l4).ok()?);
-    let dport = u16::from_be(ctx.load::<u16>(l4 + 2).ok()?);
-    let doff = usize::from(ctx.load::<u8>(l4 + 12).ok()? >> 4) * 4;
+    let ports = at::<[u8; 4]>(ctx, l4)?;
+    let sport = u16::from_be_bytes([ports[0], ports[1]]);
+    let dport = u16::from_be_bytes([ports[2], ports[3]]);
+    let doff = usize::from(at::<u8>(ctx, l4 + 12)? >> 4) * 4;
     if ip_payload <= doff {
         return None;
     }
@@ -70,7 +85,7 @@ fn tcp_with_data(ctx: &TcContext, into_pod: bool) -> Option<FlowKey> {
 #[classifier]
 pub fn profiler_in(ctx: TcContext) -> i32 {
     if let Some(key) = tcp_with_data(&ctx, true) {
-        edge::on_packet_in(&key, now_ns());
+        edge::on_packet_in(&key);
     }
     PASS_ON
 }
@@ -79,7 +94,7 @@ pub fn profiler_in(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn profiler_out(ctx: TcContext) -> i32 {
     if let Some(key) = tcp_with_data(&ctx, false) {
-        edge::on_packet_out(&key, now_ns());
+        edge::on_packet_out(&key);
     }
     PASS_ON
 }

@@ -108,15 +108,16 @@ fn socket_of(key: &FlowKey) -> Option<u64> {
     }
 }
 
-/// A packet with payload of flow `key` entered the pod at `now`.
+/// A packet with payload of flow `key` entered the pod (now: the clock is
+/// read only for a proxy's packet).
 #[inline(always)]
-pub fn on_packet_in(key: &FlowKey, now: u64) {
+pub fn on_packet_in(key: &FlowKey) {
     let Some(sk) = socket_of(key) else {
         return;
     };
     if let Some(p) = stamp_of(sk) {
         // SAFETY: an array entry; the last packet wins.
-        unsafe { *p = now };
+        unsafe { *p = super::now_ns() };
     }
 }
 
@@ -148,15 +149,15 @@ pub fn take_in(sk: u64, arrival_ns: u64, now: u64) {
     });
 }
 
-/// A packet with payload of flow `key` left the pod at `now`.
+/// A packet with payload of flow `key` left the pod (now).
 #[inline(always)]
-pub fn on_packet_out(key: &FlowKey, now: u64) {
+pub fn on_packet_out(key: &FlowKey) {
     let Some(sk) = socket_of(key) else {
         return;
     };
     if let Some(p) = out_stamp_of(sk) {
         // SAFETY: an array entry; the last packet wins.
-        unsafe { *p = now };
+        unsafe { *p = super::now_ns() };
     }
 }
 
