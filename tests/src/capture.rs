@@ -20,6 +20,17 @@ pub fn istio(duration: Duration) -> snapshot::Options {
     }
 }
 
+/// oha over `connections` at `rate` requests/s for `secs` seconds.
+pub fn oha(connections: u32, rate: u32, secs: u64) -> LoadSpec {
+    LoadSpec {
+        generator: meshbox::LoadGen::Oha,
+        duration: Duration::from_secs(secs),
+        connections,
+        rate: Some(rate),
+        streams: 1,
+    }
+}
+
 /// A snapshot that starts before the load and ends 2 s after it.
 pub fn profile_under_load(m: &Mesh, spec: LoadSpec) -> (Snapshot, LoadResult) {
     profile_under_load_with(m, spec, profiler::ebpf::Hooks::default())

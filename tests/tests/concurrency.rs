@@ -5,28 +5,15 @@
 //! the proxy.
 use std::{thread, time::Duration};
 
-use meshbox::{
-    LoadGen, LoadResult, LoadSpec, SidecarKind, app::AppResponse, delay_proxy,
-    delay_proxy::ProxyMode,
-};
+use meshbox::{LoadResult, SidecarKind, app::AppResponse, delay_proxy, delay_proxy::ProxyMode};
 use profiler::{classify::Leg, report::Snapshot};
 use profiler_tests::{
     NoDeepIdle,
-    capture::{HOPS, hop, profile_under_load, sidecar},
+    capture::{HOPS, hop, oha, profile_under_load, sidecar},
     mesh,
 };
 
 const CONNECTIONS: [u32; 3] = [1, 16, 64];
-
-fn oha(connections: u32, rate: u32, secs: u64) -> LoadSpec {
-    LoadSpec {
-        generator: LoadGen::Oha,
-        duration: Duration::from_secs(secs),
-        connections,
-        rate: Some(rate),
-        streams: 1,
-    }
-}
 
 /// Ambiguous and unclassified forwards together, as a share of all.
 fn undecided_share(snap: &Snapshot) -> (u64, u64, f64) {

@@ -20,7 +20,10 @@ use profiler::{
     },
     snapshot,
 };
-use profiler_tests::{capture::istio, mesh};
+use profiler_tests::{
+    capture::{istio, oha},
+    mesh,
+};
 
 const EDGES: [&str; 2] = ["veth0", "veth1"];
 /// The handle of the filter the test puts on as "someone else's".
@@ -283,14 +286,18 @@ fn a_killed_profiler_leaves_nothing_the_next_one_does_not_sweep() {
     }
 }
 
-fn oha(connections: u32, secs: u64, rate: u32) -> LoadSpec {
-    LoadSpec {
-        generator: LoadGen::Oha,
-        duration: Duration::from_secs(secs),
-        connections,
-        rate: Some(rate),
-        streams: 1,
-    }
+/// A pod edge component on at least 99% of a leg's forwards, with values a
+/// kernel path has (above zero, under 5 ms at p99).
+fn stamped(what: &str, stamped: u64, forwards: u64, p: &profiler::histogram::Percentiles) {
+    eprintln!(
+        "{what}: {stamped} of {forwards} forwards, p50 {:.1} p99 {:.1} us",
+        p.p50, p.p99
+    );
+    assert!(
+        stamped as f64 >= 0.99 * forwards as f64,
+        "{what}: {stamped} of {forwards} forwards stamped"
+    );
+    assert!(p.p50 > 0.0 && p.p99 < 5_000.0, "{what}: {p:?}");
 }
 
 /// Data entering a pod through its edge gets kernel_in on the leg it
@@ -309,7 +316,7 @@ fn kernel_in_and_out_are_measured_where_data_crosses_the_pod_edge() {
         let mut cfg = mesh::config(SidecarKind::Nginx);
         cfg.mtls = mtls;
         let m = mesh::up(&cfg);
-        let (snap, load) = profile_under_load_with(&m, oha(conns, 3, 600), hooks(&m, None));
+        let (snap, load) = profile_under_load_with(&m, oha(conns, 600, 3), hooks(&m, None));
         assert!(load.completed > 1000 && load.errors == 0, "{load:?}");
         for (pod, d, edge_leg, lo_leg) in [
             ("server-", Direction::Inbound, Leg::Request, Leg::Response),
@@ -318,51 +325,31 @@ fn kernel_in_and_out_are_measured_where_data_crosses_the_pod_edge() {
             let s = sidecar(&snap, pod);
             let e = hop(s, d, edge_leg);
             let l = hop(s, d, lo_leg);
+            let at = format!("{conns} conns, mtls {mtls}, {pod} {d:?}");
             eprintln!(
-                "{conns} conns, mtls {mtls}, {pod} {d:?} {edge_leg:?}: {} of {} forwards with \
-                 kernel_in, p50 {:.1} p99 {:.1} us (queue p50 {:.1}, process p50 {:.1})",
+                "{at} {edge_leg:?}: queue p50 {:.1}, process p50 {:.1} us",
+                e.queue_us.p50, e.process_us.p50
+            );
+            stamped(
+                &format!("{at} {edge_leg:?} kernel_in"),
                 e.kernel_in_forwards,
                 e.forwards,
-                e.kernel_in_us.p50,
-                e.kernel_in_us.p99,
-                e.queue_us.p50,
-                e.process_us.p50
-            );
-            assert!(
-                e.kernel_in_forwards as f64 >= 0.99 * e.forwards as f64,
-                "{conns} conns, {pod} {d:?} {edge_leg:?}: {} of {} forwards with kernel_in",
-                e.kernel_in_forwards,
-                e.forwards
-            );
-            assert!(
-                e.kernel_in_us.p50 > 0.0 && e.kernel_in_us.p99 < 5_000.0,
-                "{conns} conns, {pod}: kernel_in {:?}",
-                e.kernel_in_us
+                &e.kernel_in_us,
             );
             assert_eq!(
                 l.kernel_in_forwards, 0,
-                "{conns} conns, {pod} {d:?} {lo_leg:?}: data from the app has no pod edge"
+                "{at} {lo_leg:?}: data from the app has no pod edge"
             );
             // The other way: the leg whose write leaves through the edge.
-            eprintln!(
-                "{conns} conns, {pod} {d:?} {lo_leg:?}: {} of {} forwards with kernel_out, p50 \
-                 {:.1} p99 {:.1} us",
-                l.kernel_out_forwards, l.forwards, l.kernel_out_us.p50, l.kernel_out_us.p99,
-            );
-            assert!(
-                l.kernel_out_forwards as f64 >= 0.99 * l.forwards as f64,
-                "{conns} conns, {pod} {d:?} {lo_leg:?}: {} of {} forwards with kernel_out",
+            stamped(
+                &format!("{at} {lo_leg:?} kernel_out"),
                 l.kernel_out_forwards,
-                l.forwards
-            );
-            assert!(
-                l.kernel_out_us.p50 > 0.0 && l.kernel_out_us.p99 < 5_000.0,
-                "{conns} conns, {pod}: kernel_out {:?}",
-                l.kernel_out_us
+                l.forwards,
+                &l.kernel_out_us,
             );
             assert_eq!(
                 e.kernel_out_forwards, 0,
-                "{conns} conns, {pod} {d:?} {edge_leg:?}: data to the app has no pod edge"
+                "{at} {edge_leg:?}: data to the app has no pod edge"
             );
         }
     }
@@ -387,7 +374,7 @@ fn a_known_kernel_delay_lands_in_kernel_in_or_out() {
     const HOLD_US: f64 = 300.0;
     let m = mesh::up(&mesh::config(SidecarKind::Nginx));
     let measure = |what: &str| {
-        let (snap, load) = profile_under_load_with(&m, oha(1, 3, 200), hooks(&m, None));
+        let (snap, load) = profile_under_load_with(&m, oha(1, 200, 3), hooks(&m, None));
         assert!(load.completed > 400 && load.errors == 0, "{what}: {load:?}");
         let server = sidecar(&snap, "server-");
         let inbound = hop(server, Direction::Inbound, Leg::Request).clone();
@@ -470,7 +457,7 @@ fn the_sidecars_added_latency_is_matched_by_the_profilers_account() {
     let mut cfg = mesh::config(SidecarKind::Nginx);
     cfg.app_delay = Duration::from_micros(200);
     cfg.app_size = 512;
-    let spec = oha(4, 5, 500);
+    let spec = oha(4, 500, 5);
     let baseline = {
         let mut plain = cfg.clone();
         plain.intercept = false;
