@@ -549,3 +549,83 @@ fn counters_survive_a_sidecar_restart() {
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
     let _ = std::fs::remove_file(&log);
 }
+
+/// `profiler run --pod-edge`: the pod edge's components are exported on
+/// the legs a pod edge starts or ends (kernel_in on the server's inbound
+/// request, kernel_out on its inbound response, sidecar_total on both),
+/// never where it does not (kernel_in on the inbound response), and the
+/// classifiers come off when the daemon ends on SIGTERM.
+#[test]
+fn run_exports_the_pod_edge_components() {
+    require_root();
+    let addr = loopback();
+    let log = log_path("pod-edge");
+    let m = mesh::up(&mesh::config(SidecarKind::Nginx));
+    let node = format!("/run/netns/{}", m.node_netns);
+    let mut d = start_daemon(addr, &["--pod-edge", "--node-netns", &node], &log);
+    wait_ok(addr, "/readyz", Duration::from_secs(30), "profiler run");
+    wait_tracked(
+        addr,
+        |n| n >= 2.0,
+        Duration::from_secs(5),
+        "sidecars not tracked",
+    );
+    let load = meshbox::load::run(
+        &m.client.netns,
+        &m.url(),
+        &profiler_tests::capture::oha(4, 300, 2),
+    )
+    .expect("load");
+    thread::sleep(Duration::from_millis(300));
+    let all = samples(&scrape(addr));
+    let count = |leg: &str, component: &str| {
+        all.get(&format!(
+            "sidecar_hop_duration_seconds_count{{namespace=\"meshbox\",pod=\"{}\",workload=\"server\",direction=\"inbound\",leg=\"{leg}\",component=\"{component}\"}}",
+            m.server.name
+        ))
+        .copied()
+    };
+    let completed = load.completed as f64;
+    for (leg, component) in [
+        ("request", "kernel_in"),
+        ("request", "sidecar_total"),
+        ("response", "kernel_out"),
+        ("response", "sidecar_total"),
+    ] {
+        let n = count(leg, component).unwrap_or(0.0);
+        eprintln!("inbound {leg} {component}: {n} observations, {completed} requests");
+        assert!(
+            n >= 0.99 * completed,
+            "inbound {leg} {component}: {n} for {completed} requests; log: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    assert_eq!(count("response", "kernel_in"), None, "{all:?}");
+    let (status, _) = d.terminate();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let _ = std::fs::remove_file(&log);
+    // Nothing of the daemon's left on the pods' veths.
+    for ifname in ["veth0", "veth1"] {
+        for side in [
+            profiler::edge::filters::Side::Ingress,
+            profiler::edge::filters::Side::Egress,
+        ] {
+            let _in = profiler::edge::netns::enter(Some(std::path::Path::new(&node)))
+                .expect("enter the node namespace");
+            let a = profiler::edge::inspect::attachments(ifname, side).expect("list");
+            assert!(
+                a.tcx.iter().all(|n| !n.starts_with("profiler_"))
+                    && a.filters.iter().all(|f| !f
+                        .program
+                        .as_deref()
+                        .is_some_and(|p| p.starts_with("profiler_"))),
+                "{ifname} {side:?} after the daemon ended: {a:?}"
+            );
+        }
+    }
+}
