@@ -362,31 +362,15 @@ fn tc_clsact() -> Finding {
         )
         .map_err(|e| format!("attaching classifier: {e}"))?;
         // The pod edge's own classifiers, as `--pod-edge` attaches them.
-        let edges = crate::edge::Edges::open(&mut ebpf, ebpf::PodEdge::default())
+        let mut edges = crate::edge::Edges::open(&mut ebpf, ebpf::PodEdge::default())
             .map_err(|e| e.to_string())?;
-        drop(edges);
-        for name in ["profiler_in", "profiler_out"] {
-            let p: &mut SchedClassifier = ebpf
-                .program_mut(name)
-                .ok_or_else(|| format!("{name} missing from the object"))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-            let tcx = p.attach_with_options(
-                "lo",
-                TcAttachType::Egress,
-                tc::TcAttachOptions::TcxOrder(aya::programs::LinkOrder::default()),
-            );
-            if tcx.is_err() {
-                p.attach_with_options(
-                    "lo",
-                    TcAttachType::Egress,
-                    tc::TcAttachOptions::Netlink(tc::NlOptions::default()),
-                )
-                .map_err(|e| format!("attaching {name}: {e}"))?;
-                return Ok("cls_bpf filters");
-            }
-        }
-        Ok("tcx links")
+        edges
+            .attach_named(&mut ebpf, "lo")
+            .map_err(|e| e.to_string())?;
+        Ok(match edges.mode() {
+            Some(crate::edge::Mode::Netlink) => "cls_bpf filters",
+            _ => "tcx links",
+        })
     });
     match probe.join() {
         Ok(Ok(mode)) => finding(

@@ -19,6 +19,15 @@ pub enum Side {
     Egress,
 }
 
+impl From<Side> for aya::programs::TcAttachType {
+    fn from(side: Side) -> Self {
+        match side {
+            Side::Ingress => Self::Ingress,
+            Side::Egress => Self::Egress,
+        }
+    }
+}
+
 impl Side {
     fn parent(self) -> TcHandle {
         TcHandle {

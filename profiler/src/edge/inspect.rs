@@ -2,9 +2,12 @@
 //! namespace, the profiler's or anyone's: tcx programs and tc filters.
 use std::io;
 
-use aya::programs::{SchedClassifier, TcAttachType};
+use aya::programs::SchedClassifier;
 
-use super::filters::{self, Filter, Side};
+use super::{
+    filters::{self, Filter, Side},
+    links,
+};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Attachments {
@@ -14,12 +17,8 @@ pub struct Attachments {
 }
 
 pub fn attachments(ifname: &str, side: Side) -> io::Result<Attachments> {
-    let index = ifindex(ifname)?;
-    let kind = match side {
-        Side::Ingress => TcAttachType::Ingress,
-        Side::Egress => TcAttachType::Egress,
-    };
-    let tcx = SchedClassifier::query_tcx(ifname, kind)
+    let index = links::index_of(ifname)?;
+    let tcx = SchedClassifier::query_tcx(ifname, side.into())
         .map(|(_, progs)| {
             progs
                 .iter()
@@ -31,14 +30,4 @@ pub fn attachments(ifname: &str, side: Side) -> io::Result<Attachments> {
         tcx,
         filters: filters::list(index, side)?,
     })
-}
-
-fn ifindex(ifname: &str) -> io::Result<u32> {
-    let c = std::ffi::CString::new(ifname)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    // SAFETY: a NUL-terminated name.
-    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
-        0 => Err(io::Error::last_os_error()),
-        i => Ok(i),
-    }
 }

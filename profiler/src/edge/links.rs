@@ -48,6 +48,17 @@ pub fn nsid_of_pid(pid: u32) -> io::Result<Option<i32>> {
     }))
 }
 
+/// The index of interface `ifname` of the calling thread's namespace.
+pub fn index_of(ifname: &str) -> io::Result<u32> {
+    let c = std::ffi::CString::new(ifname)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: a NUL-terminated name.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(io::Error::last_os_error()),
+        i => Ok(i),
+    }
+}
+
 /// Every interface of the calling thread's namespace.
 pub fn node_links() -> io::Result<Vec<NodeLink>> {
     let reply = request(

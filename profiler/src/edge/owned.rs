@@ -21,7 +21,7 @@ use std::{
 use aya::{
     Ebpf,
     programs::{
-        LinkOrder, ProgramError, SchedClassifier, TcAttachType,
+        LinkOrder, ProgramError, SchedClassifier,
         tc::{NlOptions, SchedClassifierLinkId, TcAttachOptions},
     },
 };
@@ -177,10 +177,17 @@ impl Edges {
         pids: impl IntoIterator<Item = u32>,
     ) -> Result<(), EdgeError> {
         let _in = self.enter()?;
+        // One question per network namespace, not per process: a proxy's
+        // processes and threads share their pod's.
+        let mut namespaces = BTreeSet::new();
         let mut nsids = BTreeSet::new();
         for pid in pids {
+            use std::os::unix::fs::MetadataExt;
+            let ns = std::fs::metadata(format!("/proc/{pid}/ns/net")).map(|m| m.ino());
             // A process that ended meanwhile has no pod to follow.
-            if let Ok(Some(id)) = links::nsid_of_pid(pid) {
+            if ns.is_ok_and(|ns| namespaces.insert(ns))
+                && let Ok(Some(id)) = links::nsid_of_pid(pid)
+            {
                 nsids.insert(id);
             }
         }
@@ -206,6 +213,14 @@ impl Edges {
             }
         }
         Ok(())
+    }
+
+    /// Put the classifiers on interface `name` of the node's namespace, as
+    /// on a pod's edge (`profiler check` tries them on a scratch loopback).
+    pub fn attach_named(&mut self, ebpf: &mut Ebpf, name: &str) -> Result<(), EdgeError> {
+        let _in = self.enter()?;
+        let index = links::index_of(name).map_err(nl(format!("finding interface {name}")))?;
+        self.attach(ebpf, index, name)
     }
 
     fn attach(&mut self, ebpf: &mut Ebpf, index: u32, name: &str) -> Result<(), EdgeError> {
@@ -234,10 +249,7 @@ impl Edges {
         prog: &'static str,
         side: Side,
     ) -> Result<(), EdgeError> {
-        let kind = match side {
-            Side::Ingress => TcAttachType::Ingress,
-            Side::Egress => TcAttachType::Egress,
-        };
+        let kind = side.into();
         let what = || format!("attaching {prog} to {}", at.name);
         if self.mode != Some(Mode::Netlink) {
             let tcx = TcAttachOptions::TcxOrder(LinkOrder::default());
