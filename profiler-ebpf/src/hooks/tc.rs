@@ -85,7 +85,7 @@ fn tcp_with_data(ctx: &TcContext, into_pod: bool) -> Option<FlowKey> {
 #[classifier]
 pub fn profiler_in(ctx: TcContext) -> i32 {
     if let Some(key) = tcp_with_data(&ctx, true) {
-        edge::on_packet_in(&key);
+        edge::on_packet(&key, true);
     }
     PASS_ON
 }
@@ -94,7 +94,7 @@ pub fn profiler_in(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn profiler_out(ctx: TcContext) -> i32 {
     if let Some(key) = tcp_with_data(&ctx, false) {
-        edge::on_packet_out(&key);
+        edge::on_packet(&key, false);
     }
     PASS_ON
 }

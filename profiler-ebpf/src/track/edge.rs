@@ -4,7 +4,7 @@
 //! Sockets are entered in EDGE_FLOWS (by flow, see profiler_common::edge)
 //! when they become known, so the classifier can place a packet; the stamp
 //! goes in SOCK_EDGE_IN at the socket's slot, beside its arrival.
-use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
+use aya_ebpf::{Global, helpers::bpf_probe_read_kernel, maps::Array};
 use profiler_common::{
     edge::{EdgeIn, EdgeOut, FlowKey, KIND_EDGE_IN, KIND_EDGE_OUT},
     slots::{SockWhere, sock_slot},
@@ -36,11 +36,10 @@ pub fn enter(sk: u64, info: &SockInfo) {
         return;
     }
     // The slot may have held another socket's stamps.
-    if let Some((i, o)) = stamps_of(sk) {
-        // SAFETY: array entries.
-        unsafe {
-            *i = 0;
-            *o = 0;
+    for stamps in [&SOCK_EDGE_IN, &SOCK_EDGE_OUT] {
+        if let Some(p) = stamp(stamps, sk) {
+            // SAFETY: an array entry.
+            unsafe { *p = 0 };
         }
     }
     match FlowKey::of_socket(info) {
@@ -78,22 +77,11 @@ fn owned_slot(sk: u64) -> Option<u32> {
     (unsafe { (*slot).find(sk) } == SockWhere::Slot).then_some(i)
 }
 
-/// The edge-in stamp of a socket that owns its slot.
+/// A socket's entry in `stamps` (SOCK_EDGE_IN or SOCK_EDGE_OUT), where it
+/// owns its slot.
 #[inline(always)]
-fn stamp_of(sk: u64) -> Option<*mut u64> {
-    SOCK_EDGE_IN.get_ptr_mut(owned_slot(sk)?)
-}
-
-/// The edge-out stamp of a socket that owns its slot.
-#[inline(always)]
-fn out_stamp_of(sk: u64) -> Option<*mut u64> {
-    SOCK_EDGE_OUT.get_ptr_mut(owned_slot(sk)?)
-}
-
-#[inline(always)]
-fn stamps_of(sk: u64) -> Option<(*mut u64, *mut u64)> {
-    let i = owned_slot(sk)?;
-    Some((SOCK_EDGE_IN.get_ptr_mut(i)?, SOCK_EDGE_OUT.get_ptr_mut(i)?))
+fn stamp(stamps: &Array<u64>, sk: u64) -> Option<*mut u64> {
+    stamps.get_ptr_mut(owned_slot(sk)?)
 }
 
 /// The proxy socket of a flow seen at the edge.
@@ -108,14 +96,19 @@ fn socket_of(key: &FlowKey) -> Option<u64> {
     }
 }
 
-/// A packet with payload of flow `key` entered the pod (now: the clock is
-/// read only for a proxy's packet).
+/// A packet with payload of flow `key` entered (`into_pod`) or left the
+/// pod, now: the clock is read only for a proxy's packet.
 #[inline(always)]
-pub fn on_packet_in(key: &FlowKey) {
+pub fn on_packet(key: &FlowKey, into_pod: bool) {
     let Some(sk) = socket_of(key) else {
         return;
     };
-    if let Some(p) = stamp_of(sk) {
+    let stamps = if into_pod {
+        &SOCK_EDGE_IN
+    } else {
+        &SOCK_EDGE_OUT
+    };
+    if let Some(p) = stamp(stamps, sk) {
         // SAFETY: an array entry; the last packet wins.
         unsafe { *p = super::now_ns() };
     }
@@ -130,7 +123,7 @@ pub fn take_in(sk: u64, arrival_ns: u64, now: u64) {
     if !on() || arrival_ns == 0 {
         return;
     }
-    let Some(p) = stamp_of(sk) else {
+    let Some(p) = stamp(&SOCK_EDGE_IN, sk) else {
         return;
     };
     // SAFETY: an array entry, read once.
@@ -149,18 +142,6 @@ pub fn take_in(sk: u64, arrival_ns: u64, now: u64) {
     });
 }
 
-/// A packet with payload of flow `key` left the pod (now).
-#[inline(always)]
-pub fn on_packet_out(key: &FlowKey) {
-    let Some(sk) = socket_of(key) else {
-        return;
-    };
-    if let Some(p) = out_stamp_of(sk) {
-        // SAFETY: an array entry; the last packet wins.
-        unsafe { *p = super::now_ns() };
-    }
-}
-
 /// A write to `sk` returned at `now`: report its data's last packet at the
 /// edge with TCP's transmit time for it, when the packet left during the
 /// write (a stamp older than the socket's transmit clock is an earlier
@@ -171,7 +152,7 @@ pub fn take_out(sk: u64, now: u64) {
     if !on() || offset == 0 {
         return;
     }
-    let Some(p) = out_stamp_of(sk) else {
+    let Some(p) = stamp(&SOCK_EDGE_OUT, sk) else {
         return;
     };
     // SAFETY: an array entry, read once.
