@@ -4,6 +4,7 @@ pub mod container;
 pub mod contend;
 pub mod daemon;
 pub mod deploy;
+pub mod edge;
 pub mod hold;
 /// The HTTP client the tests and the bench share.
 pub use meshbox::http;

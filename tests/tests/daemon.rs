@@ -68,6 +68,17 @@ fn wait_tracked(
     t0.elapsed()
 }
 
+/// The daemon at `addr` is ready and tracks the mesh's two sidecars.
+fn ready_with_both_sidecars(addr: SocketAddr) {
+    wait_ok(addr, "/readyz", Duration::from_secs(30), "profiler run");
+    wait_tracked(
+        addr,
+        |n| n >= 2.0,
+        Duration::from_secs(5),
+        "sidecars not tracked",
+    );
+}
+
 #[test]
 fn run_rejects_a_bad_or_busy_listen_address() {
     let bin = profiler_tests::profiler_bin();
@@ -176,13 +187,7 @@ fn run_serves_the_mesh_to_prometheus() {
     let log = log_path("prom");
     let m = mesh::up(&mesh::config(SidecarKind::Nginx));
     let mut d = start_daemon(addr, &[], &log);
-    wait_ok(addr, "/readyz", Duration::from_secs(30), "profiler run");
-    wait_tracked(
-        addr,
-        |n| n >= 2.0,
-        Duration::from_secs(5),
-        "sidecars not tracked",
-    );
+    ready_with_both_sidecars(addr);
     let prom = Prometheus::start(addr, &[profiler_tests::deploy::dir().join("rules.yaml")]);
     // A snapshot over the same traffic, while Prometheus scrapes the daemon
     // every second and this test scrapes it every 200 ms.
@@ -452,13 +457,7 @@ fn counters_survive_a_sidecar_restart() {
     let m = mesh::up(&mesh::config(SidecarKind::DelayProxy));
     // CPU sampled every second, so both processes' time shows.
     let mut d = start_daemon(addr, &["--cpu-interval", "1s"], &log);
-    wait_ok(addr, "/readyz", Duration::from_secs(30), "profiler run");
-    wait_tracked(
-        addr,
-        |n| n >= 2.0,
-        Duration::from_secs(5),
-        "sidecars not tracked",
-    );
+    ready_with_both_sidecars(addr);
     let spec = LoadSpec {
         generator: LoadGen::Oha,
         duration: Duration::from_secs(2),
@@ -563,13 +562,7 @@ fn run_exports_the_pod_edge_components() {
     let m = mesh::up(&mesh::config(SidecarKind::Nginx));
     let node = format!("/run/netns/{}", m.node_netns);
     let mut d = start_daemon(addr, &["--pod-edge", "--node-netns", &node], &log);
-    wait_ok(addr, "/readyz", Duration::from_secs(30), "profiler run");
-    wait_tracked(
-        addr,
-        |n| n >= 2.0,
-        Duration::from_secs(5),
-        "sidecars not tracked",
-    );
+    ready_with_both_sidecars(addr);
     let load = meshbox::load::run(
         &m.client.netns,
         &m.url(),
@@ -610,22 +603,5 @@ fn run_exports_the_pod_edge_components() {
     );
     let _ = std::fs::remove_file(&log);
     // Nothing of the daemon's left on the pods' veths.
-    for ifname in ["veth0", "veth1"] {
-        for side in [
-            profiler::edge::filters::Side::Ingress,
-            profiler::edge::filters::Side::Egress,
-        ] {
-            let _in = profiler::edge::netns::enter(Some(std::path::Path::new(&node)))
-                .expect("enter the node namespace");
-            let a = profiler::edge::inspect::attachments(ifname, side).expect("list");
-            assert!(
-                a.tcx.iter().all(|n| !n.starts_with("profiler_"))
-                    && a.filters.iter().all(|f| !f
-                        .program
-                        .as_deref()
-                        .is_some_and(|p| p.starts_with("profiler_"))),
-                "{ifname} {side:?} after the daemon ended: {a:?}"
-            );
-        }
-    }
+    profiler_tests::edge::assert_none_of_ours(std::path::Path::new(&node), &["veth0", "veth1"]);
 }

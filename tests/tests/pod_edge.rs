@@ -12,16 +12,12 @@ use std::{
 use meshbox::{self as testbed, LoadGen, LoadSpec, Mesh, SidecarKind};
 use profiler::{
     ebpf::{Hooks, PodEdge},
-    edge::{
-        Mode,
-        filters::{Filter, Side},
-        inspect::{Attachments, attachments},
-        netns,
-    },
+    edge::{Mode, filters::Side, inspect::Attachments},
     snapshot,
 };
 use profiler_tests::{
     capture::{istio, oha},
+    edge::{self, ours, own_filters},
     mesh,
 };
 
@@ -45,23 +41,7 @@ fn hooks(m: &Mesh, mode: Option<Mode>) -> Hooks {
 
 /// What is on `side` of `ifname` in the mesh's node namespace.
 fn on(m: &Mesh, ifname: &str, side: Side) -> Attachments {
-    let _in = netns::enter(Some(&node(m))).expect("enter the node namespace");
-    attachments(ifname, side).unwrap_or_else(|e| panic!("listing {ifname} {side:?}: {e}"))
-}
-
-/// The profiler's classifier expected on each side of a pod edge.
-fn ours(side: Side) -> &'static str {
-    match side {
-        Side::Egress => "profiler_in",
-        Side::Ingress => "profiler_out",
-    }
-}
-
-fn own_filters(a: &Attachments, side: Side) -> Vec<&Filter> {
-    a.filters
-        .iter()
-        .filter(|f| f.program.as_deref() == Some(ours(side)))
-        .collect()
+    edge::on(&node(m), ifname, side)
 }
 
 fn tc(m: &Mesh, args: &[&str]) -> String {
@@ -152,15 +132,7 @@ fn assert_attached(m: &Mesh, mode: Mode, owner: u32) {
 }
 
 fn assert_none_of_ours(m: &Mesh) {
-    for ifname in EDGES {
-        for side in [Side::Ingress, Side::Egress] {
-            let a = on(m, ifname, side);
-            assert!(
-                !a.tcx.iter().any(|n| n == ours(side)) && own_filters(&a, side).is_empty(),
-                "{ifname} {side:?}: a classifier of the profiler is still on: {a:?}"
-            );
-        }
-    }
+    edge::assert_none_of_ours(&node(m), &EDGES);
 }
 
 /// Both modes in turn, each on a fresh mesh with a foreign filter on
