@@ -9,9 +9,9 @@ use profiler::{
 
 /// The profiler's account of one request's way through both sidecars, at
 /// p50: the four traversals' sidecar_total p50s summed (total where a
-/// traversal has no pod edge stamp), and that split into the proxies'
-/// part (queue + process) and the kernel's (pod edge to socket, and any
-/// leaving after the write returned).
+/// traversal has no kernel stamp), and that split into the proxies' part
+/// (queue + process) and the kernel's (from the pod edge or the app's send
+/// to the proxy's socket, and any arriving after the write returned).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Account {
     pub sidecars_us: f64,
@@ -59,7 +59,7 @@ pub fn summary(baseline_p50_us: f64, mesh_p50_us: f64, a: &Account) -> String {
     format!(
         "sidecars added {added:.0} us per request at p50 (client A/B: {mesh_p50_us:.0} with, \
          {baseline_p50_us:.0} without); the profiler accounts for {:.0} us: proxies {:.0}, \
-         kernel {:.0} (pod edge to socket); {}",
+         kernel {:.0} (into and out of the proxies' sockets); {}",
         a.sidecars_us,
         a.proxies_us,
         a.kernel_us,

@@ -60,11 +60,8 @@ impl FlowKey {
         // A dual-stack socket (nginx, Envoy on [::]) speaks IPv4 under
         // IPv4-mapped addresses; its packets are plain IPv4.
         if family == AF_INET6 && is_v4_mapped(local) && is_v4_mapped(peer) {
-            k.family = AF_INET;
-            k.local = [0; 16];
-            k.peer = [0; 16];
-            k.local[..4].copy_from_slice(&local[12..]);
-            k.peer[..4].copy_from_slice(&peer[12..]);
+            (k.family, k.local) = normalize(family, local);
+            (_, k.peer) = normalize(family, peer);
         }
         k
     }
@@ -106,6 +103,18 @@ impl FlowKey {
     pub const fn accepted(mut self) -> FlowKey {
         self.local_port = 0;
         self
+    }
+}
+
+/// An address as IPv4 where it is an IPv4-mapped IPv6 one (a dual-stack
+/// socket's view of an IPv4 peer), else as given.
+pub fn normalize(family: u16, a: &[u8; 16]) -> (u16, [u8; 16]) {
+    if family == AF_INET6 && is_v4_mapped(a) {
+        let mut v4 = [0; 16];
+        v4[..4].copy_from_slice(&a[12..]);
+        (AF_INET, v4)
+    } else {
+        (family, *a)
     }
 }
 

@@ -5,6 +5,7 @@
 
 pub mod edge;
 pub mod events;
+pub mod loopback;
 pub mod maps;
 #[cfg(any(feature = "std", test))]
 pub mod pairing;

@@ -4,6 +4,9 @@
 //! pairs forwards with `profiler_common::pairing`, and reports them.
 #![no_std]
 #![no_main]
+// One shared count is updated atomically (the BPF target has no atomic types).
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod hooks;
 mod maps;

@@ -5,6 +5,7 @@ use aya_ebpf::{
 };
 use profiler_common::{
     edge::FlowKey,
+    loopback::LoopKey,
     maps::{
         ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, PROXY_PORTS_MAX, TRACKED_MAX, filter,
     },
@@ -37,6 +38,20 @@ pub static SOCK_EDGE_IN: Array<u64> = Array::with_max_entries(1, 0);
 
 #[map(name = "SOCK_EDGE_OUT")]
 pub static SOCK_EDGE_OUT: Array<u64> = Array::with_max_entries(1, 0);
+
+// Sized in full by userspace only when the classifiers run (the loopback
+// half comes with them).
+#[map(name = "SOCK_PEER")]
+pub static SOCK_PEER: Array<u64> = Array::with_max_entries(1, 0);
+
+#[map(name = "LOOP_PEERS")]
+pub static LOOP_PEERS: LruHashMap<LoopKey, u64> = LruHashMap::with_max_entries(1, 0);
+
+#[map(name = "LOOP_SEEKING")]
+pub static LOOP_SEEKING: Array<i64> = Array::with_max_entries(1, 0);
+
+#[map(name = "LOOP_LAST_RX")]
+pub static LOOP_LAST_RX: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "ARRIVALS")]
 pub static ARRIVALS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(ARRIVALS_MAX, 0);

@@ -1,8 +1,9 @@
 //! A known kernel delay inside a pod's network path: the `fixture_hold`
-//! classifier on the pod's own eth0 holds every packet for a set time; on
-//! its ingress, after the pod edge and before the socket; on its egress,
-//! after TCP sent the packet and before the pod edge. Detached when
-//! dropped.
+//! classifier on one of the pod's own interfaces holds every packet for a
+//! set time. On eth0's ingress, after the pod edge and before the socket;
+//! on its egress, after TCP sent the packet and before the pod edge; on
+//! lo's egress, after TCP sent a packet to the other end in the pod and
+//! before it is readable there. Detached when dropped.
 use std::path::PathBuf;
 
 use aya::{
@@ -19,9 +20,9 @@ pub struct Hold {
 }
 
 /// Hold every packet entering (`TcAttachType::Ingress`) or leaving
-/// (`Egress`) the pod of network namespace `pod_netns` (its name under
-/// /run/netns) for `hold_ns`.
-pub fn hold_pod(pod_netns: &str, side: TcAttachType, hold_ns: u64) -> Hold {
+/// (`Egress`) interface `ifname` of the pod of network namespace
+/// `pod_netns` (its name under /run/netns) for `hold_ns`.
+pub fn hold_pod(pod_netns: &str, ifname: &str, side: TcAttachType, hold_ns: u64) -> Hold {
     let netns = PathBuf::from("/run/netns").join(pod_netns);
     let mut ebpf = profiler::ebpf::open().expect("the eBPF object (needs root)");
     let mut map: Array<_, u64> = Array::try_from(
@@ -38,8 +39,8 @@ pub fn hold_pod(pod_netns: &str, side: TcAttachType, hold_ns: u64) -> Hold {
     prog.load().expect("load fixture_hold");
     let link = {
         let _in = netns::enter(Some(&netns)).expect("enter the pod namespace");
-        prog.attach("eth0", side)
-            .expect("attach fixture_hold to the pod's eth0")
+        prog.attach(ifname, side)
+            .unwrap_or_else(|e| panic!("attach fixture_hold to the pod's {ifname}: {e}"))
     };
     Hold {
         ebpf,

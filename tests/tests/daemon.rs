@@ -549,11 +549,11 @@ fn counters_survive_a_sidecar_restart() {
     let _ = std::fs::remove_file(&log);
 }
 
-/// `profiler run --pod-edge`: the pod edge's components are exported on
-/// the legs a pod edge starts or ends (kernel_in on the server's inbound
-/// request, kernel_out on its inbound response, sidecar_total on both),
-/// never where it does not (kernel_in on the inbound response), and the
-/// classifiers come off when the daemon ends on SIGTERM.
+/// `profiler run --pod-edge`: the kernel's components are exported on both
+/// legs of the server's inbound hop (kernel_in, kernel_out and
+/// sidecar_total: at the pod edge on one end, over the pod's loopback to
+/// or from the app on the other), and the classifiers come off when the
+/// daemon ends on SIGTERM.
 #[test]
 fn run_exports_the_pod_edge_components() {
     require_root();
@@ -579,21 +579,17 @@ fn run_exports_the_pod_edge_components() {
         .copied()
     };
     let completed = load.completed as f64;
-    for (leg, component) in [
-        ("request", "kernel_in"),
-        ("request", "sidecar_total"),
-        ("response", "kernel_out"),
-        ("response", "sidecar_total"),
-    ] {
-        let n = count(leg, component).unwrap_or(0.0);
-        eprintln!("inbound {leg} {component}: {n} observations, {completed} requests");
-        assert!(
-            n >= 0.99 * completed,
-            "inbound {leg} {component}: {n} for {completed} requests; log: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+    for leg in ["request", "response"] {
+        for component in ["kernel_in", "kernel_out", "sidecar_total"] {
+            let n = count(leg, component).unwrap_or(0.0);
+            eprintln!("inbound {leg} {component}: {n} observations, {completed} requests");
+            assert!(
+                n >= 0.99 * completed,
+                "inbound {leg} {component}: {n} for {completed} requests; log: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
     }
-    assert_eq!(count("response", "kernel_in"), None, "{all:?}");
     let (status, _) = d.terminate();
     assert_eq!(
         status.and_then(|s| s.code()),

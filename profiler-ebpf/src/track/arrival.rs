@@ -24,19 +24,24 @@ fn slot_of(sk: u64) -> Option<(*mut SockSlot, *mut u64)> {
 /// proxy's costs one load and a compare.
 #[inline(always)]
 pub fn on_data_ready(sk: u64) {
-    let Some((slot, arrival)) = slot_of(sk) else {
+    let i = sock_slot(sk);
+    let (Some(slot), Some(arrival)) = (SOCK_SLOTS.get_ptr_mut(i), SOCK_ARRIVALS.get_ptr_mut(i))
+    else {
         return;
     };
     // SAFETY: array entries; a racing reader sees the old or the new value.
     unsafe {
         match (*slot).find(sk) {
-            SockWhere::Slot => *arrival = super::now_ns(),
+            SockWhere::Slot => {
+                *arrival = super::now_ns();
+                super::loopback::on_arrival(i);
+            }
             SockWhere::Map => {
                 if let Some(p) = ARRIVALS.get_ptr_mut(&sk) {
                     *p = super::now_ns();
                 }
             }
-            SockWhere::Nowhere => {}
+            SockWhere::Nowhere => super::loopback::on_other_data_ready(sk),
         }
     }
 }

@@ -1,9 +1,12 @@
 //! The pod edge: where data entering the pod passed the classifier, kept
-//! per watched socket until a read of that data takes it.
+//! per watched socket until a read of that data takes it, and where data a
+//! write sent left the pod, taken by the write.
 //!
 //! Sockets are entered in EDGE_FLOWS (by flow, see profiler_common::edge)
-//! when they become known, so the classifier can place a packet; the stamp
-//! goes in SOCK_EDGE_IN at the socket's slot, beside its arrival.
+//! when they become known, so the classifier can place a packet; the stamps
+//! go in SOCK_EDGE_IN and SOCK_EDGE_OUT at the socket's slot, beside its
+//! arrival. A socket whose other end is the app in the pod is stamped over
+//! loopback instead (`loopback.rs`); the reads and writes take both alike.
 use aya_ebpf::{Global, helpers::bpf_probe_read_kernel, maps::Array};
 use profiler_common::{
     edge::{EdgeIn, EdgeOut, FlowKey, KIND_EDGE_IN, KIND_EDGE_OUT},
@@ -12,6 +15,7 @@ use profiler_common::{
 };
 
 use super::emit::emit;
+use super::{arrival, loopback};
 use crate::maps::{EDGE_FLOWS, SOCK_EDGE_IN, SOCK_EDGE_OUT, SOCK_SLOTS};
 
 /// 1 when the classifiers run (set at load, a constant to the verifier):
@@ -25,7 +29,7 @@ static EDGE_ON: Global<u32> = Global::new(0);
 static TCP_WSTAMP_OFFSET: Global<u32> = Global::new(0);
 
 #[inline(always)]
-fn on() -> bool {
+pub fn on() -> bool {
     EDGE_ON.load() != 0
 }
 
@@ -35,12 +39,10 @@ pub fn enter(sk: u64, info: &SockInfo) {
     if !on() {
         return;
     }
-    // The slot may have held another socket's stamps.
-    for stamps in [&SOCK_EDGE_IN, &SOCK_EDGE_OUT] {
-        if let Some(p) = stamp(stamps, sk) {
-            // SAFETY: an array entry.
-            unsafe { *p = 0 };
-        }
+    // The slot may have held another socket's stamps or link.
+    if let Some(i) = owned_slot(sk) {
+        clear_stamps(i);
+        loopback::reset(i);
     }
     match FlowKey::of_socket(info) {
         Some(k) => {
@@ -68,9 +70,20 @@ pub fn leave(sk: u64, info: &SockInfo) {
     }
 }
 
+/// Clear slot `i`'s edge stamps.
+#[inline(always)]
+pub fn clear_stamps(i: u32) {
+    for stamps in [&SOCK_EDGE_IN, &SOCK_EDGE_OUT] {
+        if let Some(p) = stamps.get_ptr_mut(i) {
+            // SAFETY: an array entry.
+            unsafe { *p = 0 };
+        }
+    }
+}
+
 /// The slot index of a socket that owns its slot.
 #[inline(always)]
-fn owned_slot(sk: u64) -> Option<u32> {
+pub fn owned_slot(sk: u64) -> Option<u32> {
     let i = sock_slot(sk);
     let slot = SOCK_SLOTS.get_ptr(i)?;
     // SAFETY: an array entry, read once.
@@ -114,10 +127,26 @@ pub fn on_packet(key: &FlowKey, into_pod: bool) {
     }
 }
 
+/// When TCP last sent data of socket `sk` (its `tcp_wstamp_ns`), 0 if
+/// unknown.
+#[inline(always)]
+pub fn sent_ns(sk: u64) -> u64 {
+    let offset = TCP_WSTAMP_OFFSET.load();
+    if offset == 0 {
+        return 0;
+    }
+    // SAFETY: bpf_probe_read_kernel tolerates any address.
+    unsafe {
+        bpf_probe_read_kernel((sk as *const u8).add(offset as usize) as *const u64).unwrap_or(0)
+    }
+}
+
 /// A read of `sk` whose data was last readable at `arrival_ns`, at `now`:
-/// report the edge stamp of the data it took, if the data came through the
-/// edge and has all reached the socket (a stamp later than the arrival is a
-/// packet still on its way; it stays for the next read).
+/// report where the data it took started its way to the proxy, if it
+/// has all reached the socket (a stamp later than the arrival is a packet
+/// still on its way; it stays for the next read): its last packet at the
+/// edge, or, from the app over the pod's loopback, when the app's TCP sent
+/// it (stamped at its arrival, see `loopback::on_arrival`).
 #[inline(always)]
 pub fn take_in(sk: u64, arrival_ns: u64, now: u64) {
     if !on() || arrival_ns == 0 {
@@ -142,30 +171,44 @@ pub fn take_in(sk: u64, arrival_ns: u64, now: u64) {
     });
 }
 
-/// A write to `sk` returned at `now`: report its data's last packet at the
-/// edge with TCP's transmit time for it, when the packet left during the
-/// write (a stamp older than the socket's transmit clock is an earlier
-/// write's, or the data has not left yet: nothing is reported).
+/// A write to `sk` returned at `now`: report when its data left the pod
+/// (its last packet at the edge) or, sent to the app over the pod's
+/// loopback, became readable at the app's socket (once per arrival), with
+/// TCP's transmit time for it, when that happened during the write (an
+/// earlier one is an earlier write's; none yet: the data has not left).
 #[inline(always)]
 pub fn take_out(sk: u64, now: u64) {
-    let offset = TCP_WSTAMP_OFFSET.load();
-    if !on() || offset == 0 {
+    if !on() || TCP_WSTAMP_OFFSET.load() == 0 {
         return;
     }
-    let Some(p) = stamp(&SOCK_EDGE_OUT, sk) else {
+    let Some(i) = owned_slot(sk) else {
+        return;
+    };
+    let Some(p) = SOCK_EDGE_OUT.get_ptr_mut(i) else {
         return;
     };
     // SAFETY: an array entry, read once.
-    let edge_ns = unsafe { *p };
-    if edge_ns == 0 {
-        return;
-    }
-    // SAFETY: as above.
-    unsafe { *p = 0 };
-    // SAFETY: bpf_probe_read_kernel tolerates any address.
-    let xmit_ns: u64 = unsafe {
-        bpf_probe_read_kernel((sk as *const u8).add(offset as usize) as *const u64).unwrap_or(0)
+    let taken = unsafe { *p };
+    let edge_ns = match loopback::app_at(i) {
+        Some(app) => {
+            let arrived = arrival::arrival_of(app).unwrap_or(0);
+            if arrived == 0 || arrived == taken {
+                return;
+            }
+            // SAFETY: as above; kept so one arrival is not taken twice.
+            unsafe { *p = arrived };
+            arrived
+        }
+        None => {
+            if taken == 0 {
+                return;
+            }
+            // SAFETY: as above.
+            unsafe { *p = 0 };
+            taken
+        }
     };
+    let xmit_ns = sent_ns(sk);
     if xmit_ns == 0 || xmit_ns > edge_ns {
         return;
     }

@@ -2,7 +2,7 @@
 //! userspace pairs them into forwards (profiler_common::pairing).
 use profiler_common::events::{Io, KIND_CONNECT, KIND_READ, KIND_WRITE};
 
-use super::{arrival, edge, emit::emit, sched, sockinfo};
+use super::{arrival, edge, emit::emit, loopback, sched, sockinfo};
 
 /// Make sure a socket the proxy uses is watched; a socket it had before the
 /// profiler started is learnt here (at `now`).
@@ -12,6 +12,7 @@ fn learn(sk: u64, now: u64) {
         let info = sockinfo::read_existing(sk);
         sockinfo::report_open(sk, &info, now);
         edge::enter(sk, &info);
+        loopback::on_learnt(sk, &info);
     }
 }
 
@@ -82,6 +83,7 @@ pub fn on_write(task: (u32, u32), sk: u64, ret: i64) {
     if !arrival::is_watched(sk) {
         learn(sk, now);
     }
+    loopback::seek(sk);
     edge::take_out(sk, now);
     report(KIND_WRITE, task, sk, now, 0, ret);
 }

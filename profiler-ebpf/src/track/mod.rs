@@ -3,6 +3,7 @@ pub mod arrival;
 pub mod edge;
 pub mod emit;
 pub mod io;
+pub mod loopback;
 pub mod sched;
 pub mod sockinfo;
 pub mod state;

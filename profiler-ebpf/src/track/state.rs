@@ -6,7 +6,7 @@ use profiler_common::sock::{
     ROLE_ACCEPTED, SockInfo, TCP_CLOSE, TCP_ESTABLISHED, TCP_SYN_SENT, role_from_transition,
 };
 
-use super::{arrival, edge, io, now_ns, sockinfo, tracked_task};
+use super::{arrival, edge, io, loopback, now_ns, sockinfo, tracked_task};
 use crate::maps::PROXY_PORTS;
 
 #[inline(always)]
@@ -28,11 +28,18 @@ pub fn on_state(sk: u64, old: i32, new: i32, info: SockInfo) {
         if info.role == ROLE_ACCEPTED && PROXY_PORTS.get_ptr(&info.local_port).is_some() {
             arrival::watch(sk);
         }
-        if arrival::arrival_of(sk).is_some() {
+        let proxy = arrival::arrival_of(sk).is_some();
+        if proxy {
             sockinfo::report_open(sk, &info, now_ns());
             edge::enter(sk, &info);
         }
+        loopback::on_established(sk, &info, proxy);
     } else if new == TCP_CLOSE {
+        // An app's socket linked to a proxy's is not the proxy's: no close
+        // to report.
+        if loopback::on_close(sk, &info) {
+            return;
+        }
         // Userspace forgets the socket's pending data with it.
         if arrival::unwatch(sk) {
             sockinfo::report_close(sk, now_ns());

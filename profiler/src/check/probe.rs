@@ -43,7 +43,7 @@ pub fn run() -> Report {
             "btf",
             true,
             format!(
-                "/sys/kernel/btf/vmlinux parsed; {}; {}",
+                "/sys/kernel/btf/vmlinux parsed; {}; {}; {}",
                 match loader::task_pid_offset() {
                     Ok(off) => format!(
                         "task_struct keeps pid at byte {off} (for the BTF scheduler hooks)"
@@ -52,9 +52,17 @@ pub fn run() -> Report {
                 },
                 match loader::tcp_wstamp_offset() {
                     Ok(off) => format!(
-                        "tcp_sock keeps tcp_wstamp_ns at byte {off} (for kernel_out at the pod edge)"
+                        "tcp_sock keeps tcp_wstamp_ns at byte {off} (for kernel_out, and \
+                         kernel_in from the app)"
                     ),
-                    Err(why) => format!("{why} (no kernel_out at the pod edge)"),
+                    Err(why) => format!("{why} (no kernel_out, nor kernel_in from the app)"),
+                },
+                match loader::skc_net_offset() {
+                    Ok(off) => format!(
+                        "sock_common keeps skc_net at byte {off} (for the pod's loopback half \
+                         of --pod-edge)"
+                    ),
+                    Err(why) => format!("{why} (no kernel_in or kernel_out over the pod's loopback)"),
                 }
             ),
         ),

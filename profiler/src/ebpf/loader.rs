@@ -8,7 +8,7 @@ use aya::{
 
 use std::sync::OnceLock;
 
-use profiler_common::{edge, ring, sched};
+use profiler_common::{edge, loopback, ring, sched};
 
 use super::hookset::{self, Attach, Hook};
 
@@ -81,6 +81,12 @@ pub fn tcp_wstamp_offset() -> Result<u32, &'static str> {
         .map_err(String::as_str)
 }
 
+/// Where this kernel's `sock_common` keeps `skc_net` (the loopback half
+/// of the pod edge needs it), or why not known.
+pub fn skc_net_offset() -> Result<u32, &'static str> {
+    offsets().skc_net.as_ref().copied().map_err(String::as_str)
+}
+
 fn offsets() -> &'static crate::kernel::btf::Offsets {
     static OFFSETS: OnceLock<crate::kernel::btf::Offsets> = OnceLock::new();
     OFFSETS.get_or_init(crate::kernel::btf::kernel_offsets)
@@ -113,10 +119,15 @@ pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
     let pid_offset = task_pid_offset().unwrap_or(0);
     let edge_on = u32::from(pod_edge);
     let wstamp_offset = tcp_wstamp_offset().unwrap_or(0);
-    let (flows, stamps) = if pod_edge {
-        (edge::EDGE_FLOWS_MAX, profiler_common::slots::SOCK_SLOTS_LEN)
+    let net_offset = skc_net_offset().unwrap_or(0);
+    let (flows, stamps, peers) = if pod_edge {
+        (
+            edge::EDGE_FLOWS_MAX,
+            profiler_common::slots::SOCK_SLOTS_LEN,
+            loopback::LOOP_PEERS_MAX,
+        )
     } else {
-        (1, 1)
+        (1, 1, 1)
     };
     Ok(EbpfLoader::new()
         .map_max_entries(ring::RING_CTL, cpus)
@@ -124,9 +135,12 @@ pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
         .map_max_entries(edge::EDGE_FLOWS, flows)
         .map_max_entries(edge::SOCK_EDGE_IN, stamps)
         .map_max_entries(edge::SOCK_EDGE_OUT, stamps)
+        .map_max_entries(loopback::SOCK_PEER, stamps)
+        .map_max_entries(loopback::LOOP_PEERS, peers)
         .override_global(sched::TASK_PID_OFFSET, &pid_offset, true)
         .override_global(edge::EDGE_ON, &edge_on, true)
         .override_global(edge::TCP_WSTAMP_OFFSET, &wstamp_offset, true)
+        .override_global(loopback::SKC_NET_OFFSET, &net_offset, true)
         .load(object())?)
 }
 

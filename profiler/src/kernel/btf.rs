@@ -182,6 +182,9 @@ pub struct Offsets {
     /// (its departure time; receiving does not move it, unlike
     /// `tcp_clock_cache`), the start of kernel_out.
     pub tcp_wstamp_ns: Result<u32, String>,
+    /// `sock_common.skc_net`: a socket's network namespace, which tells
+    /// the two ends of a pod's loopback connection from another pod's.
+    pub skc_net: Result<u32, String>,
 }
 
 /// The offsets, from one read of the kernel's BTF.
@@ -196,6 +199,7 @@ pub fn kernel_offsets() -> Offsets {
     Offsets {
         task_pid: found(&data, "task_struct", "pid"),
         tcp_wstamp_ns: found(&data, "tcp_sock", "tcp_wstamp_ns"),
+        skc_net: found(&data, "sock_common", "skc_net"),
     }
 }
 
@@ -330,5 +334,11 @@ mod tests {
             (1024..8192).contains(&clock) && clock.is_multiple_of(8),
             "{clock}"
         );
+        // skc_net follows the addresses, ports, family, state and the
+        // bind node and proto pointers at the head of sock_common.
+        let net = found
+            .skc_net
+            .expect("sock_common.skc_net in this kernel's BTF");
+        assert!((40..128).contains(&net) && net.is_multiple_of(8), "{net}");
     }
 }
