@@ -15,10 +15,12 @@ pub const RING_CTL: &str = "RING_CTL";
 
 /// Records all rings hold together (4 MiB), within per-CPU bounds: a small
 /// machine gets deep rings that ride out a drain thread starved for a few
-/// hundred ms by the very load it measures; a large one stays within budget.
+/// hundred ms by the very load it measures (two CPUs get the whole budget:
+/// with half of it, the daemon lost 0.2% of the records of a saturating
+/// load here); a large one stays within budget.
 pub const RING_RECORDS: u32 = 1 << 16;
 pub const RING_SLOTS_MIN: u32 = 2048;
-pub const RING_SLOTS_MAX: u32 = 16384;
+pub const RING_SLOTS_MAX: u32 = 32768;
 
 /// Slots of each CPU's ring on a machine with `cpus` CPU ids: a power of
 /// two, so a position maps to a slot with a mask.
@@ -203,6 +205,7 @@ mod tests {
     fn ring_sizes_follow_the_cpu_count_within_bounds() {
         assert_eq!(slots_per_cpu(1), RING_SLOTS_MAX);
         assert_eq!(slots_per_cpu(2), RING_SLOTS_MAX);
+        assert_eq!(2 * slots_per_cpu(2), RING_RECORDS, "two CPUs get the whole budget");
         assert_eq!(
             slots_per_cpu(6),
             8192,

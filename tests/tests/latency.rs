@@ -197,7 +197,7 @@ fn a_stalled_drain_loses_records_and_counts_every_one() {
         .iter()
         .map(|&c| (c, session.counter(c)))
         .collect();
-    // A drain held up longer than a ring lasts (about 200 ms of this load
+    // A drain held up longer than a ring lasts (about 400 ms of this load
     // per CPU) loses records even here: in CI 2790 of 306590 once, 11214 of
     // 284889 another time, before the drain thread ran raised. They are
     // counted, and counted in: what this test holds is that every record is
