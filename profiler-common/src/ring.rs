@@ -205,7 +205,11 @@ mod tests {
     fn ring_sizes_follow_the_cpu_count_within_bounds() {
         assert_eq!(slots_per_cpu(1), RING_SLOTS_MAX);
         assert_eq!(slots_per_cpu(2), RING_SLOTS_MAX);
-        assert_eq!(2 * slots_per_cpu(2), RING_RECORDS, "two CPUs get the whole budget");
+        assert_eq!(
+            2 * slots_per_cpu(2),
+            RING_RECORDS,
+            "two CPUs get the whole budget"
+        );
         assert_eq!(
             slots_per_cpu(6),
             8192,

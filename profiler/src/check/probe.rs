@@ -80,7 +80,7 @@ pub fn run() -> Report {
     let probes = hooks(btf.as_ref().ok());
     let hook_set = probes.chosen;
     findings.extend(probes.findings);
-    let tc = tc_clsact();
+    let tc = tc_clsact(hook_set, btf.as_ref().ok());
     let tc_ok = tc.ok;
     findings.push(tc);
     Report {
@@ -345,47 +345,71 @@ fn hooks(btf: Option<&Btf>) -> HookProbes {
 }
 
 /// Attach a classifier through a clsact qdisc on the loopback of a scratch
-/// network namespace owned by one short-lived thread.
-fn tc_clsact() -> Finding {
-    let probe = std::thread::spawn(|| -> Result<&'static str, String> {
-        // SAFETY: unshare affects only this thread, which exits right after.
-        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-            return Err(format!(
-                "unshare(CLONE_NEWNET): {} (needs CAP_SYS_ADMIN)",
-                std::io::Error::last_os_error()
-            ));
-        }
-        tc::qdisc_add_clsact("lo").map_err(|e| format!("adding clsact qdisc: {e}"))?;
-        let mut ebpf = loader::open_with(true).map_err(|e| e.to_string())?;
-        let prog: &mut SchedClassifier = ebpf
-            .program_mut("tc_pod_iface")
-            .ok_or("tc_pod_iface missing from the object")?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-        prog.load().map_err(|e| e.to_string())?;
-        prog.attach_with_options(
-            "lo",
-            TcAttachType::Ingress,
-            tc::TcAttachOptions::Netlink(tc::NlOptions::default()),
-        )
-        .map_err(|e| format!("attaching classifier: {e}"))?;
-        // The pod edge's own classifiers, as `--pod-edge` attaches them.
-        let mut edges = crate::edge::Edges::open(&mut ebpf, ebpf::PodEdge::default())
-            .map_err(|e| e.to_string())?;
-        edges
-            .attach_named(&mut ebpf, "lo")
-            .map_err(|e| e.to_string())?;
-        Ok(match edges.mode() {
-            Some(crate::edge::Mode::Netlink) => "cls_bpf filters",
-            _ => "tcx links",
+/// network namespace owned by one short-lived thread; then the pod edge's
+/// classifiers as `--pod-edge` attaches them, and the programs of the hook
+/// set `set` as they load with its work in them (the edge and loopback
+/// stamping that an object loaded without `--pod-edge` leaves out).
+fn tc_clsact(set: Option<HookSet>, btf: Option<&Btf>) -> Finding {
+    let outcome = std::thread::scope(|s| {
+        s.spawn(|| -> Result<String, String> {
+            // SAFETY: unshare affects only this thread, which exits right after.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Err(format!(
+                    "unshare(CLONE_NEWNET): {} (needs CAP_SYS_ADMIN)",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            tc::qdisc_add_clsact("lo").map_err(|e| format!("adding clsact qdisc: {e}"))?;
+            let mut ebpf = loader::open_with(true).map_err(|e| e.to_string())?;
+            let prog: &mut SchedClassifier = ebpf
+                .program_mut("tc_pod_iface")
+                .ok_or("tc_pod_iface missing from the object")?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+            prog.load().map_err(|e| e.to_string())?;
+            prog.attach_with_options(
+                "lo",
+                TcAttachType::Ingress,
+                tc::TcAttachOptions::Netlink(tc::NlOptions::default()),
+            )
+            .map_err(|e| format!("attaching classifier: {e}"))?;
+            // The pod edge's own classifiers, as `--pod-edge` attaches them.
+            let mut edges = crate::edge::Edges::open(&mut ebpf, ebpf::PodEdge::default())
+                .map_err(|e| e.to_string())?;
+            edges
+                .attach_named(&mut ebpf, "lo")
+                .map_err(|e| e.to_string())?;
+            let mode = match edges.mode() {
+                Some(crate::edge::Mode::Netlink) => "cls_bpf filters",
+                _ => "tcx links",
+            };
+            let Some(set) = set else {
+                return Ok(format!("{mode} (no hook set attaches here)"));
+            };
+            for hook in set.hooks() {
+                loader::attach(&mut ebpf, hook, btf).map_err(|e| {
+                    format!(
+                        "the pod edge's classifiers attach as {mode}, but with --pod-edge the \
+                         {} hook set's program for {} is refused (a defect of the profiler; \
+                         please report it): {e}",
+                        set.name(),
+                        hook.describe()
+                    )
+                })?;
+            }
+            Ok(format!(
+                "{mode}, and the {} hook set's programs load with its stamping",
+                set.name()
+            ))
         })
+        .join()
     });
-    match probe.join() {
-        Ok(Ok(mode)) => finding(
+    match outcome {
+        Ok(Ok(edge)) => finding(
             "tc clsact",
             true,
             format!(
-                "classifier attached via clsact, and the pod edge's (--pod-edge) as {mode} \
+                "classifier attached via clsact, and the pod edge's (--pod-edge) as {edge} \
                  (in a scratch netns)"
             ),
         ),
