@@ -108,6 +108,7 @@ impl FlowKey {
 
 /// An address as IPv4 where it is an IPv4-mapped IPv6 one (a dual-stack
 /// socket's view of an IPv4 peer), else as given.
+#[inline(always)]
 pub fn normalize(family: u16, a: &[u8; 16]) -> (u16, [u8; 16]) {
     if family == AF_INET6 && is_v4_mapped(a) {
         let mut v4 = [0; 16];

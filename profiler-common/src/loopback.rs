@@ -39,6 +39,7 @@ pub struct LoopKey {
 }
 
 impl LoopKey {
+    #[inline(always)]
     fn new(net: u64, family: u16, addr: &[u8; 16], port: u16) -> LoopKey {
         let (family, addr) = normalize(family, addr);
         LoopKey {
@@ -52,6 +53,7 @@ impl LoopKey {
 
     /// The client end of a socket that just opened: its own end if it
     /// connected, its peer's if it was accepted. None for an unknown role.
+    #[inline(always)]
     pub fn client_end(net: u64, info: &SockInfo) -> Option<LoopKey> {
         match info.role {
             ROLE_CONNECTED => Some(LoopKey::new(
@@ -72,6 +74,7 @@ impl LoopKey {
 
     /// A closing socket (role no longer known) may have left either end:
     /// its own (`local`) or its peer's.
+    #[inline(always)]
     pub fn end(net: u64, info: &SockInfo, local: bool) -> LoopKey {
         if local {
             LoopKey::new(net, info.family, &info.local_addr, info.local_port)
@@ -85,25 +88,28 @@ impl LoopKey {
 /// loopback address (the app on 127.0.0.1, or REDIRECT's 127.0.0.1 for the
 /// app's outbound traffic) or both ends share an address (the pod's own).
 /// A connection across the pod edge (to another pod, or accepted from one)
-/// is not.
+/// is not. Inlined and copy-free: the kernel programs that call it have no
+/// stack to spare for a call (older verifiers add the callee's stack to
+/// the caller's, within 512 bytes).
+#[inline(always)]
 pub fn stays_in_pod(info: &SockInfo) -> bool {
-    let (fl, local) = normalize(info.family, &info.local_addr);
-    let (fp, peer) = normalize(info.family, &info.peer_addr);
-    is_loopback(fl, &local) || is_loopback(fp, &peer) || (fl == fp && local == peer)
+    is_loopback(info.family, &info.local_addr)
+        || is_loopback(info.family, &info.peer_addr)
+        || info.local_addr == info.peer_addr
 }
 
+#[inline(always)]
 fn is_loopback(family: u16, a: &[u8; 16]) -> bool {
     match family {
         AF_INET => a[0] == 127,
+        // ::1, or 127.0.0.0/8 mapped (::ffff:127.x.y.z).
         AF_INET6 => {
-            let mut i = 0;
-            while i < 15 {
-                if a[i] != 0 {
-                    return false;
-                }
-                i += 1;
-            }
-            a[15] == 1
+            let head = u64::from_ne_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
+            let mid = u32::from_ne_bytes([a[8], a[9], a[10], a[11]]);
+            let last = u32::from_be_bytes([a[12], a[13], a[14], a[15]]);
+            head == 0
+                && ((mid == 0 && last == 1)
+                    || (a[10] == 0xff && a[11] == 0xff && a[8] == 0 && a[9] == 0 && a[12] == 127))
         }
         _ => false,
     }
@@ -142,6 +148,7 @@ pub const LOOP_LAST_RX: &str = "LOOP_LAST_RX";
 /// other end: the same namespace, and the app's own end is the proxy's
 /// peer (the client end, where the proxy `accepted` it: REDIRECT hid what
 /// the app dialled) or both ends are each other's.
+#[inline(always)]
 pub fn is_other_end(
     proxy: &SockInfo,
     proxy_net: u64,
@@ -261,6 +268,12 @@ mod tests {
         assert!(stays_in_pod(&six), "::1");
         six.local_addr[0] = 0xfd;
         six.peer_addr[0] = 0xfe;
+        assert!(!stays_in_pod(&six));
+        // A dual-stack socket's IPv4 loopback peer.
+        six.local_addr = mapped(POD);
+        six.peer_addr = mapped(LO);
+        assert!(stays_in_pod(&six), "::ffff:127.0.0.1");
+        six.peer_addr = mapped([10, 244, 0, 11]);
         assert!(!stays_in_pod(&six));
     }
 

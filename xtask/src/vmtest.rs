@@ -454,6 +454,16 @@ fn report(rows: &[(String, Value, &'static [&'static str])]) -> Vec<String> {
             "no"
         };
         println!("{line} {auto:<14} {tc}");
+        // Every kernel here has clsact (the VMs carry sch_ingress and
+        // cls_bpf): `--pod-edge` must work on each.
+        if tc == "no" {
+            problems.push(format!(
+                "{label}: the pod edge (--pod-edge) does not work: {}",
+                row["tc_detail"]
+                    .as_str()
+                    .unwrap_or("(no detail in this row)")
+            ));
+        }
         if cell(row, auto).map(|c| &c["status"]) != Some(&Value::from("ok")) {
             problems.push(format!(
                 "{label}: profiler check chooses {auto}, which does not work there"
@@ -603,5 +613,13 @@ mod tests {
         let bad_choice = row("fentry", &[("fentry", "refused"), ("kprobes", "ok")]);
         let p = report(&[("6.1".into(), bad_choice, &[])]);
         assert!(p.len() == 1 && p[0].contains("chooses fentry"), "{p:?}");
+        let mut no_edge = row("fentry", &[("fentry", "ok")]);
+        no_edge["tc"] = json!(false);
+        no_edge["tc_detail"] = json!("the verifier refused it");
+        let p = report(&[("6.1".into(), no_edge, &[])]);
+        assert!(
+            p.len() == 1 && p[0].contains("pod edge") && p[0].contains("refused it"),
+            "{p:?}"
+        );
     }
 }

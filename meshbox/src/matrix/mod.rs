@@ -129,6 +129,8 @@ pub struct Row {
     /// What `profiler check` would choose here.
     pub auto: Option<HookSet>,
     pub tc: bool,
+    /// What `profiler check` said of tc (why not, where it does not attach).
+    pub tc_detail: String,
     /// The clock floor of this machine (see `floor`).
     pub floor: floor::Floor,
     pub cells: Vec<Cell>,
@@ -174,6 +176,10 @@ pub fn row(sets: &[HookSet], meshbox: &Path) -> Row {
         kernel: kernel_release(),
         auto: report.hook_set,
         tc: report.tc,
+        tc_detail: report
+            .finding("tc clsact")
+            .map(|f| f.detail.clone())
+            .unwrap_or_default(),
         floor,
         cells,
         programs: report.programs,
@@ -337,7 +343,11 @@ pub fn to_text(r: &Row) -> String {
         "kernel {}: check chooses {}; tc clsact {}; clock floor read p50 {:.1} p99 {:.1}, write p50 {:.1} p99 {:.1} µs\n",
         r.kernel,
         r.auto.map_or("nothing", HookSet::name),
-        if r.tc { "works" } else { "does not attach" },
+        if r.tc {
+            "works".to_string()
+        } else {
+            format!("does not attach ({})", r.tc_detail)
+        },
         r.floor.read_p50_us,
         r.floor.read_p99_us,
         r.floor.write_p50_us,

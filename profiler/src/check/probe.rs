@@ -80,7 +80,13 @@ pub fn run() -> Report {
     let probes = hooks(btf.as_ref().ok());
     let hook_set = probes.chosen;
     findings.extend(probes.findings);
-    let tc = tc_clsact(hook_set, btf.as_ref().ok());
+    let attached: Vec<HookSet> = probes
+        .sets
+        .iter()
+        .filter(|s| s.attached)
+        .map(|s| s.set)
+        .collect();
+    let tc = tc_clsact(&attached, btf.as_ref().ok());
     let tc_ok = tc.ok;
     findings.push(tc);
     Report {
@@ -346,10 +352,11 @@ fn hooks(btf: Option<&Btf>) -> HookProbes {
 
 /// Attach a classifier through a clsact qdisc on the loopback of a scratch
 /// network namespace owned by one short-lived thread; then the pod edge's
-/// classifiers as `--pod-edge` attaches them, and the programs of the hook
-/// set `set` as they load with its work in them (the edge and loopback
-/// stamping that an object loaded without `--pod-edge` leaves out).
-fn tc_clsact(set: Option<HookSet>, btf: Option<&Btf>) -> Finding {
+/// classifiers as `--pod-edge` attaches them, and the programs of every
+/// hook set in `sets` (those that attach here) as they load with its work
+/// in them (the edge and loopback stamping that an object loaded without
+/// `--pod-edge` leaves out).
+fn tc_clsact(sets: &[HookSet], btf: Option<&Btf>) -> Finding {
     let outcome = std::thread::scope(|s| {
         s.spawn(|| -> Result<String, String> {
             // SAFETY: unshare affects only this thread, which exits right after.
@@ -383,23 +390,29 @@ fn tc_clsact(set: Option<HookSet>, btf: Option<&Btf>) -> Finding {
                 Some(crate::edge::Mode::Netlink) => "cls_bpf filters",
                 _ => "tcx links",
             };
-            let Some(set) = set else {
+            if sets.is_empty() {
                 return Ok(format!("{mode} (no hook set attaches here)"));
-            };
-            for hook in set.hooks() {
-                loader::attach(&mut ebpf, hook, btf).map_err(|e| {
-                    format!(
-                        "the pod edge's classifiers attach as {mode}, but with --pod-edge the \
-                         {} hook set's program for {} is refused (a defect of the profiler; \
-                         please report it): {e}",
-                        set.name(),
-                        hook.describe()
-                    )
-                })?;
             }
+            for &set in sets {
+                // A fresh object per set: sets share programs (the state
+                // hook), and a program loads once per object.
+                let mut ebpf = loader::open_with(true).map_err(|e| e.to_string())?;
+                for hook in set.hooks() {
+                    loader::attach(&mut ebpf, hook, btf).map_err(|e| {
+                        format!(
+                            "the pod edge's classifiers attach as {mode}, but with --pod-edge \
+                             the {} hook set's program for {} is refused (a defect of the \
+                             profiler; please report it): {e}",
+                            set.name(),
+                            hook.describe()
+                        )
+                    })?;
+                }
+            }
+            let names: Vec<&str> = sets.iter().map(|s| s.name()).collect();
             Ok(format!(
-                "{mode}, and the {} hook set's programs load with its stamping",
-                set.name()
+                "{mode}, and the programs of {} load with its stamping",
+                names.join(", ")
             ))
         })
         .join()
