@@ -13,10 +13,26 @@ pub const EDGE_FLOWS: &str = "EDGE_FLOWS";
 /// Proxy connections whose packets the classifiers can place at once (an
 /// LRU map: the least recently used flow makes room).
 pub const EDGE_FLOWS_MAX: u32 = 65536;
-/// The last edge-in and edge-out stamps per watched socket, beside
-/// SOCK_ARRIVALS.
-pub const SOCK_EDGE_IN: &str = "SOCK_EDGE_IN";
-pub const SOCK_EDGE_OUT: &str = "SOCK_EDGE_OUT";
+/// Per watched socket, beside SOCK_ARRIVALS: its [`SockEdge`].
+pub const SOCK_EDGE: &str = "SOCK_EDGE";
+
+/// What the pod edge keeps of a watched socket, in one place: a read, a
+/// write, a packet and an arrival each touch one cache line (kept in
+/// separate arrays, a write touched three).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SockEdge {
+    /// Data in: when its last packet passed the edge, or, from the app over
+    /// loopback, when the app's TCP sent it (0: none; a read clears it).
+    pub stamp_in: u64,
+    /// Data out: when its last packet passed the edge (0: none; a write
+    /// clears it), or the last arrival at the app's socket a write took.
+    pub stamp_out: u64,
+    /// The other end over the pod's loopback (see
+    /// [`crate::loopback::APP_SIDE`] and [`crate::loopback::SEEKING`]).
+    pub peer: u64,
+    pub _pad: u64,
+}
 /// Read-only global: where `tcp_sock` keeps `tcp_wstamp_ns` on this
 /// kernel (from its BTF; 0: unknown, and no kernel_out is taken).
 pub const TCP_WSTAMP_OFFSET: &str = "TCP_WSTAMP_OFFSET";

@@ -18,8 +18,6 @@ use crate::{
 /// socket (an LRU map; entries leave when matched or closed).
 pub const LOOP_PEERS: &str = "LOOP_PEERS";
 pub const LOOP_PEERS_MAX: u32 = 16384;
-/// The other end of a linked socket, per socket slot (beside SOCK_ARRIVALS).
-pub const SOCK_PEER: &str = "SOCK_PEER";
 /// Read-only global: where `sock_common` keeps `skc_net` on this kernel
 /// (from its BTF; 0: unknown, and the loopback half is off).
 pub const SKC_NET_OFFSET: &str = "SKC_NET_OFFSET";
@@ -126,10 +124,10 @@ pub const fn waiting_of(v: u64) -> (u64, bool) {
     (v & !1, v & 1 == 1)
 }
 
-/// SOCK_PEER at an app socket's slot: its proxy socket, with the low bit
-/// set (at a proxy socket's slot: the app socket, bit clear).
+/// `SockEdge::peer` of an app's socket: its proxy socket, with the low bit
+/// set (of a proxy's socket: the app's socket, bit clear).
 pub const APP_SIDE: u64 = 1;
-/// SOCK_PEER at a proxy socket's slot while it looks for its app socket:
+/// `SockEdge::peer` of a proxy's socket while it looks for the app's:
 /// a connection that was open before the profiler started (no opening to
 /// link it at). Found during the proxy's next write to it: over loopback,
 /// the app's socket receives the data on the same CPU before the write

@@ -4,7 +4,7 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use profiler_common::{
-    edge::FlowKey,
+    edge::{FlowKey, SockEdge},
     loopback::LoopKey,
     maps::{
         ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, PROXY_PORTS_MAX, TRACKED_MAX, filter,
@@ -33,16 +33,8 @@ pub static SOCK_ARRIVALS: Array<u64> = Array::with_max_entries(SOCK_SLOTS_LEN, 0
 #[map(name = "EDGE_FLOWS")]
 pub static EDGE_FLOWS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(1, 0);
 
-#[map(name = "SOCK_EDGE_IN")]
-pub static SOCK_EDGE_IN: Array<u64> = Array::with_max_entries(1, 0);
-
-#[map(name = "SOCK_EDGE_OUT")]
-pub static SOCK_EDGE_OUT: Array<u64> = Array::with_max_entries(1, 0);
-
-// Sized in full by userspace only when the classifiers run (the loopback
-// half comes with them).
-#[map(name = "SOCK_PEER")]
-pub static SOCK_PEER: Array<u64> = Array::with_max_entries(1, 0);
+#[map(name = "SOCK_EDGE")]
+pub static SOCK_EDGE: Array<SockEdge> = Array::with_max_entries(1, 0);
 
 #[map(name = "LOOP_PEERS")]
 pub static LOOP_PEERS: LruHashMap<LoopKey, u64> = LruHashMap::with_max_entries(1, 0);

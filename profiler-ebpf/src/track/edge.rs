@@ -4,19 +4,18 @@
 //!
 //! Sockets are entered in EDGE_FLOWS (by flow, see profiler_common::edge)
 //! when they become known, so the classifier can place a packet; the stamps
-//! go in SOCK_EDGE_IN and SOCK_EDGE_OUT at the socket's slot, beside its
-//! arrival. A socket whose other end is the app in the pod is stamped over
+//! go in the socket's SOCK_EDGE entry, at its slot, beside its arrival. A socket whose other end is the app in the pod is stamped over
 //! loopback instead (`loopback.rs`); the reads and writes take both alike.
-use aya_ebpf::{Global, helpers::bpf_probe_read_kernel, maps::Array};
+use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
 use profiler_common::{
-    edge::{EdgeIn, EdgeOut, FlowKey, KIND_EDGE_IN, KIND_EDGE_OUT},
+    edge::{EdgeIn, EdgeOut, FlowKey, KIND_EDGE_IN, KIND_EDGE_OUT, SockEdge},
     slots::{SockWhere, sock_slot},
     sock::SockInfo,
 };
 
 use super::emit::emit;
 use super::{arrival, loopback};
-use crate::maps::{EDGE_FLOWS, SOCK_EDGE_IN, SOCK_EDGE_OUT, SOCK_SLOTS};
+use crate::maps::{EDGE_FLOWS, SOCK_EDGE, SOCK_SLOTS};
 
 /// 1 when the classifiers run (set at load, a constant to the verifier):
 /// otherwise no socket is entered and no read looks for a stamp.
@@ -40,9 +39,9 @@ pub fn enter(sk: u64, info: &SockInfo) {
         return;
     }
     // The slot may have held another socket's stamps or link.
-    if let Some(i) = owned_slot(sk) {
-        clear_stamps(i);
-        loopback::reset(i);
+    if let Some(e) = entry(sk) {
+        clear_stamps(e);
+        loopback::reset(e);
     }
     match FlowKey::of_socket(info) {
         Some(k) => {
@@ -70,14 +69,13 @@ pub fn leave(sk: u64, info: &SockInfo) {
     }
 }
 
-/// Clear slot `i`'s edge stamps.
+/// Clear an entry's stamps.
 #[inline(always)]
-pub fn clear_stamps(i: u32) {
-    for stamps in [&SOCK_EDGE_IN, &SOCK_EDGE_OUT] {
-        if let Some(p) = stamps.get_ptr_mut(i) {
-            // SAFETY: an array entry.
-            unsafe { *p = 0 };
-        }
+pub fn clear_stamps(e: *mut SockEdge) {
+    // SAFETY: an array entry.
+    unsafe {
+        (*e).stamp_in = 0;
+        (*e).stamp_out = 0;
     }
 }
 
@@ -90,11 +88,10 @@ pub fn owned_slot(sk: u64) -> Option<u32> {
     (unsafe { (*slot).find(sk) } == SockWhere::Slot).then_some(i)
 }
 
-/// A socket's entry in `stamps` (SOCK_EDGE_IN or SOCK_EDGE_OUT), where it
-/// owns its slot.
+/// A socket's SOCK_EDGE entry, where it owns its slot.
 #[inline(always)]
-fn stamp(stamps: &Array<u64>, sk: u64) -> Option<*mut u64> {
-    stamps.get_ptr_mut(owned_slot(sk)?)
+pub fn entry(sk: u64) -> Option<*mut SockEdge> {
+    SOCK_EDGE.get_ptr_mut(owned_slot(sk)?)
 }
 
 /// The proxy socket of a flow seen at the edge.
@@ -116,14 +113,15 @@ pub fn on_packet(key: &FlowKey, into_pod: bool) {
     let Some(sk) = socket_of(key) else {
         return;
     };
-    let stamps = if into_pod {
-        &SOCK_EDGE_IN
-    } else {
-        &SOCK_EDGE_OUT
-    };
-    if let Some(p) = stamp(stamps, sk) {
+    if let Some(e) = entry(sk) {
         // SAFETY: an array entry; the last packet wins.
-        unsafe { *p = super::now_ns() };
+        unsafe {
+            if into_pod {
+                (*e).stamp_in = super::now_ns();
+            } else {
+                (*e).stamp_out = super::now_ns();
+            }
+        }
     }
 }
 
@@ -152,16 +150,16 @@ pub fn take_in(sk: u64, arrival_ns: u64, now: u64) {
     if !on() || arrival_ns == 0 {
         return;
     }
-    let Some(p) = stamp(&SOCK_EDGE_IN, sk) else {
+    let Some(e) = entry(sk) else {
         return;
     };
     // SAFETY: an array entry, read once.
-    let edge_ns = unsafe { *p };
+    let edge_ns = unsafe { (*e).stamp_in };
     if edge_ns == 0 || edge_ns > arrival_ns {
         return;
     }
     // SAFETY: as above.
-    unsafe { *p = 0 };
+    unsafe { (*e).stamp_in = 0 };
     emit(EdgeIn {
         kind: KIND_EDGE_IN,
         _pad: 0,
@@ -181,22 +179,20 @@ pub fn take_out(sk: u64, now: u64) {
     if !on() || TCP_WSTAMP_OFFSET.load() == 0 {
         return;
     }
-    let Some(i) = owned_slot(sk) else {
+    let Some(e) = entry(sk) else {
         return;
     };
-    let Some(p) = SOCK_EDGE_OUT.get_ptr_mut(i) else {
-        return;
-    };
+    loopback::seek(sk, e);
     // SAFETY: an array entry, read once.
-    let taken = unsafe { *p };
-    let edge_ns = match loopback::app_at(i) {
+    let taken = unsafe { (*e).stamp_out };
+    let edge_ns = match loopback::app_of(e) {
         Some(app) => {
             let arrived = arrival::arrival_of(app).unwrap_or(0);
             if arrived == 0 || arrived == taken {
                 return;
             }
             // SAFETY: as above; kept so one arrival is not taken twice.
-            unsafe { *p = arrived };
+            unsafe { (*e).stamp_out = arrived };
             arrived
         }
         None => {
@@ -204,7 +200,7 @@ pub fn take_out(sk: u64, now: u64) {
                 return;
             }
             // SAFETY: as above.
-            unsafe { *p = 0 };
+            unsafe { (*e).stamp_out = 0 };
             taken
         }
     };

@@ -83,7 +83,6 @@ pub fn on_write(task: (u32, u32), sk: u64, ret: i64) {
     if !arrival::is_watched(sk) {
         learn(sk, now);
     }
-    loopback::seek(sk);
     edge::take_out(sk, now);
     report(KIND_WRITE, task, sk, now, 0, ret);
 }

@@ -6,12 +6,13 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
 use profiler_common::{
+    edge::SockEdge,
     loopback::{APP_SIDE, LoopKey, SEEKING, is_other_end, stays_in_pod, waiting, waiting_of},
     sock::{AF_INET, ROLE_ACCEPTED, SockInfo},
 };
 
 use super::{arrival, edge, sockinfo, tracked_task};
-use crate::maps::{LOOP_LAST_RX, LOOP_PEERS, LOOP_SEEKING, PROXY_PORTS, SOCK_EDGE_IN, SOCK_PEER};
+use crate::maps::{LOOP_LAST_RX, LOOP_PEERS, LOOP_SEEKING, PROXY_PORTS, SOCK_EDGE};
 
 /// Where `sock_common` keeps `skc_net` (set at load from the kernel's BTF;
 /// 0: unknown, and the loopback half is off).
@@ -33,35 +34,29 @@ fn net_of(sk: u64) -> u64 {
     }
 }
 
-/// A socket's SOCK_PEER entry, where it owns its slot.
+/// The app's socket linked to the proxy socket of entry `e`, if any.
 #[inline(always)]
-pub fn peer_entry(sk: u64) -> Option<*mut u64> {
-    SOCK_PEER.get_ptr_mut(edge::owned_slot(sk)?)
-}
-
-/// The app's socket linked to the proxy socket owning slot `i`, if any.
-#[inline(always)]
-pub fn app_at(i: u32) -> Option<u64> {
+pub fn app_of(e: *const SockEdge) -> Option<u64> {
     // SAFETY: an array entry, read once.
-    let p = unsafe { *SOCK_PEER.get_ptr(i)? };
+    let p = unsafe { (*e).peer };
     (p > SEEKING && p & APP_SIDE == 0).then_some(p)
 }
 
-/// Data became readable, at `now`, on the proxy socket owning slot `i`: if
-/// it came from the app over loopback, stamp when the app's TCP sent it.
-/// Read here, not at the proxy's read: by then the app may have sent more.
-/// The app's send runs this before it returns, so its departure time is
-/// this data's.
+/// Data became readable on the proxy socket owning slot `i`: if it came
+/// from the app over loopback, stamp when the app's TCP sent it. Read
+/// here, not at the proxy's read: by then the app may have sent more. The
+/// app's send runs this before it returns, so its departure time is this
+/// data's.
 #[inline(always)]
 pub fn on_arrival(i: u32) {
     if !on() {
         return;
     }
-    if let Some(app) = app_at(i)
-        && let Some(p) = SOCK_EDGE_IN.get_ptr_mut(i)
+    if let Some(e) = SOCK_EDGE.get_ptr_mut(i)
+        && let Some(app) = app_of(e)
     {
         // SAFETY: an array entry; the last arrival wins.
-        unsafe { *p = edge::sent_ns(app) };
+        unsafe { (*e).stamp_in = edge::sent_ns(app) };
     }
 }
 
@@ -74,17 +69,15 @@ fn count_seeking(by: i64) {
     }
 }
 
-/// Slot `i` is taken by a new socket: forget the last one's link.
+/// An entry is taken by a new socket: forget the last one's link.
 #[inline(always)]
-pub fn reset(i: u32) {
-    if let Some(p) = SOCK_PEER.get_ptr_mut(i) {
-        // SAFETY: an array entry.
-        unsafe {
-            if *p == SEEKING {
-                count_seeking(-1);
-            }
-            *p = 0;
+pub fn reset(e: *mut SockEdge) {
+    // SAFETY: an array entry.
+    unsafe {
+        if (*e).peer == SEEKING {
+            count_seeking(-1);
         }
+        (*e).peer = 0;
     }
 }
 
@@ -96,11 +89,11 @@ pub fn on_learnt(sk: u64, info: &SockInfo) {
     if !on() || info.family != AF_INET || !stays_in_pod(info) {
         return;
     }
-    if let Some(p) = peer_entry(sk) {
+    if let Some(e) = edge::entry(sk) {
         // SAFETY: an array entry.
         unsafe {
-            if *p == 0 {
-                *p = SEEKING;
+            if (*e).peer == 0 {
+                (*e).peer = SEEKING;
                 count_seeking(1);
             }
         }
@@ -129,18 +122,16 @@ pub fn on_other_data_ready(sk: u64) {
     }
 }
 
-/// A proxy's write to `sk` returned: if `sk` is SEEKING, link it to the
-/// socket that received data during the write, if that is its other end.
+/// A proxy's write to `sk` (entry `e`) returned: if `sk` is SEEKING, link
+/// it to the socket that received data during the write, if that is its
+/// other end.
 #[inline(always)]
-pub fn seek(sk: u64) {
+pub fn seek(sk: u64, e: *mut SockEdge) {
     if !on() {
         return;
     }
-    let Some(p) = peer_entry(sk) else {
-        return;
-    };
     // SAFETY: an array entry, read once.
-    if unsafe { *p } != SEEKING {
+    if unsafe { (*e).peer } != SEEKING {
         return;
     }
     let Some(last) = LOOP_LAST_RX.get_ptr_mut(0) else {
@@ -157,7 +148,7 @@ pub fn seek(sk: u64) {
     if is_other_end(&proxy_info, net_of(sk), &app_info, net_of(app), accepted) {
         count_seeking(-1);
         // SAFETY: as above.
-        unsafe { *p = 0 };
+        unsafe { (*e).peer = 0 };
         link(sk, app);
     }
 }
@@ -202,25 +193,21 @@ pub fn on_established(sk: u64, info: &SockInfo, proxy: bool) {
 /// Link a proxy's socket with the app's: both must own their slots.
 #[inline(always)]
 fn link(proxy_sk: u64, app_sk: u64) {
-    let Some(pi) = edge::owned_slot(proxy_sk) else {
+    let Some(pe) = edge::entry(proxy_sk) else {
         return;
     };
     if !arrival::watch(app_sk) {
         return;
     }
-    let Some(ai) = edge::owned_slot(app_sk) else {
+    let Some(ae) = edge::entry(app_sk) else {
         arrival::unwatch(app_sk);
         return;
     };
-    let (Some(pp), Some(ap)) = (SOCK_PEER.get_ptr_mut(pi), SOCK_PEER.get_ptr_mut(ai)) else {
-        arrival::unwatch(app_sk);
-        return;
-    };
-    edge::clear_stamps(pi);
+    edge::clear_stamps(pe);
     // SAFETY: array entries.
     unsafe {
-        *pp = app_sk;
-        *ap = proxy_sk | APP_SIDE;
+        (*pe).peer = app_sk;
+        (*ae).peer = proxy_sk | APP_SIDE;
     }
 }
 
@@ -233,23 +220,23 @@ pub fn on_close(sk: u64, info: &SockInfo) -> bool {
         return false;
     }
     let mut app = false;
-    if let Some(p) = peer_entry(sk) {
+    if let Some(e) = edge::entry(sk) {
         // SAFETY: array entries.
         unsafe {
-            let v = *p;
+            let v = (*e).peer;
             if v == SEEKING {
                 count_seeking(-1);
-                *p = 0;
+                (*e).peer = 0;
             } else if v != 0 {
-                *p = 0;
+                (*e).peer = 0;
                 app = v & APP_SIDE != 0;
                 let other = v & !APP_SIDE;
-                if let Some(q) = peer_entry(other)
-                    && *q & !APP_SIDE == sk
+                if let Some(q) = edge::entry(other)
+                    && (*q).peer & !APP_SIDE == sk
                 {
                     // An app's socket outliving its proxy's stays marked as
                     // the app's, so its own close is not reported either.
-                    *q = if app { 0 } else { APP_SIDE };
+                    (*q).peer = if app { 0 } else { APP_SIDE };
                 }
             }
         }
