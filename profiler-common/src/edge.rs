@@ -31,7 +31,11 @@ pub struct SockEdge {
     /// The other end over the pod's loopback (see
     /// [`crate::loopback::APP_SIDE`] and [`crate::loopback::SEEKING`]).
     pub peer: u64,
-    pub _pad: u64,
+    /// For a socket the proxy accepted: the port its client dialled, once
+    /// a packet showed it (its flow is then entered under it too, so the
+    /// next packets find the socket with one lookup; removed at close).
+    pub dialled_port: u32,
+    pub _pad: u32,
 }
 /// Read-only global: where `tcp_sock` keeps `tcp_wstamp_ns` on this
 /// kernel (from its BTF; 0: unknown, and no kernel_out is taken).
@@ -118,6 +122,13 @@ impl FlowKey {
     /// socket the proxy accepted, once the exact key missed.
     pub const fn accepted(mut self) -> FlowKey {
         self.local_port = 0;
+        self
+    }
+
+    /// The same flow with the pod's port `port`: for a socket the proxy
+    /// accepted, the key its packets carry (the port the client dialled).
+    pub const fn with_local_port(mut self, port: u16) -> FlowKey {
+        self.local_port = port;
         self
     }
 }
@@ -251,6 +262,16 @@ mod tests {
         six[0] = 0xfd;
         let s6 = sock(ROLE_ACCEPTED, AF_INET6, six, six);
         assert_eq!(FlowKey::of_socket(&s6).map(|k| k.family), Some(AF_INET6));
+    }
+
+    #[test]
+    fn an_accepted_socket_is_found_again_by_the_port_its_client_dialled() {
+        let s = sock(ROLE_ACCEPTED, AF_INET, v4([10, 0, 0, 2]), v4([10, 0, 0, 1]));
+        let packet = FlowKey::new(AF_INET, &v4([10, 0, 0, 2]), &v4([10, 0, 0, 1]), 8080, 40000);
+        let [exact, accepted] = FlowKey::of_socket_any(&s);
+        assert_eq!(accepted, packet.accepted());
+        // What the socket learnt from its packets, rebuilt at its close.
+        assert_eq!(exact.with_local_port(8080), packet);
     }
 
     #[test]

@@ -55,13 +55,17 @@ pub fn enter(sk: u64, info: &SockInfo) {
     }
 }
 
-/// A socket with these endpoints closed: its flows go, where still its.
+/// A proxy's socket with these endpoints is closing (still watched): its
+/// flows go, where still its, with the one its packets showed.
 #[inline(always)]
 pub fn leave(sk: u64, info: &SockInfo) {
     if !on() {
         return;
     }
-    for k in FlowKey::of_socket_any(info) {
+    let [exact, accepted] = FlowKey::of_socket_any(info);
+    // SAFETY: an array entry, read once.
+    let dialled = entry(sk).map_or(0, |e| unsafe { (*e).dialled_port });
+    for k in [exact, accepted, exact.with_local_port(dialled as u16)] {
         // SAFETY: the value is read once.
         if unsafe { EDGE_FLOWS.get(&k) }.is_some_and(|v| *v == sk) {
             let _ = EDGE_FLOWS.remove(&k);
@@ -69,13 +73,14 @@ pub fn leave(sk: u64, info: &SockInfo) {
     }
 }
 
-/// Clear an entry's stamps.
+/// Clear an entry's stamps (and what its last socket's packets showed).
 #[inline(always)]
 pub fn clear_stamps(e: *mut SockEdge) {
     // SAFETY: an array entry.
     unsafe {
         (*e).stamp_in = 0;
         (*e).stamp_out = 0;
+        (*e).dialled_port = 0;
     }
 }
 
@@ -94,15 +99,27 @@ pub fn entry(sk: u64) -> Option<*mut SockEdge> {
     SOCK_EDGE.get_ptr_mut(owned_slot(sk)?)
 }
 
-/// The proxy socket of a flow seen at the edge.
+/// The proxy socket of a flow seen at the edge, and its entry. A socket
+/// the proxy accepted is found by its flow without the pod's port (its
+/// client dialled another than the socket has); that packet's port is
+/// then entered too, so the flow's next packets take one lookup.
 #[inline(always)]
-fn socket_of(key: &FlowKey) -> Option<u64> {
+fn socket_of(key: &FlowKey) -> Option<(u64, *mut SockEdge)> {
     // SAFETY: values are read once.
     unsafe {
-        match EDGE_FLOWS.get(key) {
-            Some(sk) => Some(*sk),
-            None => EDGE_FLOWS.get(&key.accepted()).copied(),
+        if let Some(sk) = EDGE_FLOWS.get(key).copied() {
+            // A socket closed since (its slot released) falls through.
+            if let Some(e) = entry(sk) {
+                return Some((sk, e));
+            }
         }
+        let sk = EDGE_FLOWS.get(&key.accepted()).copied()?;
+        let e = entry(sk)?;
+        if key.local_port != 0 && (*e).dialled_port == 0 {
+            (*e).dialled_port = u32::from(key.local_port);
+            let _ = EDGE_FLOWS.insert(key, &sk, 0);
+        }
+        Some((sk, e))
     }
 }
 
@@ -110,17 +127,15 @@ fn socket_of(key: &FlowKey) -> Option<u64> {
 /// pod, now: the clock is read only for a proxy's packet.
 #[inline(always)]
 pub fn on_packet(key: &FlowKey, into_pod: bool) {
-    let Some(sk) = socket_of(key) else {
+    let Some((_, e)) = socket_of(key) else {
         return;
     };
-    if let Some(e) = entry(sk) {
-        // SAFETY: an array entry; the last packet wins.
-        unsafe {
-            if into_pod {
-                (*e).stamp_in = super::now_ns();
-            } else {
-                (*e).stamp_out = super::now_ns();
-            }
+    // SAFETY: an array entry; the last packet wins.
+    unsafe {
+        if into_pod {
+            (*e).stamp_in = super::now_ns();
+        } else {
+            (*e).stamp_out = super::now_ns();
         }
     }
 }

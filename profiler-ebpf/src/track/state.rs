@@ -40,10 +40,13 @@ pub fn on_state(sk: u64, old: i32, new: i32, info: SockInfo) {
         if loopback::on_close(sk, &info) {
             return;
         }
+        // Its flows go while its entry still says which (before unwatch).
+        if arrival::is_watched(sk) {
+            edge::leave(sk, &info);
+        }
         // Userspace forgets the socket's pending data with it.
         if arrival::unwatch(sk) {
             sockinfo::report_close(sk, now_ns());
-            edge::leave(sk, &info);
         }
     }
 }
