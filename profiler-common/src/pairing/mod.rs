@@ -97,8 +97,9 @@ pub struct Read {
     pub mark: Option<Mark>,
     /// How much of arrival to read the thread spent runnable.
     pub queue_runnable_ns: u64,
-    /// When the data this read took last passed the pod edge (0: it did
-    /// not come through an edge the profiler watches, or no stamp).
+    /// Where kernel_in starts for the data this read took: its last packet
+    /// passed the pod edge, or the app's TCP sent it over the pod's loopback
+    /// (0: no stamp).
     pub edge_ns: u64,
 }
 
@@ -111,9 +112,9 @@ pub struct Write {
     pub at_ns: u64,
     pub bytes: u64,
     pub mark: Option<Mark>,
-    /// The write's data left through the pod edge: TCP sent its last packet
-    /// at `.0`, which passed the edge at `.1` (None: not through an edge
-    /// the profiler watches, or no stamp).
+    /// Where the write's data went: TCP sent its last packet at `.0`, which
+    /// passed the pod edge, or became readable at the app's socket over the
+    /// pod's loopback, at `.1` (None: no stamp).
     pub edge_out: Option<(u64, u64)>,
 }
 
@@ -187,18 +188,18 @@ pub struct Forward {
     pub split: Option<Split>,
     /// How much of the queue time the reading thread spent runnable.
     pub queue_runnable_ns: u64,
-    /// The last piece read passed the pod edge (0: unknown, or not through
-    /// an edge).
+    /// Where kernel_in starts for the last piece read (see
+    /// [`Read::edge_ns`]; 0: no stamp).
     pub edge_in_ns: u64,
-    /// TCP sent the write's last packet, and it passed the pod edge (see
-    /// [`Write::edge_out`]).
+    /// TCP sent the write's last packet, and it passed the pod edge or
+    /// reached the app (see [`Write::edge_out`]).
     pub edge_out: Option<(u64, u64)>,
 }
 
 impl Forward {
-    /// Pod edge to readable at the proxy's socket, for data that came
-    /// through the edge: the kernel's part on the way in (veth, netfilter
-    /// with the interception's NAT, TCP).
+    /// Pod edge (or the app's send over loopback) to readable at the
+    /// proxy's socket: the kernel's part on the way in (veth or loopback,
+    /// netfilter with the interception's NAT, TCP).
     pub const fn kernel_in_ns(&self) -> Option<u64> {
         if self.edge_in_ns != 0 && self.edge_in_ns <= self.arrival_ns {
             Some(self.arrival_ns - self.edge_in_ns)
@@ -207,20 +208,23 @@ impl Forward {
         }
     }
 
-    /// TCP sent the write's data -> its last packet left the pod edge: the
-    /// kernel's part on the way out (IP, netfilter, veth), for data that
-    /// left through the edge. The write call usually sends the packet
-    /// itself, so this is then inside process, which ends as it returns.
+    /// TCP sent the write's data -> its last packet left the pod edge, or
+    /// became readable at the app's socket: the kernel's part on the way
+    /// out (IP, netfilter, veth or loopback). The write call usually sends
+    /// the packet itself, so this is then inside process, which ends as it
+    /// returns.
     pub fn kernel_out_ns(&self) -> Option<u64> {
         self.edge_out
             .and_then(|(xmit, edge)| edge.checked_sub(xmit))
     }
 
     /// The data's whole way through the sidecar as far as it is stamped:
-    /// from the pod edge where it came in through one (else from readable
-    /// at the proxy's socket) to the pod edge where it left through one
-    /// after the write returned (else to the write's return). That is
-    /// kernel_in + queue + process + the part of kernel_out after the write.
+    /// from where kernel_in starts (the pod edge, or the app's send over
+    /// loopback; else from readable at the proxy's socket) to where
+    /// kernel_out stops (the pod edge, or readable at the app's socket)
+    /// if that came after the write returned (else to the write's return).
+    /// That is kernel_in + queue + process + the part of kernel_out after
+    /// the write.
     pub fn sidecar_total_ns(&self) -> u64 {
         let after_write = match self.edge_out {
             Some((_, edge)) => edge.saturating_sub(self.write_ns),
