@@ -174,26 +174,6 @@ pub struct EdgeIn {
     pub edge_ns: u64,
 }
 
-/// Data a proxy's write sent left the pod through the edge: the last
-/// packet with payload, and when TCP sent it (the socket's departure time
-/// of its last packet, `tcp_wstamp_ns`, as the write returned). The write emits it just
-/// before itself, with its own time.
-pub const KIND_EDGE_OUT: u32 = 9;
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct EdgeOut {
-    pub kind: u32,
-    pub _pad: u32,
-    pub sk: u64,
-    /// The write's time (ordering only).
-    pub at_ns: u64,
-    /// When the packet passed the edge (CLOCK_MONOTONIC ns).
-    pub edge_ns: u64,
-    /// When TCP sent it (CLOCK_MONOTONIC ns, at most `edge_ns`).
-    pub xmit_ns: u64,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

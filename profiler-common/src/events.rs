@@ -26,7 +26,9 @@ pub struct Io {
     /// When the read or write returned (CLOCK_MONOTONIC ns).
     pub at_ns: u64,
     /// Reads: the last time data became readable on the socket before the
-    /// read (0: none seen). Writes: 0.
+    /// read (0: none seen). Writes (with `--pod-edge`): where kernel_out
+    /// stops for the data the write sent, its last packet at the pod edge or
+    /// its arrival at the app's socket (0: no stamp); see [`Io::edge_out`].
     pub arrival_ns: u64,
     /// The thread's scheduler account at `at_ns` ([`crate::sched::Mark`]):
     /// cumulative runnable and blocked time, and the generation of its
@@ -35,11 +37,37 @@ pub struct Io {
     pub blocked_ns: u64,
     pub sched_generation: u32,
     /// Reads: how much of arrival to read the thread spent runnable (ns,
-    /// saturating).
+    /// saturating). Writes with a kernel_out stop: how long before it TCP
+    /// sent the data (ns).
     pub queue_runnable_ns: u32,
 }
 
 impl Io {
+    /// A write's kernel_out, carried in its own record (one record less per
+    /// forward than a record of its own): when TCP sent the data, and when
+    /// it passed the pod edge or reached the app's socket.
+    pub const fn edge_out(&self) -> Option<(u64, u64)> {
+        if self.kind == KIND_WRITE && self.arrival_ns != 0 {
+            Some((
+                self.arrival_ns - self.queue_runnable_ns as u64,
+                self.arrival_ns,
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// A write record carrying kernel_out (`xmit_ns` at most `edge_ns`, at
+    /// most 4.29 s apart; else it carries none).
+    pub fn set_edge_out(&mut self, xmit_ns: u64, edge_ns: u64) {
+        if let Some(d) = edge_ns.checked_sub(xmit_ns)
+            && d <= u64::from(u32::MAX)
+        {
+            self.arrival_ns = edge_ns;
+            self.queue_runnable_ns = d as u32;
+        }
+    }
+
     /// The scheduler mark, when the thread was followed.
     pub const fn mark(&self) -> Option<crate::sched::Mark> {
         if self.sched_generation == 0 {
@@ -82,4 +110,36 @@ pub struct SockEvent {
     /// rings in time order, so an open is applied before the reads on it.
     pub at_ns: u64,
     pub info: SockInfo,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_carries_its_kernel_out_and_a_read_none() {
+        let mut w = Io {
+            kind: KIND_WRITE,
+            ..Io::default()
+        };
+        assert_eq!(w.edge_out(), None);
+        w.set_edge_out(10_000, 10_250);
+        assert_eq!(w.edge_out(), Some((10_000, 10_250)));
+        // Out of order, or too far apart for the record: none.
+        let mut bad = Io {
+            kind: KIND_WRITE,
+            ..Io::default()
+        };
+        bad.set_edge_out(10_250, 10_000);
+        bad.set_edge_out(0, 5_000_000_000);
+        assert_eq!(bad.edge_out(), None);
+        // A read's arrival is not a kernel_out.
+        let r = Io {
+            kind: KIND_READ,
+            arrival_ns: 9_000,
+            queue_runnable_ns: 100,
+            ..Io::default()
+        };
+        assert_eq!(r.edge_out(), None);
+    }
 }

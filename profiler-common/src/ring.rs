@@ -57,7 +57,6 @@ pub struct Record {
 const _: () = assert!(size_of::<Io>() <= size_of::<Record>());
 const _: () = assert!(size_of::<SockEvent>() <= size_of::<Record>());
 const _: () = assert!(size_of::<crate::edge::EdgeIn>() <= size_of::<Record>());
-const _: () = assert!(size_of::<crate::edge::EdgeOut>() <= size_of::<Record>());
 const _: () = assert!(size_of::<RunnableWait>() <= size_of::<Record>());
 
 /// A CPU's ring positions. Positions only grow; slot = position mod

@@ -143,7 +143,7 @@ impl From<&crate::events::Io> for Write {
             at_ns: io.at_ns,
             bytes: u64::from(io.bytes),
             mark: io.mark(),
-            edge_out: None,
+            edge_out: io.edge_out(),
         }
     }
 }

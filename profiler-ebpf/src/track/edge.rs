@@ -8,7 +8,7 @@
 //! loopback instead (`loopback.rs`); the reads and writes take both alike.
 use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
 use profiler_common::{
-    edge::{EdgeIn, EdgeOut, FlowKey, KIND_EDGE_IN, KIND_EDGE_OUT, SockEdge},
+    edge::{EdgeIn, FlowKey, KIND_EDGE_IN, SockEdge},
     slots::{SockWhere, sock_slot},
     sock::SockInfo,
 };
@@ -184,19 +184,18 @@ pub fn take_in(sk: u64, arrival_ns: u64, now: u64) {
     });
 }
 
-/// A write to `sk` returned at `now`: report when its data left the pod
-/// (its last packet at the edge) or, sent to the app over the pod's
-/// loopback, became readable at the app's socket (once per arrival), with
-/// TCP's transmit time for it, when that happened during the write (an
-/// earlier one is an earlier write's; none yet: the data has not left).
+/// A write to `sk` returned: when its data left the pod (its last packet
+/// at the edge) or, sent to the app over the pod's loopback, became
+/// readable at the app's socket (once per arrival), with TCP's transmit
+/// time for it, when that happened during the write (an earlier one is an
+/// earlier write's; none yet: the data has not left). The write's own
+/// record carries them.
 #[inline(always)]
-pub fn take_out(sk: u64, now: u64) {
+pub fn take_out(sk: u64) -> Option<(u64, u64)> {
     if !on() || TCP_WSTAMP_OFFSET.load() == 0 {
-        return;
+        return None;
     }
-    let Some(e) = entry(sk) else {
-        return;
-    };
+    let e = entry(sk)?;
     loopback::seek(sk, e);
     // SAFETY: an array entry, read once.
     let taken = unsafe { (*e).stamp_out };
@@ -204,7 +203,7 @@ pub fn take_out(sk: u64, now: u64) {
         Some(app) => {
             let arrived = arrival::arrival_of(app).unwrap_or(0);
             if arrived == 0 || arrived == taken {
-                return;
+                return None;
             }
             // SAFETY: as above; kept so one arrival is not taken twice.
             unsafe { (*e).stamp_out = arrived };
@@ -212,7 +211,7 @@ pub fn take_out(sk: u64, now: u64) {
         }
         None => {
             if taken == 0 {
-                return;
+                return None;
             }
             // SAFETY: as above.
             unsafe { (*e).stamp_out = 0 };
@@ -220,15 +219,5 @@ pub fn take_out(sk: u64, now: u64) {
         }
     };
     let xmit_ns = sent_ns(sk);
-    if xmit_ns == 0 || xmit_ns > edge_ns {
-        return;
-    }
-    emit(EdgeOut {
-        kind: KIND_EDGE_OUT,
-        _pad: 0,
-        sk,
-        at_ns: now,
-        edge_ns,
-        xmit_ns,
-    });
+    (xmit_ns != 0 && xmit_ns <= edge_ns).then_some((xmit_ns, edge_ns))
 }

@@ -26,7 +26,15 @@ fn touch(sk: u64, now: u64) -> u64 {
 }
 
 #[inline(always)]
-fn report(kind: u32, (tgid, tid): (u32, u32), sk: u64, at_ns: u64, arrival_ns: u64, ret: i64) {
+fn report(
+    kind: u32,
+    (tgid, tid): (u32, u32),
+    sk: u64,
+    at_ns: u64,
+    arrival_ns: u64,
+    ret: i64,
+    edge_out: Option<(u64, u64)>,
+) {
     let mut io = Io {
         kind,
         tgid,
@@ -55,6 +63,9 @@ fn report(kind: u32, (tgid, tid): (u32, u32), sk: u64, at_ns: u64, arrival_ns: u
             };
         }
     }
+    if let Some((xmit_ns, edge_ns)) = edge_out {
+        io.set_edge_out(xmit_ns, edge_ns);
+    }
     emit(io);
 }
 
@@ -68,7 +79,7 @@ pub fn on_read(task: (u32, u32), sk: u64, ret: i64) {
     let now = super::now_ns();
     let arrival = touch(sk, now);
     edge::take_in(sk, arrival, now);
-    report(KIND_READ, task, sk, now, arrival, ret);
+    report(KIND_READ, task, sk, now, arrival, ret, None);
 }
 
 /// A tracked thread's write of `ret` bytes to socket `sk` returned (clock stop).
@@ -83,12 +94,12 @@ pub fn on_write(task: (u32, u32), sk: u64, ret: i64) {
     if !arrival::is_watched(sk) {
         learn(sk, now);
     }
-    edge::take_out(sk, now);
-    report(KIND_WRITE, task, sk, now, 0, ret);
+    let edge_out = edge::take_out(sk);
+    report(KIND_WRITE, task, sk, now, 0, ret, edge_out);
 }
 
 /// A tracked thread started connecting socket `sk`.
 #[inline(always)]
 pub fn report_connect(task: (u32, u32), sk: u64, at_ns: u64) {
-    report(KIND_CONNECT, task, sk, at_ns, 0, 0);
+    report(KIND_CONNECT, task, sk, at_ns, 0, 0, None);
 }

@@ -67,10 +67,9 @@ pub struct Aggregate {
     pub tally: Tally,
     /// Endpoints of the tracked proxies' sockets, from open/close events.
     socks: FxHashMap<u64, SockInfo>,
-    /// A pod edge stamp for the read or write right behind it (at most one
-    /// per socket, and only between the two).
+    /// A kernel_in stamp for the read right behind it (at most one per
+    /// socket, and only between the two; a write carries its own).
     edge_in: FxHashMap<u64, u64>,
-    edge_out: FxHashMap<u64, (u64, u64)>,
     sidecars_max: usize,
     /// Sidecars the last discovery found beyond the cap.
     over_cap: usize,
@@ -101,7 +100,6 @@ impl Aggregate {
             tally: Tally::default(),
             socks: FxHashMap::default(),
             edge_in: FxHashMap::default(),
-            edge_out: FxHashMap::default(),
             sidecars_max: SIDECARS_MAX,
             over_cap: 0,
             gone_since: Vec::new(),
@@ -266,20 +264,10 @@ impl Aggregate {
             Event::EdgeIn { sk, edge_ns, .. } => {
                 self.edge_in.insert(sk, edge_ns);
             }
-            Event::EdgeOut {
-                sk,
-                xmit_ns,
-                edge_ns,
-                ..
-            } => {
-                self.edge_out.insert(sk, (xmit_ns, edge_ns));
-            }
             Event::Write(io) => {
-                let edge_out = self.edge_out.remove(&io.sk);
                 if let Some(role) = self.role(&io) {
                     let mut forwards = std::mem::take(&mut self.forwards);
-                    let mut w = Write::from(&io);
-                    w.edge_out = edge_out;
+                    let w = Write::from(&io);
                     self.pairing.on_write(&w, role, &mut forwards);
                     for f in forwards.drain(..) {
                         self.record(&f);
@@ -313,7 +301,6 @@ impl Aggregate {
             Event::SockClose { sk, .. } => {
                 self.socks.remove(&sk);
                 self.edge_in.remove(&sk);
-                self.edge_out.remove(&sk);
                 self.pairing.on_close(sk);
             }
         }

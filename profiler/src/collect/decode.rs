@@ -1,7 +1,7 @@
 //! Ring records to events (every record starts with a u32 kind), and the
 //! time order the CPUs' rings are merged in.
 use profiler_common::{
-    edge::{EdgeIn, EdgeOut, KIND_EDGE_IN, KIND_EDGE_OUT},
+    edge::{EdgeIn, KIND_EDGE_IN},
     events::{
         Io, KIND_CONNECT, KIND_READ, KIND_RUNNABLE_WAIT, KIND_SOCK_CLOSE, KIND_SOCK_OPEN,
         KIND_WRITE, RunnableWait, SockEvent,
@@ -32,14 +32,6 @@ pub enum Event {
         at: u64,
         edge_ns: u64,
     },
-    /// The data a write to `sk` at `at` sent, sent by TCP at `xmit_ns`,
-    /// passed the pod edge at `edge_ns`.
-    EdgeOut {
-        sk: u64,
-        at: u64,
-        xmit_ns: u64,
-        edge_ns: u64,
-    },
 }
 
 impl Event {
@@ -48,9 +40,7 @@ impl Event {
     pub fn order(&self) -> (u64, u8) {
         match self {
             // Before the read it belongs to, which has the same time.
-            Event::SockOpen { at, .. } | Event::EdgeIn { at, .. } | Event::EdgeOut { at, .. } => {
-                (*at, 0)
-            }
+            Event::SockOpen { at, .. } | Event::EdgeIn { at, .. } => (*at, 0),
             Event::Read(io) | Event::Write(io) | Event::Connect(io) => (io.at_ns, 1),
             Event::RunnableWait(w) => (w.at_ns, 1),
             Event::SockClose { at, .. } => (*at, 2),
@@ -101,12 +91,6 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
         KIND_EDGE_IN => read::<EdgeIn>(bytes).map(|e| Event::EdgeIn {
             sk: e.sk,
             at: e.at_ns,
-            edge_ns: e.edge_ns,
-        }),
-        KIND_EDGE_OUT => read::<EdgeOut>(bytes).map(|e| Event::EdgeOut {
-            sk: e.sk,
-            at: e.at_ns,
-            xmit_ns: e.xmit_ns,
             edge_ns: e.edge_ns,
         }),
         _ => None,
