@@ -177,20 +177,7 @@ pub struct EdgeIn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v4(a: [u8; 4]) -> [u8; 16] {
-        let mut x = [0; 16];
-        x[..4].copy_from_slice(&a);
-        x
-    }
-
-    fn mapped(a: [u8; 4]) -> [u8; 16] {
-        let mut x = [0; 16];
-        x[10] = 0xff;
-        x[11] = 0xff;
-        x[12..].copy_from_slice(&a);
-        x
-    }
+    use crate::test_addr::{mapped, v4};
 
     fn sock(role: u8, family: u16, local: [u8; 16], peer: [u8; 16]) -> SockInfo {
         SockInfo {

@@ -13,6 +13,8 @@ pub mod ring;
 pub mod sched;
 pub mod slots;
 pub mod sock;
+#[cfg(test)]
+mod test_addr;
 
 #[cfg(feature = "user")]
 mod pod;

@@ -179,21 +179,10 @@ pub fn is_other_end(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sock::ROLE_UNKNOWN;
-
-    fn v4(a: [u8; 4]) -> [u8; 16] {
-        let mut x = [0; 16];
-        x[..4].copy_from_slice(&a);
-        x
-    }
-
-    fn mapped(a: [u8; 4]) -> [u8; 16] {
-        let mut x = [0; 16];
-        x[10] = 0xff;
-        x[11] = 0xff;
-        x[12..].copy_from_slice(&a);
-        x
-    }
+    use crate::{
+        sock::ROLE_UNKNOWN,
+        test_addr::{mapped, v4},
+    };
 
     fn sock(role: u8, local: ([u8; 16], u16), peer: ([u8; 16], u16)) -> SockInfo {
         SockInfo {
