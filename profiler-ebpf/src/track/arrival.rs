@@ -12,11 +12,16 @@ use crate::maps::{ARRIVALS, SOCK_ARRIVALS, SOCK_SLOTS, count};
 /// BPF_NOEXIST: insert only a new key, so overflow counts stay exact.
 const NOEXIST: u64 = 1;
 
+/// Slot `i` and the arrival entry beside it.
+#[inline(always)]
+fn slot_at(i: u32) -> Option<(*mut SockSlot, *mut u64)> {
+    Some((SOCK_SLOTS.get_ptr_mut(i)?, SOCK_ARRIVALS.get_ptr_mut(i)?))
+}
+
 /// A socket's slot and the arrival entry beside it.
 #[inline(always)]
 fn slot_of(sk: u64) -> Option<(*mut SockSlot, *mut u64)> {
-    let i = sock_slot(sk);
-    Some((SOCK_SLOTS.get_ptr_mut(i)?, SOCK_ARRIVALS.get_ptr_mut(i)?))
+    slot_at(sock_slot(sk))
 }
 
 /// Called where the kernel queues data on a TCP socket (sk_data_ready), in
@@ -25,8 +30,7 @@ fn slot_of(sk: u64) -> Option<(*mut SockSlot, *mut u64)> {
 #[inline(always)]
 pub fn on_data_ready(sk: u64) {
     let i = sock_slot(sk);
-    let (Some(slot), Some(arrival)) = (SOCK_SLOTS.get_ptr_mut(i), SOCK_ARRIVALS.get_ptr_mut(i))
-    else {
+    let Some((slot, arrival)) = slot_at(i) else {
         return;
     };
     // SAFETY: array entries; a racing reader sees the old or the new value.
