@@ -285,13 +285,25 @@ fn kernel_in_and_out_are_measured_on_every_leg() {
     profiler_tests::require_root();
     // Plain HTTP at 1, 16 and 64 connections; mutual TLS between the
     // sidecars (other bytes, same flows); an app that flushes its headers
-    // before the body; HTTP/2 with ten streams per connection.
+    // before the body; a streamed response (five chunks 2 ms apart, each
+    // its own forward on the response legs); HTTP/2 with ten streams per
+    // connection.
     let shapes = [
         (SidecarKind::Nginx, 1, false, AppResponse::OneWrite, false),
         (SidecarKind::Nginx, 16, false, AppResponse::OneWrite, false),
         (SidecarKind::Nginx, 64, false, AppResponse::OneWrite, false),
         (SidecarKind::Nginx, 16, true, AppResponse::OneWrite, false),
         (SidecarKind::Nginx, 16, false, AppResponse::Split, false),
+        (
+            SidecarKind::Nginx,
+            16,
+            false,
+            AppResponse::Chunked {
+                chunks: 5,
+                gap: std::time::Duration::from_millis(2),
+            },
+            false,
+        ),
         (SidecarKind::Haproxy, 4, false, AppResponse::OneWrite, true),
     ];
     for (kind, conns, mtls, response, http2) in shapes {
