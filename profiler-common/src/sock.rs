@@ -4,6 +4,9 @@
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
 pub const IPPROTO_TCP: u16 = 6;
+/// Read-only global: where `sock` keeps `sk_protocol` on this kernel (from
+/// its BTF; 0: unknown, and the raw send/receive tracepoints are not used).
+pub const SK_PROTOCOL_OFFSET: &str = "SK_PROTOCOL_OFFSET";
 
 // TCP states (include/net/tcp_states.h).
 pub const TCP_ESTABLISHED: i32 = 1;

@@ -300,7 +300,7 @@ fn kernel_in_and_out_are_measured_on_every_leg() {
             false,
             AppResponse::Chunked {
                 chunks: 5,
-                gap: std::time::Duration::from_millis(2),
+                gap: Duration::from_millis(2),
             },
             false,
         ),

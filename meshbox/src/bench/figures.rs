@@ -39,6 +39,8 @@ pub fn deltas(before: &[(String, u64, u64)], after: &[(String, u64, u64)]) -> Ve
 }
 
 pub struct Figures {
+    /// What an untracked process's send and receive pay, as it sees it.
+    pub dispatch: super::dispatch::Dispatch,
     /// An empty program on sock_send_length during the untracked phase.
     pub floor: Option<ProgramDelta>,
     /// A program that only reads the clock, beside it.
@@ -158,6 +160,35 @@ impl Figures {
                     ),
                 );
             }
+        }
+        let d = &self.dispatch;
+        line(
+            &mut out,
+            format!(
+                "an untracked process's send or receive ({} loopback round trips of 32 bytes, \
+                 {} rounds, median [min, max] ns per round trip; the profiler's hooks there: {}):",
+                d.round_trips,
+                d.rounds,
+                d.hooks.join(", ")
+            ),
+        );
+        for (i, (arm, s)) in super::dispatch::ARMS
+            .iter()
+            .zip(&d.per_round_trip)
+            .enumerate()
+        {
+            line(
+                &mut out,
+                format!(
+                    "    {arm:<40} {:>8.1} [{:.1}, {:.1}]{}",
+                    s.median,
+                    s.min,
+                    s.max,
+                    d.per_call_ns(i)
+                        .filter(|_| i > 0)
+                        .map_or(String::new(), |c| format!(": {c:+.1} ns a call"))
+                ),
+            );
         }
         if let Some(f) = &self.floor {
             line(

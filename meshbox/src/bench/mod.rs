@@ -3,6 +3,7 @@
 //! asserted by a unit test: machines are noisy, so this prints, and the
 //! closing notes of issues quote it.
 pub mod daemon;
+mod dispatch;
 mod figures;
 mod process;
 mod ratios;
@@ -24,6 +25,8 @@ use crate::{self as testbed, LoadGen, LoadSpec, Mesh, MeshConfig, SidecarKind};
 
 pub struct BenchOptions {
     pub seconds: u64,
+    /// Rounds of the send and receive dispatch figure.
+    pub rounds: usize,
     /// Requests per second for the CPU figure; each request is four forwards
     /// (two hops, two legs).
     pub rate: u32,
@@ -131,6 +134,15 @@ fn phase(m: &Mesh, spec: LoadSpec, hooks: ebpf::Hooks) -> Result<Phase, BoxError
 }
 
 pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
+    // Before run-time stats go on: they add to every call, and a node runs
+    // without them.
+    eprintln!(
+        "bench 0/5: what an untracked process's send and receive pay ({} rounds)",
+        o.rounds
+    );
+    // About a second a round and arm at 5 s phases; shorter with shorter.
+    let dispatch = dispatch::measure(20_000 * o.seconds.clamp(1, 10) as usize, o.rounds)?;
+
     // Counting run time costs a little per invocation, so it is on only
     // while the benchmark holds this descriptor.
     let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
@@ -220,6 +232,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
     drop(m);
 
     Ok(Figures {
+        dispatch,
         floor,
         clock_floor,
         switch_floor,

@@ -27,7 +27,8 @@ pub struct Args {
     /// view's profiler arm (e.g. "--cpu-interval 1s", "--sched-hooks classic").
     #[arg(long, allow_hyphen_values = true, value_delimiter = ' ')]
     daemon_args: Vec<String>,
-    /// Rounds of the user's view (each measures every arm once).
+    /// Rounds of the user's view (each measures every arm once), and of the
+    /// hooks' figure of what an untracked send or receive pays.
     #[arg(long, default_value_t = 7)]
     rounds: usize,
     /// wrk's connections for the user's view's highest rate.
@@ -85,6 +86,7 @@ pub fn run(a: Args) -> ExitCode {
     if matches!(a.part, Part::All | Part::Hooks) {
         match crate::bench::run(&crate::bench::BenchOptions {
             seconds: a.seconds,
+            rounds: a.rounds,
             rate: a.rate,
             helper: helper.clone(),
         }) {

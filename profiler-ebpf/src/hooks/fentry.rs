@@ -27,7 +27,7 @@ pub fn fx_tcp_recvmsg(ctx: FExitContext) -> u32 {
         && let Ok(ret) = ctx.ret::<i32>()
         && let Some(sk) = sk_arg(&ctx)
     {
-        io::on_read(task, sk, i64::from(ret));
+        io::on_read(task, sk, i64::from(ret), || true);
     }
     0
 }
@@ -38,7 +38,7 @@ pub fn fx_tcp_sendmsg(ctx: FExitContext) -> u32 {
         && let Ok(ret) = ctx.ret::<i32>()
         && let Some(sk) = sk_arg(&ctx)
     {
-        io::on_write(task, sk, i64::from(ret));
+        io::on_write(task, sk, i64::from(ret), || true);
     }
     0
 }

@@ -42,7 +42,7 @@ pub fn kp_tcp_cleanup_rbuf(ctx: ProbeContext) -> u32 {
         && let Some(sk) = ctx.arg::<u64>(0)
         && let Some(copied) = ctx.arg::<i32>(1)
     {
-        io::on_read(task, sk, i64::from(copied));
+        io::on_read(task, sk, i64::from(copied), || true);
     }
     0
 }
@@ -56,7 +56,7 @@ pub fn kp_tcp_sendmsg(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn krp_tcp_sendmsg(ctx: RetProbeContext) -> u32 {
     if let Some((task, sk)) = take_sk() {
-        io::on_write(task, sk, ctx.ret::<i64>());
+        io::on_write(task, sk, ctx.ret::<i64>(), || true);
     }
     0
 }

@@ -16,15 +16,6 @@ fn learn(sk: u64, now: u64) {
     }
 }
 
-/// A read socket's last arrival (0: none), learning the socket if new.
-#[inline(always)]
-fn touch(sk: u64, now: u64) -> u64 {
-    arrival::arrival_of(sk).unwrap_or_else(|| {
-        learn(sk, now);
-        0
-    })
-}
-
 #[inline(always)]
 fn report(
     kind: u32,
@@ -71,27 +62,42 @@ fn report(
 
 /// A tracked thread's read of `ret` bytes from socket `sk` returned. The
 /// hook has already checked the task, so untracked processes never get here.
+/// `is_tcp` is asked only of a socket not watched yet (only TCP sockets
+/// ever are), so a hook that must read the protocol does so once a socket.
 #[inline(always)]
-pub fn on_read(task: (u32, u32), sk: u64, ret: i64) {
+pub fn on_read(task: (u32, u32), sk: u64, ret: i64, is_tcp: impl FnOnce() -> bool) {
     if ret <= 0 {
         return;
     }
+    let watched = arrival::arrival_of(sk);
+    if watched.is_none() && !is_tcp() {
+        return;
+    }
     let now = super::now_ns();
-    let arrival = touch(sk, now);
+    // A socket the proxy had before the profiler started is learnt here.
+    let arrival = watched.unwrap_or_else(|| {
+        learn(sk, now);
+        0
+    });
     edge::take_in(sk, arrival, now);
     report(KIND_READ, task, sk, now, arrival, ret, None);
 }
 
-/// A tracked thread's write of `ret` bytes to socket `sk` returned (clock stop).
+/// A tracked thread's write of `ret` bytes to socket `sk` returned (clock
+/// stop). `is_tcp` as for [`on_read`].
 #[inline(always)]
-pub fn on_write(task: (u32, u32), sk: u64, ret: i64) {
+pub fn on_write(task: (u32, u32), sk: u64, ret: i64, is_tcp: impl FnOnce() -> bool) {
     if ret <= 0 {
         return;
     }
-    let now = super::now_ns();
     // The destination's replies must be timed too; only its identity is
     // read here, not the arrival other CPUs keep writing.
-    if !arrival::is_watched(sk) {
+    let watched = arrival::is_watched(sk);
+    if !watched && !is_tcp() {
+        return;
+    }
+    let now = super::now_ns();
+    if !watched {
         learn(sk, now);
     }
     let edge_out = edge::take_out(sk);

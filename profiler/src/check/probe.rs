@@ -43,7 +43,7 @@ pub fn run() -> Report {
             "btf",
             true,
             format!(
-                "/sys/kernel/btf/vmlinux parsed; {}; {}; {}",
+                "/sys/kernel/btf/vmlinux parsed; {}; {}; {}; {}",
                 match loader::task_pid_offset() {
                     Ok(off) => format!(
                         "task_struct keeps pid at byte {off} (for the BTF scheduler hooks)"
@@ -56,6 +56,13 @@ pub fn run() -> Report {
                          kernel_in from the app)"
                     ),
                     Err(why) => format!("{why} (no kernel_out, nor kernel_in from the app)"),
+                },
+                match loader::sk_protocol_offset() {
+                    Ok(off) => format!(
+                        "sock keeps sk_protocol at byte {off} (for the raw send and receive \
+                         tracepoints)"
+                    ),
+                    Err(why) => format!("{why} (the classic send and receive tracepoints are used)"),
                 },
                 match loader::skc_net_offset() {
                     Ok(off) => format!(

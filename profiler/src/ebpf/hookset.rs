@@ -187,7 +187,19 @@ pub fn is_sched(hook: &Hook) -> bool {
     SCHED_PREFERENCE.iter().any(|s| s.contains(hook))
 }
 
-const TRACEPOINTS: [Hook; 4] = [
+/// The tracepoint set where the kernel's BTF says where `sock` keeps its
+/// protocol: send and receive on raw tracepoints, so the kernel fills no
+/// record before the program runs (every send and receive on the node
+/// paid for that, tracked or not).
+const TRACEPOINTS_RAW: [Hook; 4] = [
+    raw("rtp_sock_recv_length", "sock_recv_length"),
+    raw("rtp_sock_send_length", "sock_send_length"),
+    raw("rtp_sk_data_ready", "sk_data_ready"),
+    SET_STATE,
+];
+
+/// The tracepoint set elsewhere: the classic records carry the protocol.
+const TRACEPOINTS_CLASSIC: [Hook; 4] = [
     tp("tp_sock_recv_length", "sock", "sock_recv_length"),
     tp("tp_sock_send_length", "sock", "sock_send_length"),
     raw("rtp_sk_data_ready", "sk_data_ready"),
@@ -251,9 +263,19 @@ impl HookSet {
 
     pub fn hooks(self) -> &'static [Hook] {
         match self {
-            HookSet::Tracepoints => &TRACEPOINTS,
+            HookSet::Tracepoints => Self::tracepoints(super::loader::sk_protocol_offset().is_ok()),
             HookSet::Fentry => &FENTRY,
             HookSet::Kprobes => &KPROBES,
+        }
+    }
+
+    /// The tracepoint set's hooks: on raw tracepoints where `sk_protocol`'s
+    /// offset is known (`raw`), else on the classic ones.
+    pub fn tracepoints(raw: bool) -> &'static [Hook] {
+        if raw {
+            &TRACEPOINTS_RAW
+        } else {
+            &TRACEPOINTS_CLASSIC
         }
     }
 
@@ -295,6 +317,42 @@ mod tests {
         for set in HookSet::PREFERENCE {
             assert!(set.hooks().contains(&SET_STATE), "{set:?}");
         }
+        for raw in [true, false] {
+            assert!(HookSet::tracepoints(raw).contains(&SET_STATE));
+        }
+    }
+
+    #[test]
+    fn tracepoint_set_sends_and_receives_on_raw_tracepoints_only_where_known() {
+        let kinds = |raw| {
+            HookSet::tracepoints(raw)[..2]
+                .iter()
+                .map(|h| h.attach)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            kinds(true),
+            [
+                Attach::RawTracepoint {
+                    name: "sock_recv_length"
+                },
+                Attach::RawTracepoint {
+                    name: "sock_send_length"
+                },
+            ]
+        );
+        assert!(kinds(false).iter().all(|a| matches!(
+            a,
+            Attach::Tracepoint {
+                category: "sock",
+                ..
+            }
+        )));
+        // The arrival hook and the state hook are the same either way.
+        assert_eq!(
+            HookSet::tracepoints(true)[2..],
+            HookSet::tracepoints(false)[2..]
+        );
     }
 
     #[test]

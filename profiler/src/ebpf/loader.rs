@@ -8,7 +8,7 @@ use aya::{
 
 use std::sync::OnceLock;
 
-use profiler_common::{edge, loopback, ring, sched};
+use profiler_common::{edge, loopback, ring, sched, sock};
 
 use super::hookset::{self, Attach, Hook};
 
@@ -81,6 +81,16 @@ pub fn tcp_wstamp_offset() -> Result<u32, &'static str> {
         .map_err(String::as_str)
 }
 
+/// Where this kernel's `sock` keeps `sk_protocol` (the raw send and
+/// receive tracepoints need it), or why not known.
+pub fn sk_protocol_offset() -> Result<u32, &'static str> {
+    offsets()
+        .sk_protocol
+        .as_ref()
+        .copied()
+        .map_err(String::as_str)
+}
+
 /// Where this kernel's `sock_common` keeps `skc_net` (the loopback half
 /// of the pod edge needs it), or why not known.
 pub fn skc_net_offset() -> Result<u32, &'static str> {
@@ -120,6 +130,7 @@ pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
     let edge_on = u32::from(pod_edge);
     let wstamp_offset = tcp_wstamp_offset().unwrap_or(0);
     let net_offset = skc_net_offset().unwrap_or(0);
+    let protocol_offset = sk_protocol_offset().unwrap_or(0);
     let (flows, stamps, peers) = if pod_edge {
         (
             edge::EDGE_FLOWS_MAX,
@@ -139,6 +150,7 @@ pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
         .override_global(edge::EDGE_ON, &edge_on, true)
         .override_global(edge::TCP_WSTAMP_OFFSET, &wstamp_offset, true)
         .override_global(loopback::SKC_NET_OFFSET, &net_offset, true)
+        .override_global(sock::SK_PROTOCOL_OFFSET, &protocol_offset, true)
         .load(object())?)
 }
 

@@ -182,6 +182,9 @@ pub struct Offsets {
     /// (its departure time; receiving does not move it, unlike
     /// `tcp_clock_cache`), the start of kernel_out.
     pub tcp_wstamp_ns: Result<u32, String>,
+    /// `sock.sk_protocol` (not a bitfield since Linux 5.6): the raw send
+    /// and receive tracepoints tell TCP sockets by it.
+    pub sk_protocol: Result<u32, String>,
     /// `sock_common.skc_net`: a socket's network namespace, which tells
     /// the two ends of a pod's loopback connection from another pod's.
     pub skc_net: Result<u32, String>,
@@ -200,6 +203,7 @@ pub fn kernel_offsets() -> Offsets {
         task_pid: found(&data, "task_struct", "pid"),
         tcp_wstamp_ns: found(&data, "tcp_sock", "tcp_wstamp_ns"),
         skc_net: found(&data, "sock_common", "skc_net"),
+        sk_protocol: found(&data, "sock", "sk_protocol"),
     }
 }
 
@@ -340,5 +344,13 @@ mod tests {
             .skc_net
             .expect("sock_common.skc_net in this kernel's BTF");
         assert!((40..128).contains(&net) && net.is_multiple_of(8), "{net}");
+        // sk_protocol follows sock_common and the receive queue's fields.
+        let protocol = found
+            .sk_protocol
+            .expect("sock.sk_protocol in this kernel's BTF");
+        assert!(
+            (136..1024).contains(&protocol) && protocol.is_multiple_of(2),
+            "{protocol}"
+        );
     }
 }
