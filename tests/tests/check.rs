@@ -29,9 +29,11 @@ fn check_probes_this_kernel() {
             .unwrap_or_else(|| panic!("no finding {n}: {}", report.to_text()))
             .clone()
     };
+    // This kernel's BTF says where sock keeps sk_protocol: send and
+    // receive go on raw tracepoints, not the classic ones.
     for tp in [
-        "tracepoint sock:sock_recv_length",
-        "tracepoint sock:sock_send_length",
+        "raw tracepoint sock_recv_length",
+        "raw tracepoint sock_send_length",
         "raw tracepoint sk_data_ready",
         "tracepoint sock:inet_sock_set_state",
         "tracepoint sched:sched_switch",
@@ -40,6 +42,16 @@ fn check_probes_this_kernel() {
         "btf tracepoint sched_wakeup",
     ] {
         assert!(f(tp).ok, "{tp} should attach here: {}", report.to_text());
+    }
+    for classic in [
+        "tracepoint sock:sock_recv_length",
+        "tracepoint sock:sock_send_length",
+    ] {
+        assert!(
+            report.finding(classic).is_none(),
+            "{classic} probed although the raw ones are used: {}",
+            report.to_text()
+        );
     }
     assert!(f("tc clsact").ok, "{}", report.to_text());
     assert!(f("btf").ok);
