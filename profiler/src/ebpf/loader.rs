@@ -246,9 +246,50 @@ pub fn short_reason(e: &EbpfError) -> String {
             None => format!("{hook}: BPF_PROG_LOAD returned {io_error}"),
         };
     }
-    let mut s = e.to_string();
+    // With the causes: a failed attach names only its syscall, and its
+    // errno says why (ENOENT: this kernel has no such tracepoint).
+    let mut s = explain(e);
     if let Some(i) = s.find(". Verifier output:") {
         s.truncate(i);
     }
-    s.lines().next().unwrap_or_default().to_string()
+    let mut s = s.lines().next().unwrap_or_default().to_string();
+    if let EbpfError::Program { hook, .. } = e
+        && hook.contains("tracepoint")
+        && s.ends_with("(os error 2)")
+    {
+        s.push_str(" (this kernel has no such tracepoint)");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use aya::sys::SyscallError;
+
+    use super::*;
+
+    fn failed(hook: &str, errno: i32) -> EbpfError {
+        EbpfError::Program {
+            hook: hook.into(),
+            source: ProgramError::SyscallError(SyscallError {
+                call: "bpf_raw_tracepoint_open",
+                io_error: std::io::Error::from_raw_os_error(errno),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_failed_attach_says_its_errno_and_a_missing_tracepoint_says_so() {
+        let missing = short_reason(&failed("raw tracepoint sock_recv_length", libc::ENOENT));
+        assert!(
+            missing
+                .starts_with("raw tracepoint sock_recv_length: `bpf_raw_tracepoint_open` failed")
+                && missing.ends_with("(os error 2) (this kernel has no such tracepoint)"),
+            "{missing}"
+        );
+        let other = short_reason(&failed("kprobe tcp_sendmsg", libc::ENOENT));
+        assert!(other.ends_with("(os error 2)"), "{other}");
+        let busy = short_reason(&failed("raw tracepoint sk_data_ready", libc::EBUSY));
+        assert!(busy.ends_with("(os error 16)"), "{busy}");
+    }
 }
