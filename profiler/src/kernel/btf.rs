@@ -319,38 +319,35 @@ mod tests {
     /// The running kernel's own BTF, where this machine has it (every kernel
     /// the project supports does; CI's runs on such a machine).
     #[test]
-    fn this_kernels_task_struct_pid_is_found() {
+    fn this_kernels_offsets_are_found() {
         assert!(
             std::path::Path::new(VMLINUX).exists(),
             "{VMLINUX} is missing: this kernel was built without CONFIG_DEBUG_INFO_BTF"
         );
         let found = kernel_offsets();
-        let off = found
-            .task_pid
-            .expect("task_struct.pid in this kernel's BTF");
+        // An offset found, within `range` and a multiple of `align`.
+        let at = |o: &Result<u32, String>, what: &str, range: std::ops::Range<u32>, align: u32| {
+            let off = o
+                .clone()
+                .unwrap_or_else(|e| panic!("{what} in this kernel's BTF: {e}"));
+            assert!(
+                range.contains(&off) && off.is_multiple_of(align),
+                "{what}: {off}"
+            );
+        };
         // pid sits after the scheduler's state, well inside the struct.
-        assert!((256..8192).contains(&off), "{off}");
+        at(&found.task_pid, "task_struct.pid", 256..8192, 1);
         // tcp_sock begins with inet_connection_sock, which begins with sock.
-        let clock = found
-            .tcp_wstamp_ns
-            .expect("tcp_sock.tcp_wstamp_ns in this kernel's BTF");
-        assert!(
-            (1024..8192).contains(&clock) && clock.is_multiple_of(8),
-            "{clock}"
+        at(
+            &found.tcp_wstamp_ns,
+            "tcp_sock.tcp_wstamp_ns",
+            1024..8192,
+            8,
         );
         // skc_net follows the addresses, ports, family, state and the
         // bind node and proto pointers at the head of sock_common.
-        let net = found
-            .skc_net
-            .expect("sock_common.skc_net in this kernel's BTF");
-        assert!((40..128).contains(&net) && net.is_multiple_of(8), "{net}");
+        at(&found.skc_net, "sock_common.skc_net", 40..128, 8);
         // sk_protocol follows sock_common and the receive queue's fields.
-        let protocol = found
-            .sk_protocol
-            .expect("sock.sk_protocol in this kernel's BTF");
-        assert!(
-            (136..1024).contains(&protocol) && protocol.is_multiple_of(2),
-            "{protocol}"
-        );
+        at(&found.sk_protocol, "sock.sk_protocol", 136..1024, 2);
     }
 }
