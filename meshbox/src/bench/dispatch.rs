@@ -11,7 +11,7 @@ use std::{
     time::Instant,
 };
 
-use profiler::ebpf::{self, Attach, Hook, HookSet};
+use profiler::ebpf::{Attach, Hook, HookSet};
 
 use super::ratios::Spread;
 
@@ -64,26 +64,16 @@ fn round_trips(n: usize) -> std::io::Result<f64> {
     Ok(t.elapsed().as_nanos() as f64 / n as f64)
 }
 
-/// `hooks` attached (one object each, as a program loads for one place)
-/// while `n` round trips run.
+/// `hooks` attached while `n` round trips run.
 fn timed(hooks: &[Hook], n: usize) -> Result<f64, super::BoxError> {
-    let mut held = Vec::new();
-    for h in hooks {
-        let mut e = ebpf::open()?;
-        ebpf::loader::attach(&mut e, h, None)?;
-        held.push(e);
-    }
+    let _held = super::attach_each(hooks.iter().copied())?;
     Ok(round_trips(n)?)
 }
 
-/// `rounds` rounds of every arm, `n` round trips each. No process is
-/// tracked, so the profiler's programs take their untracked exit.
-pub fn measure(n: usize, rounds: usize) -> Result<Dispatch, super::BoxError> {
-    let set = HookSet::Tracepoints.hooks();
-    // The set's send and receive hooks (the arrival hook does not fire on
-    // the sender's or the receiver's call).
-    let ours: Vec<Hook> = set
-        .iter()
+/// A tracepoint set's send and receive hooks (its arrival hook does not
+/// fire on the sender's or the receiver's call).
+fn send_receive(set: &[Hook]) -> Vec<Hook> {
+    set.iter()
         .filter(|h| {
             matches!(
                 h.attach,
@@ -96,17 +86,18 @@ pub fn measure(n: usize, rounds: usize) -> Result<Dispatch, super::BoxError> {
             )
         })
         .copied()
-        .collect();
+        .collect()
+}
+
+/// `rounds` rounds of every arm, `n` round trips each. No process is
+/// tracked, so the profiler's programs take their untracked exit.
+pub fn measure(n: usize, rounds: usize) -> Result<Dispatch, super::BoxError> {
+    let ours = send_receive(HookSet::Tracepoints.hooks());
     let empty: Vec<Hook> = ours.iter().map(Hook::trivial).collect();
-    let classic: Vec<Hook> = ["sock_recv_length", "sock_send_length"]
-        .map(|name| Hook {
-            program: "probe_tracepoint",
-            attach: Attach::Tracepoint {
-                category: "sock",
-                name,
-            },
-        })
-        .to_vec();
+    let classic: Vec<Hook> = send_receive(HookSet::tracepoints(false))
+        .iter()
+        .map(Hook::trivial)
+        .collect();
     let arms: [&[Hook]; 4] = [&[], &classic, &empty, &ours];
     // Warm up: the first connection and pages of a run cost more.
     round_trips(n / 4)?;

@@ -63,6 +63,18 @@ const REF_CLOCK: &str = "probe_clock";
 const REF_SWITCH: &str = "probe_sched_switch";
 const REF_BTF_SWITCH: &str = "probe_btf_tracepoint";
 
+/// Each of `hooks` loaded and attached in an object of its own (a program
+/// is loaded for one attachment), held until the objects are dropped.
+fn attach_each(hooks: impl IntoIterator<Item = Hook>) -> Result<Vec<aya::Ebpf>, BoxError> {
+    let mut objects = Vec::new();
+    for h in hooks {
+        let mut e = ebpf::open()?;
+        ebpf::loader::attach(&mut e, &h, None)?;
+        objects.push(e);
+    }
+    Ok(objects)
+}
+
 fn mesh(helper: &std::path::Path, intercept: bool) -> Result<Mesh, BoxError> {
     mesh_of(helper, intercept, SidecarKind::Nginx)
 }

@@ -115,13 +115,9 @@ struct EmptyHooks(#[allow(dead_code)] Vec<Ebpf>);
 
 impl EmptyHooks {
     fn attach(hooks: &[hookset::Hook]) -> Result<EmptyHooks, BoxError> {
-        let mut objects = Vec::new();
-        for h in hooks {
-            let mut e = ebpf::open()?;
-            ebpf::loader::attach(&mut e, &h.trivial(), None)?;
-            objects.push(e);
-        }
-        Ok(EmptyHooks(objects))
+        Ok(EmptyHooks(super::attach_each(
+            hooks.iter().map(hookset::Hook::trivial),
+        )?))
     }
 }
 
