@@ -15,6 +15,14 @@ pub const EDGE_FLOWS: &str = "EDGE_FLOWS";
 pub const EDGE_FLOWS_MAX: u32 = 65536;
 /// Per watched socket, beside SOCK_ARRIVALS: its [`SockEdge`].
 pub const SOCK_EDGE: &str = "SOCK_EDGE";
+/// The [`SockEdge`] of a watched socket whose slot another socket holds
+/// (its arrival is then in ARRIVALS), by socket. Slots are a hash of the
+/// socket's address: among a few hundred proxy sockets, two sharing one is
+/// not rare (a quarter of 64-connection runs of the mesh), and such a
+/// socket must still be stamped.
+pub const SOCK_EDGE_SPILL: &str = "SOCK_EDGE_SPILL";
+/// Sockets out of their slot at once (a few thousand when 20 000 are watched).
+pub const SOCK_EDGE_SPILL_MAX: u32 = 8192;
 
 /// What the pod edge keeps of a watched socket, in one place: a read, a
 /// write, a packet and an arrival each touch one cache line (kept in

@@ -20,3 +20,5 @@ unsafe impl aya::Pod for crate::sched::ThreadSched {}
 unsafe impl aya::Pod for crate::sched::ThreadBits {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::edge::FlowKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for crate::edge::SockEdge {}

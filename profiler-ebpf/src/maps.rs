@@ -36,6 +36,14 @@ pub static EDGE_FLOWS: LruHashMap<FlowKey, u64> = LruHashMap::with_max_entries(1
 #[map(name = "SOCK_EDGE")]
 pub static SOCK_EDGE: Array<SockEdge> = Array::with_max_entries(1, 0);
 
+#[map(name = "SOCK_EDGE_SPILL")]
+pub static SOCK_EDGE_SPILL: LruHashMap<u64, SockEdge> = LruHashMap::with_max_entries(1, 0);
+
+// Never written: what a new spilled entry is copied from. A map value, not
+// a value on the stack, which the state hook on 6.1 has no room left for.
+#[map(name = "SOCK_EDGE_BLANK")]
+pub static SOCK_EDGE_BLANK: Array<SockEdge> = Array::with_max_entries(1, 0);
+
 #[map(name = "LOOP_PEERS")]
 pub static LOOP_PEERS: LruHashMap<LoopKey, u64> = LruHashMap::with_max_entries(1, 0);
 

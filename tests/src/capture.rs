@@ -42,6 +42,19 @@ pub fn profile_under_load_with(
     spec: LoadSpec,
     hooks: profiler::ebpf::Hooks,
 ) -> (Snapshot, LoadResult) {
+    let (snap, load, ()) = profile_under_load_around(m, spec, hooks, || (), || ());
+    (snap, load)
+}
+
+/// As [`profile_under_load_with`]; `before` runs once the hooks are in,
+/// before the load, and `during` beside the load (its result is returned).
+pub fn profile_under_load_around<T: Send>(
+    m: &Mesh,
+    spec: LoadSpec,
+    hooks: profiler::ebpf::Hooks,
+    before: impl FnOnce(),
+    during: impl FnOnce() -> T + Send,
+) -> (Snapshot, LoadResult, T) {
     let opts = snapshot::Options {
         hooks,
         ..istio(spec.duration + Duration::from_millis(2000))
@@ -49,13 +62,16 @@ pub fn profile_under_load_with(
     // The load starts once the hooks are in and the sidecars known, not
     // after a guessed delay: a slow machine must not lose the first requests.
     let mut c = snapshot::start(&opts).expect("snapshot start");
+    before();
     thread::scope(|s| {
         let url = m.url();
         let ns = m.client.netns.clone();
         let load = s.spawn(move || testbed::load::run(&ns, &url, &spec));
+        let during = s.spawn(during);
         let elapsed = snapshot::capture(&mut c, &opts).expect("snapshot");
         let snap = Snapshot::from_session(&c.session, elapsed);
-        (snap, load.join().expect("load thread").expect("load"))
+        let load = load.join().expect("load thread").expect("load");
+        (snap, load, during.join().expect("beside the load"))
     })
 }
 

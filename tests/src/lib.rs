@@ -10,6 +10,7 @@ pub mod hold;
 pub use meshbox::http;
 pub mod mesh;
 pub mod priority;
+pub mod slots;
 
 /// Fail, naming what is missing, when not root: these tests never skip.
 pub fn require_root() {

@@ -7,6 +7,7 @@ use profiler_common::{
     slots::{SockSlot, SockWhere, sock_slot},
 };
 
+use super::edge;
 use crate::maps::{ARRIVALS, SOCK_ARRIVALS, SOCK_SLOTS, count};
 
 /// BPF_NOEXIST: insert only a new key, so overflow counts stay exact.
@@ -38,11 +39,12 @@ pub fn on_data_ready(sk: u64) {
         match (*slot).find(sk) {
             SockWhere::Slot => {
                 *arrival = super::now_ns();
-                super::loopback::on_arrival(i);
+                super::loopback::on_arrival(|| edge::at_slot(i));
             }
             SockWhere::Map => {
                 if let Some(p) = ARRIVALS.get_ptr_mut(&sk) {
                     *p = super::now_ns();
+                    super::loopback::on_arrival(|| edge::spilled(sk));
                 }
             }
             SockWhere::Nowhere => super::loopback::on_other_data_ready(sk),
@@ -99,6 +101,7 @@ pub fn watch(sk: u64) -> bool {
         match ARRIVALS.insert(&sk, &0, NOEXIST) {
             Ok(()) => {
                 (*slot).overflow += 1;
+                edge::spill(sk);
                 true
             }
             // Already there (EEXIST), or the map is full.
@@ -126,6 +129,7 @@ pub fn unwatch(sk: u64) -> bool {
         }
         if (*slot).overflow > 0 && ARRIVALS.remove(&sk).is_ok() {
             (*slot).overflow -= 1;
+            edge::unspill(sk);
             return true;
         }
     }

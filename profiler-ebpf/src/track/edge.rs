@@ -4,18 +4,20 @@
 //!
 //! Sockets are entered in EDGE_FLOWS (by flow, see profiler_common::edge)
 //! when they become known, so the classifier can place a packet; the stamps
-//! go in the socket's SOCK_EDGE entry, at its slot, beside its arrival. A socket whose other end is the app in the pod is stamped over
+//! go in the socket's SOCK_EDGE entry, at its slot, beside its arrival (or in
+//! SOCK_EDGE_SPILL when another socket holds the slot). A socket whose other end is the app in the pod is stamped over
 //! loopback instead (`loopback.rs`); the reads and writes take both alike.
 use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
 use profiler_common::{
     edge::{EdgeIn, FlowKey, KIND_EDGE_IN, SockEdge},
+    maps::Counter,
     slots::{SockWhere, sock_slot},
     sock::SockInfo,
 };
 
 use super::emit::emit;
 use super::{arrival, loopback};
-use crate::maps::{EDGE_FLOWS, SOCK_EDGE, SOCK_SLOTS};
+use crate::maps::{EDGE_FLOWS, SOCK_EDGE, SOCK_EDGE_BLANK, SOCK_EDGE_SPILL, SOCK_SLOTS, count};
 
 /// 1 when the classifiers run (set at load, a constant to the verifier):
 /// otherwise no socket is entered and no read looks for a stamp.
@@ -84,19 +86,54 @@ pub fn clear_stamps(e: *mut SockEdge) {
     }
 }
 
-/// The slot index of a socket that owns its slot.
+/// A watched socket's entry: at its slot, or spilled where another socket
+/// holds the slot.
 #[inline(always)]
-pub fn owned_slot(sk: u64) -> Option<u32> {
+pub fn entry(sk: u64) -> Option<*mut SockEdge> {
     let i = sock_slot(sk);
     let slot = SOCK_SLOTS.get_ptr(i)?;
     // SAFETY: an array entry, read once.
-    (unsafe { (*slot).find(sk) } == SockWhere::Slot).then_some(i)
+    match unsafe { (*slot).find(sk) } {
+        SockWhere::Slot => at_slot(i),
+        SockWhere::Map => spilled(sk),
+        SockWhere::Nowhere => None,
+    }
 }
 
-/// A socket's SOCK_EDGE entry, where it owns its slot.
+/// The entry at slot `i` (of the socket owning it).
 #[inline(always)]
-pub fn entry(sk: u64) -> Option<*mut SockEdge> {
-    SOCK_EDGE.get_ptr_mut(owned_slot(sk)?)
+pub fn at_slot(i: u32) -> Option<*mut SockEdge> {
+    SOCK_EDGE.get_ptr_mut(i)
+}
+
+/// The entry of a watched socket whose slot another socket holds.
+#[inline(always)]
+pub fn spilled(sk: u64) -> Option<*mut SockEdge> {
+    SOCK_EDGE_SPILL.get_ptr_mut(&sk)
+}
+
+/// A socket is watched out of its slot (its slot is another's): give it an
+/// entry of its own. A full map is counted: that socket goes unstamped.
+#[inline(always)]
+pub fn spill(sk: u64) {
+    if !on() {
+        return;
+    }
+    let Some(blank) = SOCK_EDGE_BLANK.get_ptr(0) else {
+        return;
+    };
+    // SAFETY: a map value, never written.
+    if SOCK_EDGE_SPILL.insert(&sk, unsafe { &*blank }, 0).is_err() {
+        count(Counter::MapFull);
+    }
+}
+
+/// A socket watched out of its slot is no longer watched.
+#[inline(always)]
+pub fn unspill(sk: u64) {
+    if on() {
+        let _ = SOCK_EDGE_SPILL.remove(&sk);
+    }
 }
 
 /// The proxy socket of a flow seen at the edge, and its entry. A socket

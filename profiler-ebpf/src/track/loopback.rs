@@ -12,7 +12,7 @@ use profiler_common::{
 };
 
 use super::{arrival, edge, sockinfo, tracked_task};
-use crate::maps::{LOOP_LAST_RX, LOOP_PEERS, LOOP_SEEKING, PROXY_PORTS, SOCK_EDGE};
+use crate::maps::{LOOP_LAST_RX, LOOP_PEERS, LOOP_SEEKING, PROXY_PORTS};
 
 /// Where `sock_common` keeps `skc_net` (set at load from the kernel's BTF;
 /// 0: unknown, and the loopback half is off).
@@ -42,17 +42,17 @@ pub fn app_of(e: *const SockEdge) -> Option<u64> {
     (p > SEEKING && p & APP_SIDE == 0).then_some(p)
 }
 
-/// Data became readable on the proxy socket owning slot `i`: if it came
-/// from the app over loopback, stamp when the app's TCP sent it. Read
-/// here, not at the proxy's read: by then the app may have sent more. The
-/// app's send runs this before it returns, so its departure time is this
-/// data's.
+/// Data became readable on a proxy socket (`entry` finds its entry, asked
+/// only when this half is on): if it came from the app over loopback,
+/// stamp when the app's TCP sent it. Read here, not at the proxy's read: by
+/// then the app may have sent more. The app's send runs this before it
+/// returns, so its departure time is this data's.
 #[inline(always)]
-pub fn on_arrival(i: u32) {
+pub fn on_arrival(entry: impl FnOnce() -> Option<*mut SockEdge>) {
     if !on() {
         return;
     }
-    if let Some(e) = SOCK_EDGE.get_ptr_mut(i)
+    if let Some(e) = entry()
         && let Some(app) = app_of(e)
     {
         // SAFETY: an array entry; the last arrival wins.
@@ -190,7 +190,8 @@ pub fn on_established(sk: u64, info: &SockInfo, proxy: bool) {
     let _ = LOOP_PEERS.insert(&key, &waiting(sk, proxy), 0);
 }
 
-/// Link a proxy's socket with the app's: both must own their slots.
+/// Link a proxy's socket with the app's: both must be watched (in their
+/// slots or spilled).
 #[inline(always)]
 fn link(proxy_sk: u64, app_sk: u64) {
     let Some(pe) = edge::entry(proxy_sk) else {

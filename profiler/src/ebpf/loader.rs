@@ -131,20 +131,22 @@ pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
     let wstamp_offset = tcp_wstamp_offset().unwrap_or(0);
     let net_offset = skc_net_offset().unwrap_or(0);
     let protocol_offset = sk_protocol_offset().unwrap_or(0);
-    let (flows, stamps, peers) = if pod_edge {
+    let (flows, stamps, spill, peers) = if pod_edge {
         (
             edge::EDGE_FLOWS_MAX,
             profiler_common::slots::SOCK_SLOTS_LEN,
+            edge::SOCK_EDGE_SPILL_MAX,
             loopback::LOOP_PEERS_MAX,
         )
     } else {
-        (1, 1, 1)
+        (1, 1, 1, 1)
     };
     Ok(EbpfLoader::new()
         .map_max_entries(ring::RING_CTL, cpus)
         .map_max_entries(ring::RING, cpus * ring::slots_per_cpu(cpus))
         .map_max_entries(edge::EDGE_FLOWS, flows)
         .map_max_entries(edge::SOCK_EDGE, stamps)
+        .map_max_entries(edge::SOCK_EDGE_SPILL, spill)
         .map_max_entries(loopback::LOOP_PEERS, peers)
         .override_global(sched::TASK_PID_OFFSET, &pid_offset, true)
         .override_global(edge::EDGE_ON, &edge_on, true)
