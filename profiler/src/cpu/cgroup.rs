@@ -5,6 +5,7 @@
 //! processes' schedstat, not from here.)
 use std::path::{Path, PathBuf};
 
+use super::read::Reader;
 use crate::kernel::cgroup_cpu::CpuAccounting;
 
 /// Cumulative CFS figures of one cgroup, and its limit.
@@ -76,15 +77,22 @@ pub fn dir_of(proc_cgroup: &str, acc: &CpuAccounting) -> Option<(PathBuf, bool)>
     v2.map(|d| (d, true)).or(v1.map(|d| (d, false)))
 }
 
-/// Read a cgroup's figures (`v2`: which layout `dir` has).
-pub fn read(dir: &Path, v2: bool) -> Option<CgroupCpu> {
-    let rd = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+/// Read a cgroup's throttling (`v2`: which layout `dir` has), and its
+/// limit when `limit` (limits change seldom: a caller re-reads them now and
+/// then, not at every sample).
+pub fn read(dir: &Path, v2: bool, limit: bool, r: &mut Reader) -> Option<CgroupCpu> {
+    let mut rd = |name: &str| r.text(&dir.join(name)).map(str::to_owned);
     if v2 {
-        return parse_v2(&rd("cpu.stat")?, rd("cpu.max").as_deref());
+        let max = limit.then(|| rd("cpu.max")).flatten();
+        return parse_v2(&rd("cpu.stat")?, max.as_deref());
     }
-    let quota = rd("cpu.cfs_quota_us");
-    let period = rd("cpu.cfs_period_us");
-    parse_v1(&rd("cpu.stat")?, quota.as_deref().zip(period.as_deref()))
+    let quota_period = limit
+        .then(|| Some((rd("cpu.cfs_quota_us")?, rd("cpu.cfs_period_us")?)))
+        .flatten();
+    parse_v1(
+        &rd("cpu.stat")?,
+        quota_period.as_ref().map(|(q, p)| (q.as_str(), p.as_str())),
+    )
 }
 
 #[cfg(test)]

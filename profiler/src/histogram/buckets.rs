@@ -54,9 +54,37 @@ impl Default for Buckets {
     }
 }
 
+/// For each power of two, the slot of the values from it up. No power of
+/// two spans more than two bounds, so a value's slot is at most two steps
+/// from its power's: the daemon fills eight buckets per forward, and a
+/// binary search each cost more than all else in filling them.
+const FROM_POW2: [u8; 64] = from_pow2();
+
+const fn from_pow2() -> [u8; 64] {
+    let mut t = [0u8; 64];
+    let mut p = 0;
+    while p < 64 {
+        let v = 1u64 << p;
+        let mut s = 0;
+        while s < BOUNDS_NS.len() && BOUNDS_NS[s] < v {
+            s += 1;
+        }
+        t[p] = s as u8;
+        p += 1;
+    }
+    t
+}
+
 /// The slot a value falls in: the first bound at or above it (`le`).
 pub fn slot(ns: u64) -> usize {
-    BOUNDS_NS.partition_point(|&b| b < ns)
+    if ns == 0 {
+        return 0;
+    }
+    let mut s = FROM_POW2[ns.ilog2() as usize] as usize;
+    while s < BOUNDS_NS.len() && BOUNDS_NS[s] < ns {
+        s += 1;
+    }
+    s
 }
 
 impl Buckets {
@@ -94,6 +122,28 @@ mod tests {
                 .filter(|&&b| b > lo && b <= lo * 10)
                 .count();
             assert_eq!(n, 4, "decade above {lo} ns");
+        }
+    }
+
+    #[test]
+    fn the_slot_is_the_first_bound_at_or_above() {
+        let first_at_or_above = |ns: u64| BOUNDS_NS.partition_point(|&b| b < ns);
+        let mut values = vec![0, 1, u64::MAX];
+        for &b in &BOUNDS_NS {
+            values.extend([b - 1, b, b + 1, b / 2, b * 3 / 2]);
+        }
+        for p in 0..64 {
+            let v = 1u64 << p;
+            values.extend([v - 1, v, v + 1]);
+        }
+        for v in values {
+            assert_eq!(slot(v), first_at_or_above(v), "{v} ns");
+        }
+        // No power of two spans more than two bounds (the at most two steps).
+        for p in 0..63 {
+            let (lo, hi) = (1u64 << p, 1u64 << (p + 1));
+            let n = BOUNDS_NS.iter().filter(|&&b| b >= lo && b < hi).count();
+            assert!(n <= 2, "{n} bounds in [{lo}, {hi})");
         }
     }
 
