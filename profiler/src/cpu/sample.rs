@@ -299,7 +299,9 @@ mod tests {
         let (end_tx, end_rx) = mpsc::channel::<()>();
         let h = std::thread::spawn(move || {
             // SAFETY: gettid has no preconditions.
-            tid_tx.send(unsafe { libc::gettid() } as u32).expect("send tid");
+            tid_tx
+                .send(unsafe { libc::gettid() } as u32)
+                .expect("send tid");
             let _ = end_rx.recv();
         });
         (tid_rx.recv().expect("tid"), end_tx, h)
@@ -321,7 +323,11 @@ mod tests {
         assert!(tids(&first).contains(&a), "{:?}", tids(&first));
         let (b, end_b, hb) = thread();
         let second = sampler.sample(&[me]);
-        assert!(tids(&second).contains(&b), "a new thread: {:?}", tids(&second));
+        assert!(
+            tids(&second).contains(&b),
+            "a new thread: {:?}",
+            tids(&second)
+        );
         end_a.send(()).expect("end a");
         ha.join().expect("join a");
         let (c, end_c, hc) = thread();
