@@ -31,7 +31,7 @@ use std::{
 // The clock bpf_ktime_get_ns reads: the fixture's own times compare
 // directly with the profiler's.
 pub use profiler::kernel::clock::monotonic_ns;
-pub use stats::{LegCounts, LegStats, Recorder, Stats, read_stats};
+pub use stats::{LegCounts, LegStats, RANK_SLACK, Recorder, Stats, read_stats};
 
 use super::intercept::{INBOUND_PORT, OUTBOUND_PORT};
 

@@ -4,7 +4,12 @@
 //! with the host tests' slack (3% or 50 µs at p50, 5% or 100 µs at p99):
 //! no more than its read-return-to-write-return time (plus a read's return
 //! path on this machine, its clock floor), no less than its
-//! read-return-to-write-call time. The profiler's clock stops inside the
+//! read-return-to-write-call time; at p99, those taken a few forwards
+//! (RANK_SLACK) above and below p99's rank, since one forward the fixture's
+//! own clock timed late (its thread preempted between a read's return and
+//! the clock read after it) moves a sparse tail's p99 by the next gap
+//! between forwards (this host's check once failed by 320 µs at p99 while
+//! the same leg's p50 matched to 0.7 µs). The profiler's clock stops inside the
 //! write, so it must fall between the two; on real hardware they are µs
 //! apart, under software emulation the write call spans hundreds of µs.
 //! The scheduler hooks too: every forward of the fixture (one thread reads
@@ -15,7 +20,7 @@ use profiler::report::Hop;
 use serde::Serialize;
 
 use super::floor::Floor;
-use crate::delay_proxy::LegStats;
+use crate::delay_proxy::{LegStats, RANK_SLACK};
 
 /// One leg of the inbound hop, ours beside the fixture's.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -30,6 +35,9 @@ pub struct LegFigures {
     pub fixture_p99_us: f64,
     pub fixture_before_write_p50_us: f64,
     pub fixture_before_write_p99_us: f64,
+    /// The fixture's p99 bounds moved by [`RANK_SLACK`] forwards.
+    pub fixture_p99_above_us: f64,
+    pub fixture_before_write_p99_below_us: f64,
     pub queue_p50_us: f64,
     pub split_forwards: u64,
     pub on_cpu_p50_us: f64,
@@ -106,6 +114,13 @@ pub fn judge_leg_with(
         fixture_p99_us: t.p99_us,
         fixture_before_write_p50_us: t.before_write_p50_us,
         fixture_before_write_p99_us: t.before_write_p99_us,
+        // An account without them: p99's own.
+        fixture_p99_above_us: t.p99_above_us.max(t.p99_us),
+        fixture_before_write_p99_below_us: if t.before_write_p99_below_us > 0.0 {
+            t.before_write_p99_below_us.min(t.before_write_p99_us)
+        } else {
+            t.before_write_p99_us
+        },
         queue_p50_us: h.queue_us.p50,
         split_forwards: h.split_forwards,
         on_cpu_p50_us: h.on_cpu_us.p50,
@@ -153,23 +168,29 @@ pub fn judge_leg_with(
         (
             "p99",
             f.process_p99_us,
-            f.fixture_before_write_p99_us,
-            f.fixture_p99_us,
+            f.fixture_before_write_p99_below_us,
+            f.fixture_p99_above_us,
             (0.05 * f.fixture_p99_us).max(100.0),
             floor.read_p99_us,
         ),
     ] {
+        let moved = if q == "p99" {
+            format!(" ({RANK_SLACK} forwards from its p99)")
+        } else {
+            String::new()
+        };
         if ours > hi + slack + read_tail {
             problems.push(format!(
                 "{leg}: process {q} {ours:.1} µs above the fixture's read-to-write-return \
-                 {hi:.1} by {:.1} (slack {slack:.1}, and {read_tail:.1} for a read's return)",
+                 {hi:.1}{moved} by {:.1} (slack {slack:.1}, and {read_tail:.1} for a read's \
+                 return)",
                 ours - hi
             ));
         }
         if ours < lo - slack {
             problems.push(format!(
                 "{leg}: process {q} {ours:.1} µs below the fixture's read-to-write-call \
-                 {lo:.1} by {:.1} (slack {slack:.1})",
+                 {lo:.1}{moved} by {:.1} (slack {slack:.1})",
                 lo - ours
             ));
         }
@@ -316,6 +337,42 @@ mod tests {
             Reference::Fixture(None, Floor::default()),
         );
         assert!(p[0].contains("fixture forwarded nothing"), "{p:?}");
+    }
+
+    /// p99 is held to the fixture's bounds a few forwards away from its
+    /// rank (where they were kept), and no further.
+    #[test]
+    fn p99_may_move_by_a_few_forwards_of_the_fixture_and_no_more() {
+        let t = LegStats {
+            p99_above_us: 4500.0,
+            before_write_p99_below_us: 3000.0,
+            ..truth(1000, 2000.0, 4000.0)
+        };
+        for p99 in [2950.0, 4500.0] {
+            let (_, p) = judge_leg(
+                "response",
+                Some(&hop(1000, 2000.0, p99, 5.0)),
+                Reference::Fixture(Some(&t), Floor::default()),
+            );
+            assert!(p.is_empty(), "{p99}: {p:?}");
+        }
+        for (p99, want) in [
+            (
+                4800.0,
+                "p99 4800.0 µs above the fixture's read-to-write-return 4500.0 (3 forwards",
+            ),
+            (
+                2700.0,
+                "p99 2700.0 µs below the fixture's read-to-write-call 3000.0 (3 forwards",
+            ),
+        ] {
+            let (_, p) = judge_leg(
+                "response",
+                Some(&hop(1000, 2000.0, p99, 5.0)),
+                Reference::Fixture(Some(&t), Floor::default()),
+            );
+            assert!(p.len() == 1 && p[0].contains(want), "{want}: {p:?}");
+        }
     }
 
     #[test]
