@@ -576,31 +576,52 @@ fn a_known_kernel_delay_lands_in_kernel_in_or_out() {
 /// at 500 requests/s): what the sidecars add to the client's p50 (the same
 /// pods and load without interception as the baseline) is matched within
 /// 25% by the profiler's account, the four traversals' sidecar_total p50s.
+/// The two meshes take turns for five rounds and the median round is
+/// judged: one round's ratio moved from +4% to +29% on one machine in an
+/// hour, more than the bound.
 #[test]
 fn the_sidecars_added_latency_is_matched_by_the_profilers_account() {
     use profiler_tests::capture::profile_under_load_with;
+    const ROUNDS: usize = 5;
     profiler_tests::require_root();
     let mut cfg = mesh::config(SidecarKind::Nginx);
     cfg.app_delay = Duration::from_micros(200);
     cfg.app_size = 512;
     let spec = oha(4, 500, 5);
-    let baseline = {
-        let mut plain = cfg.clone();
-        plain.intercept = false;
-        let m = mesh::up(&plain);
-        testbed::load::run(&m.client.netns, &m.url(), &spec).expect("baseline load")
-    };
+    let mut plain = cfg.clone();
+    plain.intercept = false;
     let m = mesh::up(&cfg);
-    let (snap, load) = profile_under_load_with(&m, spec, hooks(&m, None));
+    let mut rounds: Vec<(f64, String)> = Vec::new();
+    for _ in 0..ROUNDS {
+        // Its own pods for each round, gone before the capture (they run
+        // the same sidecar processes, idle, which the capture would find).
+        let baseline = {
+            let b = mesh::up(&plain);
+            testbed::load::run(&b.client.netns, &b.url(), &spec).expect("baseline load")
+        };
+        let (snap, load) = profile_under_load_with(&m, spec.clone(), hooks(&m, None));
+        assert!(
+            baseline.errors == 0 && load.errors == 0 && load.completed > 2000,
+            "{baseline:?} {load:?}"
+        );
+        let account = testbed::ab::account(&snap);
+        let line = testbed::ab::summary(baseline.p50_us, load.p50_us, &account);
+        eprintln!("{line}");
+        assert_eq!(account.traversals, 4, "{snap:?}");
+        let ratio = testbed::ab::agreement(load.p50_us - baseline.p50_us, account.sidecars_us)
+            .unwrap_or_else(|| panic!("the sidecars added nothing: {line}"));
+        rounds.push((ratio, line));
+    }
+    rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (median, line) = &rounds[ROUNDS / 2];
+    let all: Vec<String> = rounds
+        .iter()
+        .map(|(r, _)| format!("{:+.0}%", (r - 1.0) * 100.0))
+        .collect();
+    eprintln!("median round: {line}; rounds {}", all.join(", "));
     assert!(
-        baseline.errors == 0 && load.errors == 0 && load.completed > 2000,
-        "{baseline:?} {load:?}"
+        (0.75..=1.25).contains(median),
+        "median round: {line}; rounds {}",
+        all.join(", ")
     );
-    let account = testbed::ab::account(&snap);
-    let line = testbed::ab::summary(baseline.p50_us, load.p50_us, &account);
-    eprintln!("{line}");
-    assert_eq!(account.traversals, 4, "{snap:?}");
-    let ratio = testbed::ab::agreement(load.p50_us - baseline.p50_us, account.sidecars_us)
-        .unwrap_or_else(|| panic!("the sidecars added nothing: {line}"));
-    assert!((0.75..=1.25).contains(&ratio), "{line}");
 }
