@@ -70,6 +70,9 @@ fn list_tasks(pid: u32) -> Option<Vec<u32>> {
     )
 }
 
+/// A thread's run time and wait in ns, and its switches in.
+type Schedstat = (u64, u64, u64);
+
 /// What a sampler keeps between samples.
 #[derive(Default)]
 struct Memo {
@@ -84,11 +87,21 @@ struct Memo {
 
 impl Memo {
     /// The thread's run time, wait and switches in; None if it is gone.
-    fn schedstat(&mut self, pid: u32, tid: u32) -> Option<(u64, u64, u64)> {
+    fn schedstat(&mut self, pid: u32, tid: u32) -> Option<Schedstat> {
         let path = format!("/proc/{pid}/task/{tid}/schedstat");
         self.reader
             .text(Path::new(&path))
             .and_then(proc::parse_schedstat)
+    }
+
+    /// Each listed thread's schedstat, and whether none was gone.
+    fn schedstats(&mut self, pid: u32, tids: &[u32]) -> (Vec<(u32, Schedstat)>, bool) {
+        let read: Vec<_> = tids
+            .iter()
+            .filter_map(|&tid| Some((tid, self.schedstat(pid, tid)?)))
+            .collect();
+        let complete = read.len() == tids.len();
+        (read, complete)
     }
 
     fn name(&mut self, pid: u32, tid: u32) -> String {
@@ -138,27 +151,14 @@ fn read_proc(
         .remove(&key)
         .filter(|t| t.len() as u64 == stat.threads);
     let listed = known.is_none();
-    let mut tids = match known {
+    let tids = match known {
         Some(t) => t,
         None => list_tasks(pid)?,
     };
-    let mut read: Vec<(u32, (u64, u64, u64))> = Vec::with_capacity(tids.len());
-    for &tid in &tids {
-        match memo.schedstat(pid, tid) {
-            Some(v) => read.push((tid, v)),
-            // A thread ended since the list: list again, once.
-            None if !listed => {
-                tids = list_tasks(pid)?;
-                read.clear();
-                for &tid in &tids {
-                    if let Some(v) = memo.schedstat(pid, tid) {
-                        read.push((tid, v));
-                    }
-                }
-                break;
-            }
-            None => {}
-        }
+    let (mut read, complete) = memo.schedstats(pid, &tids);
+    // A thread ended since the kept list: list again, once.
+    if !complete && !listed {
+        read = memo.schedstats(pid, &list_tasks(pid)?).0;
     }
     for &(tid, (run, wait, switches)) in &read {
         s.run_ns += run;
