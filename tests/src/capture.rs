@@ -1,7 +1,7 @@
 //! Profiling the mesh in a box while a load crosses it.
 use std::{thread, time::Duration};
 
-use meshbox::{self as testbed, LoadResult, LoadSpec, Mesh};
+use meshbox::{self as testbed, LoadResult, LoadSpec, Mesh, delay_proxy::RANK_SLACK};
 use profiler::{
     classify::{DEFAULT_EXCLUDED_PORTS, Direction, Leg},
     discovery::Selector,
@@ -114,23 +114,46 @@ pub const PICK_ALLOWANCE_US: f64 = 50.0;
 /// (CLOCK_THREAD_CPUTIME_ID, read to write): p50 within 10% or 30 µs (the
 /// kernel's clocks sit inside the read and the write; a few µs of their
 /// paths differ), p99 too, except that ours may exceed it by the time the
-/// scheduler took to pick what ran next (`PICK_ALLOWANCE_US`).
+/// scheduler took to pick what ran next (`PICK_ALLOWANCE_US`). At p99 the
+/// fixture's bounds are taken `RANK_SLACK` forwards above and below p99's
+/// rank: in a tail of a few hundred forwards, one forward the two clocks
+/// time differently (a vCPU the hypervisor took mid-forward: steal time,
+/// which the kernel leaves out of the thread's CPU time and our
+/// switch-to-switch clock counts) moves p99 to its neighbour (246 forwards
+/// under a 10% quota once read 207 µs above the fixture's own p99).
 pub fn assert_on_cpu_matches(leg: &str, ours: &Hop, fixture: &meshbox::delay_proxy::LegStats) {
-    for (q, o, theirs, above) in [
-        ("p50", ours.on_cpu_us.p50, fixture.on_cpu_p50_us, 0.0),
+    let moved_or = |moved: f64, own: f64| if moved > 0.0 { moved } else { own };
+    for (q, o, theirs, below, above, pick) in [
+        (
+            "p50",
+            ours.on_cpu_us.p50,
+            fixture.on_cpu_p50_us,
+            fixture.on_cpu_p50_us,
+            fixture.on_cpu_p50_us,
+            0.0,
+        ),
         (
             "p99",
             ours.on_cpu_us.p99,
             fixture.on_cpu_p99_us,
+            moved_or(fixture.on_cpu_p99_below_us, fixture.on_cpu_p99_us),
+            moved_or(fixture.on_cpu_p99_above_us, fixture.on_cpu_p99_us),
             PICK_ALLOWANCE_US,
         ),
     ] {
         let slack = (0.1 * theirs).max(30.0);
+        let (lo, hi) = (below - slack, above + slack + pick);
         assert!(
-            o >= theirs - slack && o <= theirs + slack + above,
-            "{leg}: on-CPU {q} {o:.1} us vs the fixture's thread CPU {theirs:.1} us \
-             (bounds -{slack:.1}, +{:.1} us)",
-            slack + above
+            o >= lo && o <= hi,
+            "{leg}: on-CPU {q} {o:.1} us vs the fixture's thread CPU {theirs:.1} us, \
+             outside [{lo:.1}, {hi:.1}] (the fixture's {below:.1} to {above:.1}{}, -{slack:.1}, \
+             +{:.1} us)",
+            if q == "p99" {
+                format!(" {RANK_SLACK} forwards from its p99")
+            } else {
+                String::new()
+            },
+            slack + pick
         );
     }
 }

@@ -317,7 +317,7 @@ fn a_quota_stall_inside_a_forward_is_run_queue_time() {
         &m,
         LoadSpec {
             generator: LoadGen::Oha,
-            duration: Duration::from_secs(5),
+            duration: Duration::from_secs(8),
             connections: 4,
             rate: Some(100),
             streams: 1,
@@ -331,8 +331,8 @@ fn a_quota_stall_inside_a_forward_is_run_queue_time() {
     let t = &truth["inbound/request"];
     eprintln!(
         "spinning proxy, 10% quota, {} requests: throttled {:?} s; process p99 {:.1}, on cpu \
-         p50 {:.1} p99 {:.1} (fixture's thread CPU p50 {:.1} p99 {:.1}), runqueue p50 {:.1} \
-         p99 {:.1}, blocked p99 {:.1} us",
+         p50 {:.1} p99 {:.1} (fixture's thread CPU p50 {:.1} p99 {:.1}, {:.1} to {:.1} three \
+         forwards away, {} forwards), runqueue p50 {:.1} p99 {:.1}, blocked p99 {:.1} us",
         load.completed,
         cpu.throttled_seconds,
         h.process_us.p99,
@@ -340,6 +340,9 @@ fn a_quota_stall_inside_a_forward_is_run_queue_time() {
         h.on_cpu_us.p99,
         t.on_cpu_p50_us,
         t.on_cpu_p99_us,
+        t.on_cpu_p99_below_us,
+        t.on_cpu_p99_above_us,
+        t.forwards,
         h.runqueue_us.p50,
         h.runqueue_us.p99,
         h.blocked_us.p99,
