@@ -576,13 +576,15 @@ fn a_known_kernel_delay_lands_in_kernel_in_or_out() {
 /// at 500 requests/s): what the sidecars add to the client's p50 (the same
 /// pods and load without interception as the baseline) is matched within
 /// 25% by the profiler's account, the four traversals' sidecar_total p50s.
-/// The two meshes take turns for five rounds and the median round is
+/// The two meshes take turns for seven rounds and the median round is
 /// judged: one round's ratio moved from +4% to +29% on one machine in an
-/// hour, more than the bound.
+/// hour, more than the bound, and five rounds' median once read +30%
+/// (rounds +6% to +37%). The account runs above the A/B by the writes'
+/// overlap with the next hop (README: the mesh in a box).
 #[test]
 fn the_sidecars_added_latency_is_matched_by_the_profilers_account() {
     use profiler_tests::capture::profile_under_load_with;
-    const ROUNDS: usize = 5;
+    const ROUNDS: usize = 7;
     profiler_tests::require_root();
     let mut cfg = mesh::config(SidecarKind::Nginx);
     cfg.app_delay = Duration::from_micros(200);
