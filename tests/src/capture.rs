@@ -122,7 +122,7 @@ pub const PICK_ALLOWANCE_US: f64 = 50.0;
 /// switch-to-switch clock counts) moves p99 to its neighbour (246 forwards
 /// under a 10% quota once read 207 µs above the fixture's own p99).
 pub fn assert_on_cpu_matches(leg: &str, ours: &Hop, fixture: &meshbox::delay_proxy::LegStats) {
-    let moved_or = |moved: f64, own: f64| if moved > 0.0 { moved } else { own };
+    let (p99_below, p99_above) = fixture.on_cpu_p99_bounds();
     for (q, o, theirs, below, above, pick) in [
         (
             "p50",
@@ -136,8 +136,8 @@ pub fn assert_on_cpu_matches(leg: &str, ours: &Hop, fixture: &meshbox::delay_pro
             "p99",
             ours.on_cpu_us.p99,
             fixture.on_cpu_p99_us,
-            moved_or(fixture.on_cpu_p99_below_us, fixture.on_cpu_p99_us),
-            moved_or(fixture.on_cpu_p99_above_us, fixture.on_cpu_p99_us),
+            p99_below,
+            p99_above,
             PICK_ALLOWANCE_US,
         ),
     ] {

@@ -56,6 +56,32 @@ pub struct LegStats {
     pub on_cpu_p99_below_us: f64,
 }
 
+impl LegStats {
+    /// Process p99's bounds [`RANK_SLACK`] forwards from its rank:
+    /// read-to-write-call below, read-to-write-return above (p99's own in
+    /// an account written before these were kept).
+    pub fn process_p99_bounds(&self) -> (f64, f64) {
+        (
+            moved_below(self.before_write_p99_below_us, self.before_write_p99_us),
+            self.p99_above_us.max(self.p99_us),
+        )
+    }
+
+    /// The thread CPU time's p99 bounds [`RANK_SLACK`] forwards from its
+    /// rank (p99's own in an older account).
+    pub fn on_cpu_p99_bounds(&self) -> (f64, f64) {
+        (
+            moved_below(self.on_cpu_p99_below_us, self.on_cpu_p99_us),
+            self.on_cpu_p99_above_us.max(self.on_cpu_p99_us),
+        )
+    }
+}
+
+/// A lower bound moved down from `own`; 0 means it was not kept.
+fn moved_below(moved: f64, own: f64) -> f64 {
+    if moved > 0.0 { moved.min(own) } else { own }
+}
+
 /// Forwards by which p99's rank may move (see [`LegStats::p99_above_us`]):
 /// at the matrix's 400 to 640 forwards a leg, under 1% of them.
 pub const RANK_SLACK: u64 = 3;
@@ -170,8 +196,8 @@ impl Recorder {
                         .value_at_quantile((0.99 - moved).max(0.0))
                         as f64
                         / 1000.0,
-                    on_cpu_p50_us: l.on_cpu.value_at_quantile(0.5) as f64 / 1000.0,
-                    on_cpu_p99_us: l.on_cpu.value_at_quantile(0.99) as f64 / 1000.0,
+                    on_cpu_p50_us: cpu(0.5),
+                    on_cpu_p99_us: cpu(0.99),
                     on_cpu_max_us: l.on_cpu.max() as f64 / 1000.0,
                     on_cpu_p99_above_us: cpu((0.99 + moved).min(1.0)),
                     on_cpu_p99_below_us: cpu((0.99 - moved).max(0.0)),

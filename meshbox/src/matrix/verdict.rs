@@ -103,6 +103,7 @@ pub fn judge_leg_with(
             )],
         );
     };
+    let (p99_below, p99_above) = t.process_p99_bounds();
     let f = LegFigures {
         leg,
         forwards: h.forwards,
@@ -114,13 +115,8 @@ pub fn judge_leg_with(
         fixture_p99_us: t.p99_us,
         fixture_before_write_p50_us: t.before_write_p50_us,
         fixture_before_write_p99_us: t.before_write_p99_us,
-        // An account without them: p99's own.
-        fixture_p99_above_us: t.p99_above_us.max(t.p99_us),
-        fixture_before_write_p99_below_us: if t.before_write_p99_below_us > 0.0 {
-            t.before_write_p99_below_us.min(t.before_write_p99_us)
-        } else {
-            t.before_write_p99_us
-        },
+        fixture_p99_above_us: p99_above,
+        fixture_before_write_p99_below_us: p99_below,
         queue_p50_us: h.queue_us.p50,
         split_forwards: h.split_forwards,
         on_cpu_p50_us: h.on_cpu_us.p50,
