@@ -9,9 +9,10 @@ use profiler::{
 
 /// The profiler's account of one request's way through both sidecars, at
 /// p50: the four traversals' sidecar_total p50s summed (total where a
-/// traversal has no kernel stamp), and that split into the proxies' part
-/// (queue + process) and the kernel's (from the pod edge or the app's send
-/// to the proxy's socket, and any arriving after the write returned).
+/// traversal has no kernel stamp), and that split into the kernel's part on
+/// the way in (kernel_in: from the pod edge or the app's send to readable at
+/// the proxy's socket) and the proxies' (the rest: queue, and the proxy's
+/// work up to its data leaving the pod, its send included).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Account {
     pub sidecars_us: f64,
@@ -45,9 +46,14 @@ pub fn account(snap: &Snapshot) -> Account {
         } else {
             h.total_us.p50
         };
+        let kernel_in = if h.kernel_in_forwards > 0 {
+            h.kernel_in_us.p50.min(whole)
+        } else {
+            0.0
+        };
         a.sidecars_us += whole;
-        a.proxies_us += h.total_us.p50;
-        a.kernel_us += (whole - h.total_us.p50).max(0.0);
+        a.proxies_us += whole - kernel_in;
+        a.kernel_us += kernel_in;
     }
     a
 }
@@ -58,8 +64,8 @@ pub fn summary(baseline_p50_us: f64, mesh_p50_us: f64, a: &Account) -> String {
     let added = mesh_p50_us - baseline_p50_us;
     format!(
         "sidecars added {added:.0} us per request at p50 (client A/B: {mesh_p50_us:.0} with, \
-         {baseline_p50_us:.0} without); the profiler accounts for {:.0} us: proxies {:.0}, \
-         kernel {:.0} (into and out of the proxies' sockets); {}",
+         {baseline_p50_us:.0} without); the profiler accounts for {:.0} us: proxies {:.0} \
+         (until the data left the pod), kernel {:.0} (into the proxies' sockets); {}",
         a.sidecars_us,
         a.proxies_us,
         a.kernel_us,
@@ -93,7 +99,9 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("accounts for 318 us: proxies 156, kernel 162"),
+            s.contains(
+                "accounts for 318 us: proxies 156 (until the data left the pod), kernel 162"
+            ),
             "{s}"
         );
         assert!(s.ends_with("-7% of the A/B"), "{s}");

@@ -218,19 +218,30 @@ impl Forward {
             .and_then(|(xmit, edge)| edge.checked_sub(xmit))
     }
 
+    /// Where the data left the sidecar: its last packet passed the pod edge,
+    /// or became readable at the app's socket, if that was stamped after
+    /// the proxy read the data; else the write's return. The write usually
+    /// returns later: a send over loopback or the veth runs the next hop's
+    /// receive inside the call, which is the next traversal's kernel_in,
+    /// not this data's wait.
+    pub fn exit_ns(&self) -> u64 {
+        match self.edge_out {
+            Some((_, edge)) if edge > self.read_ns => edge,
+            _ => self.write_ns,
+        }
+    }
+
     /// The data's whole way through the sidecar as far as it is stamped:
     /// from where kernel_in starts (the pod edge, or the app's send over
-    /// loopback; else from readable at the proxy's socket) to where
-    /// kernel_out stops (the pod edge, or readable at the app's socket)
-    /// if that came after the write returned (else to the write's return).
-    /// That is kernel_in + queue + process + the part of kernel_out after
-    /// the write.
+    /// loopback; else from readable at the proxy's socket) to where it left
+    /// (see [`Forward::exit_ns`]): kernel_in + queue + the proxy's work up
+    /// to the data leaving, including kernel_out.
     pub fn sidecar_total_ns(&self) -> u64 {
-        let after_write = match self.edge_out {
-            Some((_, edge)) => edge.saturating_sub(self.write_ns),
-            None => 0,
+        let start = match self.kernel_in_ns() {
+            Some(_) => self.edge_in_ns,
+            None => self.arrival_ns,
         };
-        self.total_ns() + self.kernel_in_ns().unwrap_or(0) + after_write
+        self.exit_ns().saturating_sub(start)
     }
 
     /// Arrival to read: waiting to be picked up (event loop, CPU contention).

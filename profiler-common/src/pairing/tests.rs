@@ -949,7 +949,21 @@ fn the_edge_stamp_follows_the_last_arrival() {
     p.on_write(&w, Role::Connected, &mut out);
     assert_eq!(out[0].kernel_out_ns(), Some(40));
     assert_eq!(out[0].kernel_in_ns(), None);
-    // Sent within the write: the whole way ends as the write returns.
+    // Sent within the write: the data's way ends as it left the pod, not
+    // as the write returned 10 us later.
+    assert_eq!(out[0].exit_ns(), 9_990);
+    assert_eq!(out[0].sidecar_total_ns(), 9_990 - 900);
+    assert_eq!(out[0].total_ns(), 10_000 - 900);
+
+    // An edge stamp from before the proxy read the data cannot be where
+    // this data left: the way ends as the write returned.
+    let mut p = Pairing::default();
+    p.on_read(&read(1, 1_000, 900, 0), Role::Accepted);
+    let mut out = Vec::new();
+    let mut w = write(2, 10_000);
+    w.edge_out = Some((950, 990));
+    p.on_write(&w, Role::Connected, &mut out);
+    assert_eq!(out[0].exit_ns(), 10_000);
     assert_eq!(out[0].sidecar_total_ns(), 10_000 - 900);
 
     // In through the edge, out after the write returned (held by TCP).

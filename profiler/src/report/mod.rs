@@ -43,8 +43,8 @@ pub struct Hop {
     pub kernel_out_us: Percentiles,
     /// Of `forwards`, those with a pod edge stamp at either end;
     /// `sidecar_total_us` is over these: the data's whole way through the
-    /// sidecar as stamped, kernel_in + queue + process + the part of
-    /// kernel_out after the write returned.
+    /// sidecar as stamped, from kernel_in's start to where the data left
+    /// (kernel_out's stop, else the write's return).
     pub sidecar_total_forwards: u64,
     pub sidecar_total_us: Percentiles,
 }
