@@ -62,6 +62,7 @@ pub fn profile_under_load_around<T: Send>(
     // The load starts once the hooks are in and the sidecars known, not
     // after a guessed delay: a slow machine must not lose the first requests.
     let mut c = snapshot::start(&opts).expect("snapshot start");
+    let steal_before = crate::steal::total_ms();
     before();
     thread::scope(|s| {
         let url = m.url();
@@ -70,6 +71,7 @@ pub fn profile_under_load_around<T: Send>(
         let during = s.spawn(during);
         let elapsed = snapshot::capture(&mut c, &opts).expect("snapshot");
         let snap = Snapshot::from_session(&c.session, elapsed);
+        crate::steal::record_capture(steal_before);
         let load = load.join().expect("load thread").expect("load");
         (snap, load, during.join().expect("beside the load"))
     })
@@ -147,13 +149,14 @@ pub fn assert_on_cpu_matches(leg: &str, ours: &Hop, fixture: &meshbox::delay_pro
             o >= lo && o <= hi,
             "{leg}: on-CPU {q} {o:.1} us vs the fixture's thread CPU {theirs:.1} us, \
              outside [{lo:.1}, {hi:.1}] (the fixture's {below:.1} to {above:.1}{}, -{slack:.1}, \
-             +{:.1} us)",
+             +{:.1} us); {}",
             if q == "p99" {
                 format!(" {RANK_SLACK} forwards from its p99")
             } else {
                 String::new()
             },
-            slack + pick
+            slack + pick,
+            crate::steal::last_capture_said()
         );
     }
 }

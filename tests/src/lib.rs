@@ -11,6 +11,7 @@ pub use meshbox::http;
 pub mod mesh;
 pub mod priority;
 pub mod slots;
+pub mod steal;
 
 /// Fail, naming what is missing, when not root: these tests never skip.
 pub fn require_root() {
