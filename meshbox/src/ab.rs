@@ -9,10 +9,11 @@ use profiler::{
 
 /// The profiler's account of one request's way through both sidecars, at
 /// p50: the four traversals' sidecar_total p50s summed (total where a
-/// traversal has no kernel stamp), and that split into the kernel's part on
-/// the way in (kernel_in: from the pod edge or the app's send to readable at
-/// the proxy's socket) and the proxies' (the rest: queue, and the proxy's
-/// work up to its data leaving the pod, its send included).
+/// traversal has no kernel stamp), and that split into the kernel's part
+/// (kernel_in: from the pod edge or the app's send to readable at the
+/// proxy's socket; kernel_out: from TCP sending the proxy's write to its
+/// leaving the pod or reaching the app) and the proxies' (the rest: queue,
+/// and the proxy's work until TCP sent its write).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Account {
     pub sidecars_us: f64,
@@ -46,14 +47,13 @@ pub fn account(snap: &Snapshot) -> Account {
         } else {
             h.total_us.p50
         };
-        let kernel_in = if h.kernel_in_forwards > 0 {
-            h.kernel_in_us.p50.min(whole)
-        } else {
-            0.0
-        };
+        let stamped = |n: u64, p50: f64| if n > 0 { p50 } else { 0.0 };
+        let kernel = (stamped(h.kernel_in_forwards, h.kernel_in_us.p50)
+            + stamped(h.kernel_out_forwards, h.kernel_out_us.p50))
+        .min(whole);
         a.sidecars_us += whole;
-        a.proxies_us += whole - kernel_in;
-        a.kernel_us += kernel_in;
+        a.proxies_us += whole - kernel;
+        a.kernel_us += kernel;
     }
     a
 }
@@ -65,7 +65,8 @@ pub fn summary(baseline_p50_us: f64, mesh_p50_us: f64, a: &Account) -> String {
     format!(
         "sidecars added {added:.0} us per request at p50 (client A/B: {mesh_p50_us:.0} with, \
          {baseline_p50_us:.0} without); the profiler accounts for {:.0} us: proxies {:.0} \
-         (until the data left the pod), kernel {:.0} (into the proxies' sockets); {}",
+         (until TCP sent their writes), kernel {:.0} (into the proxies' sockets and out to the \
+         next hop); {}",
         a.sidecars_us,
         a.proxies_us,
         a.kernel_us,
@@ -100,7 +101,7 @@ mod tests {
         );
         assert!(
             s.contains(
-                "accounts for 318 us: proxies 156 (until the data left the pod), kernel 162"
+                "accounts for 318 us: proxies 156 (until TCP sent their writes), kernel 162"
             ),
             "{s}"
         );
