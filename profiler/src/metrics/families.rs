@@ -134,7 +134,7 @@ impl Collector for Exposition {
         {
             let mut m = enc.encode_descriptor(
                 "sidecar_hop_duration",
-                "Time a sidecar took to forward data, per hop and component: total from the data's arrival at the proxy's socket to the proxy's write of it, queue from arrival to the proxy's read, process from read to write; of process, on_cpu (the writing thread ran) and runqueue (it was runnable, not running), over split forwards only",
+                "Time a sidecar took to forward data, per hop and component: total from the data's arrival at the proxy's socket to the proxy's write of it, queue from arrival to the proxy's read, process from read to write; of process, on_cpu (the writing thread ran) and runqueue (it was runnable, not running), over split forwards only; with --pod-edge, kernel_in (the pod edge or the app's send to readable at the proxy's socket), kernel_out (TCP sending the proxy's write to the pod edge or readable at the app) and sidecar_total (from where kernel_in starts to where the data left)",
                 Some(&Unit::Seconds),
                 MetricType::Histogram,
             )?;
