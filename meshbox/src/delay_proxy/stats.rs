@@ -123,7 +123,8 @@ impl Default for Leg {
 }
 
 /// Shared by the proxy's thread(s) and the publisher; the lock is taken
-/// once per chunk and is uncontended but for the publisher's 10 Hz.
+/// once per chunk and is uncontended but for the publisher's 10 Hz, and
+/// the threads mode takes it outside the read-to-write it times.
 #[derive(Default)]
 pub struct Recorder {
     legs: Mutex<BTreeMap<&'static str, Leg>>,
