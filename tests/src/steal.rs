@@ -19,15 +19,18 @@ pub fn parse_total_ticks(stat: &str) -> Option<u64> {
     line.split_whitespace().nth(8)?.parse().ok()
 }
 
+/// Steal since `before_ms` (a [`total_ms`] reading), in ms (None: either
+/// reading failed).
+pub fn since(before_ms: Option<f64>) -> Option<f64> {
+    Some(total_ms()? - before_ms?)
+}
+
 /// Steal during the last capture, in ms (f64 bits; NaN: none measured).
 static LAST_CAPTURE: AtomicU64 = AtomicU64::new(f64::NAN.to_bits());
 
 /// Keep the steal measured over a capture that began at `before_ms`.
 pub fn record_capture(before_ms: Option<f64>) {
-    let during = match (before_ms, total_ms()) {
-        (Some(b), Some(a)) => a - b,
-        _ => f64::NAN,
-    };
+    let during = since(before_ms).unwrap_or(f64::NAN);
     LAST_CAPTURE.store(during.to_bits(), Ordering::Relaxed);
 }
 

@@ -10,7 +10,7 @@ use profiler::{classify::Leg, report::Snapshot};
 use profiler_tests::{
     NoDeepIdle,
     capture::{HOPS, hop, oha, profile_under_load, sidecar},
-    mesh,
+    mesh, steal,
 };
 
 const CONNECTIONS: [u32; 3] = [1, 16, 64];
@@ -143,9 +143,9 @@ fn no_leak(kind: SidecarKind, response: AppResponse, http2: bool) {
         // CPU from this VM and a bound failed is measured once more (and
         // said so); a failure without steal fails at once.
         for attempt in 1..=2 {
-            let steal0 = steal_ms();
+            let steal0 = steal::total_ms();
             let (snap, load) = profile_under_load(&m, spec.clone());
-            let stolen = steal_ms().saturating_sub(steal0);
+            let stolen = steal::since(steal0).map_or(0, |ms| ms.max(0.0) as u64);
             match check_no_leak(&what, &snap, &load, http2) {
                 Ok(()) => break,
                 Err(e) if attempt == 1 && stolen >= STEAL_RETRY_MS => eprintln!(
@@ -159,22 +159,6 @@ fn no_leak(kind: SidecarKind, response: AppResponse, http2: bool) {
 
 /// Stolen time that makes a failed window worth measuring again.
 const STEAL_RETRY_MS: u64 = 20;
-
-/// CPU time the hypervisor took from this VM since boot, all CPUs, in ms
-/// (the steal column of /proc/stat, in USER_HZ ticks of 10 ms).
-fn steal_ms() -> u64 {
-    std::fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .next()?
-                .split_whitespace()
-                .nth(8)?
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |ticks| ticks * 10)
-}
 
 fn check_no_leak(
     what: &str,

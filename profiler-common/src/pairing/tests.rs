@@ -940,40 +940,37 @@ fn the_edge_stamp_follows_the_last_arrival() {
     // No edge at all (loopback from the app).
     assert_eq!(kernel_in(&[read(1, 1_000, 900, 0)]), None);
 
+    // The forward of one read and the write after it, with the write's
+    // edge stamps.
+    let forward = |r: super::Read, edge_out| {
+        let mut p = Pairing::default();
+        p.on_read(&r, Role::Accepted);
+        let mut out = Vec::new();
+        let mut w = write(2, 10_000);
+        w.edge_out = edge_out;
+        p.on_write(&w, Role::Connected, &mut out);
+        out[0]
+    };
+
     // The way out: the write's own stamps, carried to its forward.
-    let mut p = Pairing::default();
-    p.on_read(&read(1, 1_000, 900, 0), Role::Accepted);
-    let mut out = Vec::new();
-    let mut w = write(2, 10_000);
-    w.edge_out = Some((9_950, 9_990));
-    p.on_write(&w, Role::Connected, &mut out);
-    assert_eq!(out[0].kernel_out_ns(), Some(40));
-    assert_eq!(out[0].kernel_in_ns(), None);
+    let f = forward(read(1, 1_000, 900, 0), Some((9_950, 9_990)));
+    assert_eq!(f.kernel_out_ns(), Some(40));
+    assert_eq!(f.kernel_in_ns(), None);
     // Sent within the write: the data's way ends as it left the pod, not
     // as the write returned 10 us later.
-    assert_eq!(out[0].exit_ns(), 9_990);
-    assert_eq!(out[0].sidecar_total_ns(), 9_990 - 900);
-    assert_eq!(out[0].total_ns(), 10_000 - 900);
+    assert_eq!(f.exit_ns(), 9_990);
+    assert_eq!(f.sidecar_total_ns(), 9_990 - 900);
+    assert_eq!(f.total_ns(), 10_000 - 900);
 
     // An edge stamp from before the proxy read the data cannot be where
     // this data left: the way ends as the write returned.
-    let mut p = Pairing::default();
-    p.on_read(&read(1, 1_000, 900, 0), Role::Accepted);
-    let mut out = Vec::new();
-    let mut w = write(2, 10_000);
-    w.edge_out = Some((950, 990));
-    p.on_write(&w, Role::Connected, &mut out);
-    assert_eq!(out[0].exit_ns(), 10_000);
-    assert_eq!(out[0].sidecar_total_ns(), 10_000 - 900);
+    let f = forward(read(1, 1_000, 900, 0), Some((950, 990)));
+    assert_eq!(f.exit_ns(), 10_000);
+    assert_eq!(f.sidecar_total_ns(), 10_000 - 900);
 
     // In through the edge, out after the write returned (held by TCP).
-    let mut p = Pairing::default();
-    p.on_read(&read(1, 1_000, 900, 850), Role::Accepted);
-    let mut out = Vec::new();
-    let mut w = write(2, 10_000);
-    w.edge_out = Some((10_100, 10_130));
-    p.on_write(&w, Role::Connected, &mut out);
-    assert_eq!(out[0].kernel_in_ns(), Some(50));
-    assert_eq!(out[0].kernel_out_ns(), Some(30));
-    assert_eq!(out[0].sidecar_total_ns(), 10_130 - 850);
+    let f = forward(read(1, 1_000, 900, 850), Some((10_100, 10_130)));
+    assert_eq!(f.kernel_in_ns(), Some(50));
+    assert_eq!(f.kernel_out_ns(), Some(30));
+    assert_eq!(f.sidecar_total_ns(), 10_130 - 850);
 }
