@@ -44,8 +44,15 @@
 //!    reply (no forward); that data is then *answered*: from now on only
 //!    its partner may take it (HTTP/2 answers a DATA frame with a
 //!    WINDOW_UPDATE before writing the data on), until the socket is read
-//!    again. Any other write continues an earlier forward, and is not
-//!    counted again.
+//!    again. A write to a socket whose partner is multiplexed and whose
+//!    peer still waits for an answer (its data went there, none came back
+//!    yet), while the
+//!    writing thread is still writing out that partner's last data (no idle
+//!    gap since it wrote it to another socket, bytes of it not yet written
+//!    on, this socket not yet written from it), is a forward of its own from
+//!    the same arrival (*fan-out*: one read of several streams' responses,
+//!    each written to its own client; its bytes were counted once). Any
+//!    other write continues an earlier forward, and is not counted again.
 //!
 //! Answered data never feeds rules 2 (riding along), 3, 4 or 5. And where a
 //! multiplexed connection is involved (the destination, the candidate or
@@ -163,6 +170,9 @@ pub enum Basis {
     Bytes,
     /// Several candidates and nothing decided: the oldest was taken.
     Ambiguous,
+    /// A multiplexed connection's data, already forwarded by an earlier
+    /// write of the same burst of work, written to a further socket.
+    Fanout,
 }
 
 /// One forward: data read from `src_sk`, then written to `dst_sk`.

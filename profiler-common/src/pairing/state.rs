@@ -26,6 +26,9 @@ const THREADS_MAX: usize = 1 << 16;
 const PROCESSES_MAX: usize = 4096;
 /// New connections' first reads, and connects, followed in one run.
 const RUN_MAX: usize = 256;
+/// Destinations one read of a multiplexed connection is fanned out to and
+/// timed as forwards of their own; past this, further ones are not.
+pub const FANOUT_MAX: usize = 64;
 
 /// A thread's current burst of work.
 #[derive(Clone, Debug, Default)]
@@ -66,7 +69,25 @@ struct Pending {
     edge_ns: u64,
 }
 
-#[derive(Clone, Copy, Debug)]
+/// A multiplexed connection's data that a write consumed: the proxy may
+/// write it on to further sockets in the same stretch of work (several
+/// streams' responses read at once, each written to its own client).
+#[derive(Clone, Debug)]
+struct Consumed {
+    piece: Pending,
+    /// The thread that wrote it, and when that burst of work began.
+    tid: u32,
+    burst_start_ns: u64,
+    /// The sockets it was written to so far.
+    dsts: Vec<u64>,
+    /// Bytes read and not yet matched by bytes written on: a read that the
+    /// writes so far account for has nothing left to fan out.
+    left: u64,
+    /// Its last write returned.
+    last_write_ns: u64,
+}
+
+#[derive(Clone, Debug)]
 struct Sock {
     tgid: u32,
     role: Role,
@@ -89,6 +110,12 @@ struct Sock {
     /// The socket whose data the thread had just read when it connected
     /// this one: an HTTP proxy connects upstream for the request it read.
     connected_for: Option<u64>,
+    /// The last data a write took from this socket, while it is
+    /// multiplexed.
+    consumed: Option<Consumed>,
+    /// Data from it was forwarded, and none forwarded to it since: its peer
+    /// waits for an answer.
+    waiting: bool,
 }
 
 type Map<K, V> = HashMap<K, V, FxBuildHasher>;
@@ -132,6 +159,8 @@ impl Pairing {
             forwarded_from: false,
             mux: false,
             connected_for: None,
+            consumed: None,
+            waiting: false,
         });
         if role != Role::Unknown {
             s.role = role;
@@ -281,7 +310,15 @@ impl Pairing {
     /// A write returned; the forwards it completes are appended to `out`.
     pub fn on_write(&mut self, w: &Write, role: Role, out: &mut Vec<Forward>) {
         let burst_start_ns = self.burst(w.tid, w.at_ns, None);
-        let dst = *self.sock(w.sk, w.tgid, role);
+        let dst = self.sock(w.sk, w.tgid, role);
+        let (dst_role, dst_partner, dst_pending, dst_mux, dst_connected_for, dst_waiting) = (
+            dst.role,
+            dst.partner,
+            dst.pending.is_some_and(|p| !p.answered),
+            dst.mux,
+            dst.connected_for,
+            dst.waiting,
+        );
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
         candidates.extend(
@@ -311,13 +348,13 @@ impl Pairing {
         let target = Target {
             sk: w.sk,
             tid: w.tid,
-            role: dst.role,
+            role: dst_role,
             bytes: w.bytes,
-            partner: dst.partner,
-            has_pending: dst.pending.is_some_and(|p| !p.answered),
-            mux: dst.mux,
+            partner: dst_partner,
+            has_pending: dst_pending,
+            mux: dst_mux,
             burst_start_ns,
-            connected_for: dst.connected_for,
+            connected_for: dst_connected_for,
         };
         let choice = choose(&target, &candidates);
         self.candidates = candidates;
@@ -326,9 +363,9 @@ impl Pairing {
                 if basis == Basis::Ambiguous {
                     self.counts.ambiguous += 1;
                 }
-                self.forward(from, w, basis, out);
+                self.forward(from, w, basis, burst_start_ns, out);
                 for src in also {
-                    self.forward(src, w, Basis::Partner, out);
+                    self.forward(src, w, Basis::Partner, burst_start_ns, out);
                 }
                 if let Some(d) = self.socks.get_mut(&w.sk) {
                     d.partner = Some(from);
@@ -344,11 +381,76 @@ impl Pairing {
                 }
                 self.counts.local_replies += 1;
             }
-            Choice::Nothing => {}
+            Choice::Nothing => {
+                // Only to a peer still waiting for an answer: a frame the
+                // proxy writes to one already answered is its own.
+                if let Some(src) = dst_partner
+                    && dst_waiting
+                {
+                    self.fan_out(src, w, burst_start_ns, out);
+                }
+            }
         }
     }
 
-    fn forward(&mut self, src: u64, w: &Write, basis: Basis, out: &mut Vec<Forward>) {
+    /// A write with nothing pending to take, to a socket whose partner is
+    /// a multiplexed connection: when this thread, in this burst of work,
+    /// took that connection's last data and wrote it to other sockets but
+    /// not yet to this one, this write carries a further stream of it (its
+    /// own forward, timed from the same arrival). Its bytes were counted
+    /// with the first.
+    fn fan_out(&mut self, src: u64, w: &Write, burst_start_ns: u64, out: &mut Vec<Forward>) {
+        let Some(s) = self.socks.get_mut(&src) else {
+            return;
+        };
+        let Some(c) = s.consumed.as_mut() else {
+            return;
+        };
+        // The same thread still writing out that read: no idle gap since
+        // it wrote the last of it, bytes of it not yet written on, and a
+        // socket it did not go to yet. (A control frame the proxy writes
+        // on its own to such a socket inside that stretch is taken too:
+        // timed from the same arrival, it cannot outlast the stretch.)
+        if c.tid != w.tid
+            || c.burst_start_ns != burst_start_ns
+            || c.left == 0
+            || w.at_ns.saturating_sub(c.last_write_ns) >= IDLE_GAP_NS
+            || c.dsts.contains(&w.sk)
+            || c.dsts.len() >= FANOUT_MAX
+        {
+            return;
+        }
+        c.dsts.push(w.sk);
+        c.left = c.left.saturating_sub(w.bytes);
+        c.last_write_ns = w.at_ns;
+        let piece = Pending {
+            bytes: 0,
+            ..c.piece
+        };
+        self.written(src, w.sk);
+        out.push(Self::timed(src, &piece, w, Basis::Fanout));
+    }
+
+    /// Bookkeeping on the written socket for a forward from `src`.
+    fn written(&mut self, src: u64, dst: u64) {
+        if let Some(d) = self.socks.get_mut(&dst) {
+            if d.awaiting_reply && d.last_src.is_some_and(|p| p != src) {
+                d.interleaved = d.last_src;
+            }
+            d.last_src = Some(src);
+            d.awaiting_reply = true;
+            d.waiting = false;
+        }
+    }
+
+    fn forward(
+        &mut self,
+        src: u64,
+        w: &Write,
+        basis: Basis,
+        burst_start_ns: u64,
+        out: &mut Vec<Forward>,
+    ) {
         let Some(p) = self.take_pending(src) else {
             return;
         };
@@ -366,21 +468,42 @@ impl Pairing {
                 s.mux = true;
             }
             s.forwarded_from = true;
+            s.waiting = true;
         }
-        if let Some(d) = self.socks.get_mut(&w.sk) {
-            if d.awaiting_reply && d.last_src.is_some_and(|p| p != src) {
-                d.interleaved = d.last_src;
+        // Kept while the source is multiplexed (several streams' data may
+        // have come in this one read), for fan_out.
+        let mux = self.socks.get(&src).is_some_and(|s| self.mux_near(s));
+        if let Some(s) = self.socks.get_mut(&src) {
+            if !mux {
+                s.consumed = None;
+            } else {
+                // The list's allocation is reused, one per connection.
+                let mut dsts = s.consumed.take().map(|c| c.dsts).unwrap_or_default();
+                dsts.clear();
+                dsts.push(w.sk);
+                s.consumed = Some(Consumed {
+                    piece: p,
+                    tid: w.tid,
+                    burst_start_ns,
+                    dsts,
+                    left: p.bytes.saturating_sub(w.bytes),
+                    last_write_ns: w.at_ns,
+                });
             }
-            d.last_src = Some(src);
-            d.awaiting_reply = true;
         }
+        self.written(src, w.sk);
+        out.push(Self::timed(src, &p, w, basis));
+    }
+
+    /// The forward of piece `p` of `src`, written by `w`.
+    fn timed(src: u64, p: &Pending, w: &Write, basis: Basis) -> Forward {
         let process_ns = w.at_ns.saturating_sub(p.read_ns);
         let split = if p.tid == w.tid {
             Split::between(p.mark, w.mark, process_ns)
         } else {
             None
         };
-        out.push(Forward {
+        Forward {
             tgid: w.tgid,
             tid: w.tid,
             src_sk: src,
@@ -396,7 +519,7 @@ impl Pairing {
                 .min(p.read_ns.saturating_sub(p.arrival_ns)),
             edge_in_ns: p.edge_ns,
             edge_out: w.edge_out,
-        });
+        }
     }
 
     fn take_pending(&mut self, sk: u64) -> Option<Pending> {

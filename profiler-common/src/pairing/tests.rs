@@ -505,6 +505,122 @@ fn streams_of_several_downstreams_written_to_one_multiplexed_upstream() {
     assert_eq!(s.counts().ambiguous, 0);
 }
 
+/// Three HTTP/2 clients' requests go out on one upstream connection,
+/// which shows it is multiplexed; then the proxy idles.
+fn three_streams_upstream() -> Vec<Ev> {
+    let mut evs = Vec::new();
+    for (i, d) in [D, D2, D3].into_iter().enumerate() {
+        let t = 10 * i as u64;
+        evs.extend([Read(7, d, 10, t + 1), Write(7, U, 10, t + 2)]);
+    }
+    evs
+}
+
+#[test]
+fn one_read_of_several_streams_written_to_each_client_is_a_forward_each() {
+    // The three responses come back in one read of the upstream; the proxy
+    // acknowledges it there (WINDOW_UPDATE) and writes each response to its
+    // client, one after the other: each client's response is timed from
+    // the read's arrival to its own write.
+    let mut evs = three_streams_upstream();
+    evs.extend([
+        Arrive(U, 5_000_000),
+        Read(7, U, 300, 5_000_010),
+        Write(7, U, 13, 5_000_020),
+        Write(7, D, 100, 5_000_030),
+        Write(7, D2, 100, 5_000_040),
+        Write(7, D3, 100, 5_000_050),
+    ]);
+    let s = Sim::run(&evs);
+    assert_eq!(
+        s.times()[3..],
+        [(U, D, 10, 20), (U, D2, 10, 30), (U, D3, 10, 40)],
+        "{:?}",
+        s.forwards
+    );
+    let later: Vec<(Basis, u64)> = s.forwards[4..].iter().map(|f| (f.basis, f.bytes)).collect();
+    // The read's bytes are counted once, with the first.
+    assert_eq!(s.forwards[3].bytes, 300);
+    assert_eq!(later, [(Basis::Fanout, 0), (Basis::Fanout, 0)]);
+    // A second write to a client already written is a continuation.
+    let mut again = evs.clone();
+    again.push(Write(7, D2, 50, 5_000_060));
+    assert_eq!(Sim::run(&again).forwards.len(), 6);
+}
+
+#[test]
+fn a_fanned_out_read_ends_where_its_bytes_or_its_stretch_of_work_do() {
+    let read_then = |tail: &[Ev]| {
+        let mut evs = three_streams_upstream();
+        evs.extend([
+            Arrive(U, 5_000_000),
+            Read(7, U, 200, 5_000_010),
+            Write(7, U, 13, 5_000_020),
+        ]);
+        evs.extend_from_slice(tail);
+        Sim::run(&evs).forwards.len() - 3
+    };
+    // Its 200 bytes went to D and D2: a frame the proxy then writes to D3
+    // on its own is no forward.
+    assert_eq!(
+        read_then(&[
+            Write(7, D, 100, 5_000_030),
+            Write(7, D2, 100, 5_000_040),
+            Write(7, D3, 13, 5_000_050),
+        ]),
+        2
+    );
+    // An idle gap since its last write: what follows is other work.
+    assert_eq!(
+        read_then(&[
+            Write(7, D, 100, 5_000_030),
+            Write(7, D2, 13, 5_000_030 + state::IDLE_GAP_NS),
+        ]),
+        1
+    );
+    // A client already answered waits for nothing: a frame written to it
+    // is the proxy's own.
+    let mut evs = three_streams_upstream();
+    evs.extend([
+        Arrive(U, 1_000_000),
+        Read(7, U, 100, 1_000_010),
+        Write(7, D2, 100, 1_000_020),
+        Arrive(U, 5_000_000),
+        Read(7, U, 400, 5_000_010),
+        Write(7, U, 13, 5_000_020),
+        Write(7, D, 100, 5_000_030),
+        Write(7, D2, 13, 5_000_040),
+        Write(7, D3, 100, 5_000_050),
+    ]);
+    let answered = Sim::run(&evs);
+    assert_eq!(
+        answered.times()[3..],
+        [(U, D2, 10, 10), (U, D, 10, 20), (U, D3, 10, 40)],
+        "{:?}",
+        answered.forwards
+    );
+    // Another thread's write does not continue this thread's work.
+    assert_eq!(
+        read_then(&[Write(7, D, 100, 5_000_030), Write(8, D2, 100, 5_000_040)]),
+        1
+    );
+    // HTTP/1.1 (not multiplexed): a read written to one client only; a
+    // write to another of the upstream's former clients is not from it.
+    let h1 = Sim::run(&[
+        Read(7, D, 10, 1),
+        Write(7, U, 10, 2),
+        Read(7, U, 10, 3),
+        Write(7, D, 10, 4),
+        Read(7, D2, 10, 5),
+        Write(7, U, 10, 6),
+        Arrive(U, 100),
+        Read(7, U, 300, 110),
+        Write(7, D2, 100, 120),
+        Write(7, D, 100, 130),
+    ]);
+    assert_eq!(h1.forwards.len(), 4, "{:?}", h1.forwards);
+}
+
 #[test]
 fn new_connections_multiplexed_onto_one_upstream_ride_along() {
     // 16 new HTTP/2 client connections each send a first request; the proxy
