@@ -2,7 +2,8 @@
 //! event-loop and batch fixtures' own account of every chunk, and, with a
 //! slow app, real proxies (nginx, haproxy; HTTP/1.1 with one-write, split
 //! and chunked responses, and HTTP/2) must never charge the app's time to
-//! the proxy.
+//! the proxy; and an HTTP/2 read written on to several clients is a
+//! forward per client.
 use std::{thread, time::Duration};
 
 use meshbox::{LoadResult, SidecarKind, app::AppResponse, delay_proxy, delay_proxy::ProxyMode};
@@ -260,4 +261,46 @@ fn chunked() -> AppResponse {
         chunks: 5,
         gap: Duration::from_millis(10),
     }
+}
+
+/// h2load's four connections send their requests in step (one timer on one
+/// thread): the client's sidecar sends the four on its one connection
+/// upstream in one write, and reads the four responses back in one read,
+/// which it writes to the four clients in turn. Each client's write is a
+/// forward of its own (fan-out), timed from that read: without it the leg
+/// counted one forward a read (799 for 2500 requests in the demo's shape).
+/// Fewer forwards than responses remain where one client's streams share a
+/// write; more would mean a write counted that carried no response.
+#[test]
+fn http2_responses_read_together_are_a_forward_per_client() {
+    let mut cfg = mesh::config(SidecarKind::Haproxy);
+    cfg.http2 = true;
+    cfg.app_delay = Duration::from_micros(200);
+    cfg.app_size = 512;
+    let m = mesh::up(&cfg);
+    let spec = meshbox::LoadSpec {
+        generator: meshbox::LoadGen::H2load,
+        duration: Duration::from_secs(5),
+        connections: 4,
+        rate: Some(500),
+        streams: meshbox::load::DEFAULT_STREAMS,
+    };
+    let (snap, load) = profile_under_load(&m, spec);
+    let client = sidecar(&snap, "client-");
+    let h = hop(client, HOPS[0].1, Leg::Response);
+    let reqs = hop(client, HOPS[0].1, Leg::Request);
+    eprintln!(
+        "{} requests: {} request forwards, {} response forwards (p50 {:.1} us)",
+        load.completed, reqs.forwards, h.forwards, h.total_us.p50
+    );
+    assert!(load.completed >= 2000 && load.errors == 0, "{load:?}");
+    let share = h.forwards as f64 / load.completed as f64;
+    assert!(
+        (0.75..=1.01).contains(&share),
+        "{} response forwards for {} requests on the client's sidecar ({:.2} a request; \
+         a read of several streams' responses should be a forward per client written)",
+        h.forwards,
+        load.completed,
+        share
+    );
 }
