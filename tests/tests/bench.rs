@@ -55,5 +55,13 @@ fn bench_smoke_runs_every_part_and_writes_the_users_view() {
             "no {key} ratio: {text}"
         );
     }
-    assert_eq!(v["goals"].as_array().map(Vec::len), Some(3), "{text}");
+    let goals = v["goals"].as_array().expect("goals");
+    assert_eq!(goals.len(), 3, "{text}");
+    for g in goals {
+        let verdict = g["verdict"].as_str().unwrap_or("");
+        assert!(
+            ["met", "missed", "not_judgeable"].contains(&verdict),
+            "a goal without a verdict: {text}"
+        );
+    }
 }

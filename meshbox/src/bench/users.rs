@@ -81,7 +81,7 @@ pub struct Versus {
 pub struct Goal {
     pub goal: String,
     pub measured: String,
-    pub met: bool,
+    pub verdict: ratios::Verdict,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -159,55 +159,69 @@ fn versus(arm: &ArmRounds, off: &ArmRounds) -> Option<Versus> {
     })
 }
 
-fn goals(empty: Option<&Versus>, profiler: Option<&Versus>, edge: Option<&Versus>) -> Vec<Goal> {
+/// "0.991 x (median; 95% interval [0.950, 1.020])", or "too few rounds
+/// for an interval".
+fn with_interval(median: f64, rounds: &[f64], unit: &str) -> String {
+    match ratios::median_interval(rounds, ratios::CONFIDENCE) {
+        Some((lo, hi)) => format!(
+            "{median:.3}{unit} (median; {:.0}% interval [{lo:.3}, {hi:.3}])",
+            100.0 * ratios::CONFIDENCE
+        ),
+        None => format!("{median:.3}{unit} (median; too few rounds for an interval)"),
+    }
+}
+
+/// The goals, each judged by the interval of its per-round figure's
+/// median ([`ratios::Verdict`]).
+fn goals(
+    arms: &[ArmRounds],
+    empty: Option<&Versus>,
+    profiler: Option<&Versus>,
+    edge: Option<&Versus>,
+) -> Vec<Goal> {
     let (Some(e), Some(p)) = (empty, profiler) else {
         return Vec::new();
     };
-    let mut goals = edge
-        .map(|x| Goal {
+    let off = &arms[OFF];
+    let ratio = |a: usize, b: &ArmRounds| ratios::per_round(&arms[a].max_rps, &b.max_rps);
+    let margin = ratios::loss_margin(&ratio(PROFILER, off), &ratio(EMPTY, off), LOSS_FACTOR);
+    let margin_points: Vec<f64> = margin.iter().map(|m| 100.0 * m).collect();
+    let room = Spread::of(&margin_points).map_or(f64::NAN, |s| s.median);
+    let p99 = ratios::per_round(&arms[PROFILER].p99_us, &off.p99_us);
+    let mut goals = vec![
+        Goal {
+            goal: format!("throughput loss <= {LOSS_FACTOR} x the empty programs' loss"),
+            measured: format!(
+                "{:.1}% vs {:.1}%; per round, {LOSS_FACTOR} x the empty programs' loss less the profiler's: {}",
+                100.0 * p.throughput_loss,
+                100.0 * e.throughput_loss,
+                with_interval(room, &margin_points, " points")
+            ),
+            verdict: ratios::Verdict::at_least(&margin, 0.0),
+        },
+        Goal {
+            goal: format!(
+                "fixed-rate client p99 within {:.0}% of unprofiled",
+                100.0 * (P99_RATIO - 1.0)
+            ),
+            measured: with_interval(p.p99.median, &p99, " x"),
+            verdict: ratios::Verdict::at_most(&p99, P99_RATIO),
+        },
+    ];
+    if let Some(x) = edge {
+        let rounds = ratio(EDGE, &arms[PROFILER]);
+        goals.push(Goal {
             goal: format!(
                 "throughput with the pod edge's classifiers within {:.0} points of without",
                 100.0 * EDGE_POINTS
             ),
             measured: format!(
-                "{:.3} x the profiler without them (median, [{:.3}, {:.3}])",
-                x.throughput.median, x.throughput.min, x.throughput.max
+                "{} the profiler without them",
+                with_interval(x.throughput.median, &rounds, " x")
             ),
-            met: x.throughput.median >= 1.0 - EDGE_POINTS,
-        })
-        .into_iter()
-        .collect::<Vec<_>>();
-    goals.splice(
-        0..0,
-        [
-            Goal {
-                goal: format!("throughput loss <= {LOSS_FACTOR} x the empty programs' loss"),
-                measured: if e.throughput_loss > 0.0 {
-                    format!(
-                        "{:.1}% vs {:.1}% ({:.2} x)",
-                        100.0 * p.throughput_loss,
-                        100.0 * e.throughput_loss,
-                        p.throughput_loss / e.throughput_loss
-                    )
-                } else {
-                    format!(
-                        "{:.1}% vs none measurable for the empty programs ({:.1}%)",
-                        100.0 * p.throughput_loss,
-                        100.0 * e.throughput_loss
-                    )
-                },
-                met: ratios::loss_within(&p.throughput, &e.throughput, LOSS_FACTOR),
-            },
-            Goal {
-                goal: format!(
-                    "fixed-rate client p99 within {:.0}% of unprofiled",
-                    100.0 * (P99_RATIO - 1.0)
-                ),
-                measured: format!("{:.3} x (median)", p.p99.median),
-                met: p.p99.median <= P99_RATIO,
-            },
-        ],
-    );
+            verdict: ratios::Verdict::at_least(&rounds, 1.0 - EDGE_POINTS),
+        });
+    }
     goals
 }
 
@@ -282,7 +296,7 @@ pub fn run(helper: &Path, profiler: &Path, o: &UsersOptions) -> Result<UsersFigu
         seconds: o.seconds,
         rate: o.rate,
         wrk_connections: o.connections,
-        goals: goals(empty.as_ref(), prof.as_ref(), edge.as_ref()),
+        goals: goals(&arms, empty.as_ref(), prof.as_ref(), edge.as_ref()),
         arms,
         empty,
         profiler: prof,
@@ -343,7 +357,7 @@ pub fn report(f: &UsersFigures) -> String {
             "goal: {}: {} {}\n",
             g.goal,
             g.measured,
-            if g.met { "met" } else { "MISSED" }
+            g.verdict.word()
         ));
     }
     out

@@ -28,7 +28,9 @@ pub struct Args {
     #[arg(long, allow_hyphen_values = true, value_delimiter = ' ')]
     daemon_args: Vec<String>,
     /// Rounds of the user's view (each measures every arm once), and of the
-    /// hooks' figure of what an untracked send or receive pays.
+    /// hooks' figure of what an untracked send or receive pays. A goal is
+    /// judged by a 95% interval for its per-round median: under 6 rounds
+    /// none is judgeable; more rounds narrow the interval.
     #[arg(long, default_value_t = 7)]
     rounds: usize,
     /// wrk's connections for the user's view's highest rate.
