@@ -159,15 +159,16 @@ fn versus(arm: &ArmRounds, off: &ArmRounds) -> Option<Versus> {
     })
 }
 
-/// "0.991 x (median; 95% interval [0.950, 1.020])", or "too few rounds
-/// for an interval".
-fn with_interval(median: f64, rounds: &[f64], unit: &str) -> String {
+/// "0.991 x (median; 95% interval [0.950, 1.020])" with `digits`
+/// decimals, or "... (median; too few rounds for an interval)".
+fn with_interval(median: f64, rounds: &[f64], unit: &str, digits: usize) -> String {
+    let d = digits;
     match ratios::median_interval(rounds, ratios::CONFIDENCE) {
         Some((lo, hi)) => format!(
-            "{median:.3}{unit} (median; {:.0}% interval [{lo:.3}, {hi:.3}])",
+            "{median:.d$}{unit} (median; {:.0}% interval [{lo:.d$}, {hi:.d$}])",
             100.0 * ratios::CONFIDENCE
         ),
-        None => format!("{median:.3}{unit} (median; too few rounds for an interval)"),
+        None => format!("{median:.d$}{unit} (median; too few rounds for an interval)"),
     }
 }
 
@@ -195,7 +196,7 @@ fn goals(
                 "{:.1}% vs {:.1}%; per round, {LOSS_FACTOR} x the empty programs' loss less the profiler's: {}",
                 100.0 * p.throughput_loss,
                 100.0 * e.throughput_loss,
-                with_interval(room, &margin_points, " points")
+                with_interval(room, &margin_points, " points", 1)
             ),
             verdict: ratios::Verdict::at_least(&margin, 0.0),
         },
@@ -204,7 +205,7 @@ fn goals(
                 "fixed-rate client p99 within {:.0}% of unprofiled",
                 100.0 * (P99_RATIO - 1.0)
             ),
-            measured: with_interval(p.p99.median, &p99, " x"),
+            measured: with_interval(p.p99.median, &p99, " x", 3),
             verdict: ratios::Verdict::at_most(&p99, P99_RATIO),
         },
     ];
@@ -215,9 +216,11 @@ fn goals(
                 "throughput with the pod edge's classifiers within {:.0} points of without",
                 100.0 * EDGE_POINTS
             ),
-            measured: format!(
-                "{} the profiler without them",
-                with_interval(x.throughput.median, &rounds, " x")
+            measured: with_interval(
+                x.throughput.median,
+                &rounds,
+                " x the profiler without them",
+                3,
             ),
             verdict: ratios::Verdict::at_least(&rounds, 1.0 - EDGE_POINTS),
         });
