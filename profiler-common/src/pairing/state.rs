@@ -311,14 +311,18 @@ impl Pairing {
     pub fn on_write(&mut self, w: &Write, role: Role, out: &mut Vec<Forward>) {
         let burst_start_ns = self.burst(w.tid, w.at_ns, None);
         let dst = self.sock(w.sk, w.tgid, role);
-        let (dst_role, dst_partner, dst_pending, dst_mux, dst_connected_for, dst_waiting) = (
-            dst.role,
-            dst.partner,
-            dst.pending.is_some_and(|p| !p.answered),
-            dst.mux,
-            dst.connected_for,
-            dst.waiting,
-        );
+        let target = Target {
+            sk: w.sk,
+            tid: w.tid,
+            role: dst.role,
+            bytes: w.bytes,
+            partner: dst.partner,
+            has_pending: dst.pending.is_some_and(|p| !p.answered),
+            mux: dst.mux,
+            burst_start_ns,
+            connected_for: dst.connected_for,
+        };
+        let dst_waiting = dst.waiting;
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
         candidates.extend(
@@ -345,17 +349,6 @@ impl Pairing {
                     })
                 }),
         );
-        let target = Target {
-            sk: w.sk,
-            tid: w.tid,
-            role: dst_role,
-            bytes: w.bytes,
-            partner: dst_partner,
-            has_pending: dst_pending,
-            mux: dst_mux,
-            burst_start_ns,
-            connected_for: dst_connected_for,
-        };
         let choice = choose(&target, &candidates);
         self.candidates = candidates;
         match choice {
@@ -384,7 +377,7 @@ impl Pairing {
             Choice::Nothing => {
                 // Only to a peer still waiting for an answer: a frame the
                 // proxy writes to one already answered is its own.
-                if let Some(src) = dst_partner
+                if let Some(src) = target.partner
                     && dst_waiting
                 {
                     self.fan_out(src, w, burst_start_ns, out);

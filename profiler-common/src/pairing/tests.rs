@@ -516,21 +516,36 @@ fn three_streams_upstream() -> Vec<Ev> {
     evs
 }
 
+/// After [`three_streams_upstream`] and `before`: `bytes` of the clients'
+/// responses come back in one read of the upstream at 5 ms, which the
+/// proxy acknowledges there (WINDOW_UPDATE); then `writes`.
+fn responses_read_at_once(before: &[Ev], bytes: u64, writes: &[Ev]) -> Vec<Ev> {
+    let mut evs = three_streams_upstream();
+    evs.extend_from_slice(before);
+    evs.extend([
+        Arrive(U, 5_000_000),
+        Read(7, U, bytes, 5_000_010),
+        Write(7, U, 13, 5_000_020),
+    ]);
+    evs.extend_from_slice(writes);
+    evs
+}
+
 #[test]
 fn one_read_of_several_streams_written_to_each_client_is_a_forward_each() {
     // The three responses come back in one read of the upstream; the proxy
     // acknowledges it there (WINDOW_UPDATE) and writes each response to its
     // client, one after the other: each client's response is timed from
     // the read's arrival to its own write.
-    let mut evs = three_streams_upstream();
-    evs.extend([
-        Arrive(U, 5_000_000),
-        Read(7, U, 300, 5_000_010),
-        Write(7, U, 13, 5_000_020),
-        Write(7, D, 100, 5_000_030),
-        Write(7, D2, 100, 5_000_040),
-        Write(7, D3, 100, 5_000_050),
-    ]);
+    let evs = responses_read_at_once(
+        &[],
+        300,
+        &[
+            Write(7, D, 100, 5_000_030),
+            Write(7, D2, 100, 5_000_040),
+            Write(7, D3, 100, 5_000_050),
+        ],
+    );
     let s = Sim::run(&evs);
     assert_eq!(
         s.times()[3..],
@@ -551,14 +566,10 @@ fn one_read_of_several_streams_written_to_each_client_is_a_forward_each() {
 #[test]
 fn a_fanned_out_read_ends_where_its_bytes_or_its_stretch_of_work_do() {
     let read_then = |tail: &[Ev]| {
-        let mut evs = three_streams_upstream();
-        evs.extend([
-            Arrive(U, 5_000_000),
-            Read(7, U, 200, 5_000_010),
-            Write(7, U, 13, 5_000_020),
-        ]);
-        evs.extend_from_slice(tail);
-        Sim::run(&evs).forwards.len() - 3
+        Sim::run(&responses_read_at_once(&[], 200, tail))
+            .forwards
+            .len()
+            - 3
     };
     // Its 200 bytes went to D and D2: a frame the proxy then writes to D3
     // on its own is no forward.
@@ -580,19 +591,19 @@ fn a_fanned_out_read_ends_where_its_bytes_or_its_stretch_of_work_do() {
     );
     // A client already answered waits for nothing: a frame written to it
     // is the proxy's own.
-    let mut evs = three_streams_upstream();
-    evs.extend([
-        Arrive(U, 1_000_000),
-        Read(7, U, 100, 1_000_010),
-        Write(7, D2, 100, 1_000_020),
-        Arrive(U, 5_000_000),
-        Read(7, U, 400, 5_000_010),
-        Write(7, U, 13, 5_000_020),
-        Write(7, D, 100, 5_000_030),
-        Write(7, D2, 13, 5_000_040),
-        Write(7, D3, 100, 5_000_050),
-    ]);
-    let answered = Sim::run(&evs);
+    let answered = Sim::run(&responses_read_at_once(
+        &[
+            Arrive(U, 1_000_000),
+            Read(7, U, 100, 1_000_010),
+            Write(7, D2, 100, 1_000_020),
+        ],
+        400,
+        &[
+            Write(7, D, 100, 5_000_030),
+            Write(7, D2, 13, 5_000_040),
+            Write(7, D3, 100, 5_000_050),
+        ],
+    ));
     assert_eq!(
         answered.times()[3..],
         [(U, D2, 10, 10), (U, D, 10, 20), (U, D3, 10, 40)],
