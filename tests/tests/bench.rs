@@ -27,6 +27,7 @@ fn bench_smoke_runs_every_part_and_writes_the_users_view() {
         "untracked",
         "daemon (`profiler run` as its own process",
         "user's view",
+        "CPU per request at the highest rate",
         "goal: throughput loss",
         "goal: fixed-rate client p99",
         "goal: throughput with the pod edge's classifiers",
@@ -43,6 +44,20 @@ fn bench_smoke_runs_every_part_and_writes_the_users_view() {
         for key in ["max_rps", "p50_us", "p99_us"] {
             let x = a[key][0].as_f64().unwrap_or(0.0);
             assert!(x > 0.0, "{} {key} not measured: {text}", a["arm"]);
+        }
+        let cpu = &a["cpu_per_request"][0];
+        assert!(
+            cpu["machine_us"].as_f64().unwrap_or(0.0) > 0.0
+                && cpu["pods_us"].as_f64().unwrap_or(0.0) > 0.0,
+            "{} CPU per request not measured: {text}",
+            a["arm"]
+        );
+        if a["arm"].as_str().unwrap_or("").starts_with("profiler") {
+            assert!(
+                cpu["daemon_us"].as_f64().unwrap_or(0.0) > 0.0,
+                "{}: the daemon's CPU not measured: {text}",
+                a["arm"]
+            );
         }
     }
     assert!(
@@ -63,5 +78,33 @@ fn bench_smoke_runs_every_part_and_writes_the_users_view() {
             ["met", "missed", "not_judgeable"].contains(&verdict),
             "a goal without a verdict: {text}"
         );
+    }
+}
+
+#[test]
+fn arms_are_checked_before_anything_runs() {
+    require_root();
+    for (args, says) in [
+        (
+            &["--part", "users", "--arms", "edge"][..],
+            "two arms or more",
+        ),
+        (
+            &["--part", "daemon", "--arms", "profiler,edge"][..],
+            "--part users or all",
+        ),
+        (
+            &["--part", "users", "--arms", "profiler,nothing"][..],
+            "invalid value",
+        ),
+    ] {
+        let out = Command::new(meshbox_bin())
+            .arg("bench")
+            .args(args)
+            .output()
+            .expect("run meshbox bench");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: no {says:?} in {stderr}");
     }
 }

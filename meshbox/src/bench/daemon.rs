@@ -76,22 +76,20 @@ impl Daemon {
     }
 
     /// (CPU seconds, RSS kB, peak RSS kB). CPU is the sum of the
-    /// threads' on-CPU ns from /proc/<pid>/task/*/schedstat: utime and
-    /// stime tick at 10 ms, 0.07% of a core over 15 s, too coarse here.
+    /// threads' on-CPU ns: utime and stime tick at 10 ms, 0.07% of a core
+    /// over 15 s, too coarse here.
     fn stat(&self) -> Result<(f64, u64, u64), BoxError> {
-        let p = procfs::process::Process::new(self.child.id() as i32)?;
-        let ns: u64 = p
-            .tasks()?
-            .flatten()
-            .filter_map(|t| t.schedstat().ok())
-            .map(|s| s.sum_exec_runtime)
-            .sum();
-        let status = p.status()?;
+        let ns = super::process::threads_on_cpu_ns(self.child.id())?;
+        let status = procfs::process::Process::new(self.child.id() as i32)?.status()?;
         Ok((
             ns as f64 * 1e-9,
             status.vmrss.unwrap_or(0),
             status.vmhwm.unwrap_or(0),
         ))
+    }
+
+    pub(super) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Scrape until `tracked` sidecars are reported, or fail after 15 s.

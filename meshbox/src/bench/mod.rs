@@ -2,6 +2,7 @@
 //! the mesh in a box and printed beside their targets. No figure here is
 //! asserted by a unit test: machines are noisy, so this prints, and the
 //! closing notes of issues quote it.
+mod cpu_share;
 pub mod daemon;
 mod dispatch;
 mod figures;

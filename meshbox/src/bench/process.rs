@@ -1,4 +1,4 @@
-//! The profiler's own CPU time and memory.
+//! CPU time and memory: the profiler's own, and another process's.
 use procfs::process::Process;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -19,6 +19,18 @@ pub fn cpu_seconds() -> Result<f64, BoxError> {
         .into());
     }
     Ok(ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9)
+}
+
+/// On-CPU ns so far of process `pid`'s threads, from
+/// /proc/<pid>/task/*/schedstat (utime and stime tick at 10 ms, too coarse
+/// for a few seconds of a process using a fraction of a core).
+pub fn threads_on_cpu_ns(pid: u32) -> Result<u64, BoxError> {
+    Ok(Process::new(pid as i32)?
+        .tasks()?
+        .flatten()
+        .filter_map(|t| t.schedstat().ok())
+        .map(|s| s.sum_exec_runtime)
+        .sum())
 }
 
 pub fn rss_kb() -> Result<u64, BoxError> {

@@ -92,6 +92,8 @@ pub enum Verdict {
     /// It straddles the goal, or the rounds are too few for an interval:
     /// more rounds, or a quieter machine, are needed to tell.
     NotJudgeable,
+    /// An arm the goal compares was left out of the run (`--arms`).
+    NotMeasured,
 }
 
 impl Verdict {
@@ -115,6 +117,7 @@ impl Verdict {
             Verdict::Met => "met",
             Verdict::Missed => "MISSED",
             Verdict::NotJudgeable => "not judgeable",
+            Verdict::NotMeasured => "not measured",
         }
     }
 }

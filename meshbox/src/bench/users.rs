@@ -4,8 +4,9 @@
 //! daemon attaches here (the floor any design with these hooks pays);
 //! `profiler run` itself; and `profiler run --pod-edge` (its classifiers on
 //! both pods' veths too). Each round measures every arm once, in a turning
-//! order: the highest rate wrk drives, then client latency at a fixed rate
-//! (oha). Ratios are taken within a round (see `ratios`).
+//! order: the highest rate wrk drives (and where the CPU went per request,
+//! see `cpu_share`), then client latency at a fixed rate (oha). Ratios are
+//! taken within a round (see `ratios`).
 use std::{path::Path, time::Duration};
 
 use aya::Ebpf;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use super::{
     BoxError,
+    cpu_share::{CpuMark, CpuPerRequest},
     daemon::Daemon,
     mesh, oha_at,
     ratios::{self, Spread},
@@ -31,6 +33,10 @@ pub struct UsersOptions {
     pub connections: u32,
     /// More `profiler run` flags for the profiler arm.
     pub daemon_args: Vec<String>,
+    /// The arms measured ([`ARMS`] indices, ascending): all four, or the
+    /// two a goal compares when only that goal is wanted (a run of half the
+    /// time, so more rounds fit).
+    pub arms: Vec<usize>,
 }
 
 /// The arms, in their index order.
@@ -40,10 +46,10 @@ pub const ARMS: [&str; 4] = [
     "profiler",
     "profiler + edge",
 ];
-const OFF: usize = 0;
-const EMPTY: usize = 1;
-const PROFILER: usize = 2;
-const EDGE: usize = 3;
+pub const OFF: usize = 0;
+pub const EMPTY: usize = 1;
+pub const PROFILER: usize = 2;
+pub const EDGE: usize = 3;
 
 /// The goals of the issue: the profiler's throughput loss at most 1.5
 /// times the empty programs', and fixed-rate client p99 within 5%.
@@ -62,6 +68,8 @@ pub struct ArmRounds {
     /// oha's client latency at the fixed rate, µs.
     pub p50_us: Vec<f64>,
     pub p99_us: Vec<f64>,
+    /// Where the CPU went per request in each round's max-rate phase.
+    pub cpu_per_request: Vec<CpuPerRequest>,
     /// Load generator errors, explained, per round that had any.
     pub errors: Vec<String>,
 }
@@ -95,6 +103,7 @@ pub struct UsersFigures {
     pub seconds: u64,
     pub rate: u32,
     pub wrk_connections: u32,
+    /// The arms measured (`--arms`), in [`ARMS`] order.
     pub arms: Vec<ArmRounds>,
     pub empty: Option<Versus>,
     pub profiler: Option<Versus>,
@@ -130,13 +139,24 @@ fn daemon_hooks(set: HookSet) -> Vec<hookset::Hook> {
         .collect()
 }
 
-/// Max rate, then latency at the fixed rate, into `arm`.
-fn measure(m: &Mesh, o: &UsersOptions, arm: &mut ArmRounds) -> Result<(), BoxError> {
+/// Max rate (and where the CPU went), then latency at the fixed rate, into
+/// `arm`; `daemon`: the pid of the arm's daemon.
+fn measure(
+    m: &Mesh,
+    o: &UsersOptions,
+    arm: &mut ArmRounds,
+    daemon: Option<u32>,
+) -> Result<(), BoxError> {
     let secs = Duration::from_secs(o.seconds);
     let url = m.url();
+    let pods: Vec<u32> = m.client.pids().into_iter().chain(m.server.pids()).collect();
+    let cpu0 = CpuMark::read(&pods, daemon)?;
     let wrk = testbed::load::run(&m.client.netns, &url, &wrk_over(o.connections, secs))?;
+    let cpu1 = CpuMark::read(&pods, daemon)?;
     let fixed = testbed::load::run(&m.client.netns, &url, &oha_at(o.rate, secs))?;
     arm.max_rps.push(wrk.completed as f64 / secs.as_secs_f64());
+    arm.cpu_per_request
+        .extend(super::cpu_share::per_request(&cpu0, &cpu1, wrk.completed));
     arm.p50_us.push(fixed.p50_us);
     arm.p99_us.push(fixed.p99_us);
     let round = arm.max_rps.len();
@@ -172,58 +192,89 @@ fn with_interval(median: f64, rounds: &[f64], unit: &str, digits: usize) -> Stri
     }
 }
 
+/// A goal whose arms were not all measured: named, not judged.
+fn not_measured(goal: String, needs: &[usize], arms: &[ArmRounds]) -> Goal {
+    let missing: Vec<&str> = needs
+        .iter()
+        .filter(|&&a| arms[a].max_rps.is_empty())
+        .map(|&a| ARMS[a])
+        .collect();
+    Goal {
+        goal,
+        measured: format!(
+            "needs the arm(s) left out of this run: {}",
+            missing.join(", ")
+        ),
+        verdict: ratios::Verdict::NotMeasured,
+    }
+}
+
 /// The goals, each judged by the interval of its per-round figure's
-/// median ([`ratios::Verdict`]).
+/// median ([`ratios::Verdict`]); `arms` holds all four, empty where an
+/// arm was not measured.
 fn goals(
     arms: &[ArmRounds],
     empty: Option<&Versus>,
     profiler: Option<&Versus>,
     edge: Option<&Versus>,
 ) -> Vec<Goal> {
-    let (Some(e), Some(p)) = (empty, profiler) else {
-        return Vec::new();
-    };
     let off = &arms[OFF];
     let ratio = |a: usize, b: &ArmRounds| ratios::per_round(&arms[a].max_rps, &b.max_rps);
-    let margin = ratios::loss_margin(&ratio(PROFILER, off), &ratio(EMPTY, off), LOSS_FACTOR);
-    let margin_points: Vec<f64> = margin.iter().map(|m| 100.0 * m).collect();
-    let room = Spread::of(&margin_points).map_or(f64::NAN, |s| s.median);
-    let p99 = ratios::per_round(&arms[PROFILER].p99_us, &off.p99_us);
-    let mut goals = vec![
-        Goal {
-            goal: format!("throughput loss <= {LOSS_FACTOR} x the empty programs' loss"),
-            measured: format!(
-                "{:.1}% vs {:.1}%; per round, {LOSS_FACTOR} x the empty programs' loss less the profiler's: {}",
-                100.0 * p.throughput_loss,
-                100.0 * e.throughput_loss,
-                with_interval(room, &margin_points, " points", 1)
-            ),
-            verdict: ratios::Verdict::at_least(&margin, 0.0),
-        },
-        Goal {
-            goal: format!(
-                "fixed-rate client p99 within {:.0}% of unprofiled",
-                100.0 * (P99_RATIO - 1.0)
-            ),
-            measured: with_interval(p.p99.median, &p99, " x", 3),
-            verdict: ratios::Verdict::at_most(&p99, P99_RATIO),
-        },
-    ];
-    if let Some(x) = edge {
-        let rounds = ratio(EDGE, &arms[PROFILER]);
-        goals.push(Goal {
-            goal: format!(
-                "throughput with the pod edge's classifiers within {:.0} points of without",
-                100.0 * EDGE_POINTS
-            ),
-            measured: with_interval(
-                x.throughput.median,
-                &rounds,
-                " x the profiler without them",
-                3,
-            ),
-            verdict: ratios::Verdict::at_least(&rounds, 1.0 - EDGE_POINTS),
-        });
+    let loss_goal = format!("throughput loss <= {LOSS_FACTOR} x the empty programs' loss");
+    let p99_goal = format!(
+        "fixed-rate client p99 within {:.0}% of unprofiled",
+        100.0 * (P99_RATIO - 1.0)
+    );
+    let edge_goal = format!(
+        "throughput with the pod edge's classifiers within {:.0} points of without",
+        100.0 * EDGE_POINTS
+    );
+    let mut goals = Vec::new();
+    match (empty, profiler) {
+        (Some(e), Some(p)) => {
+            let margin =
+                ratios::loss_margin(&ratio(PROFILER, off), &ratio(EMPTY, off), LOSS_FACTOR);
+            let margin_points: Vec<f64> = margin.iter().map(|m| 100.0 * m).collect();
+            let room = Spread::of(&margin_points).map_or(f64::NAN, |s| s.median);
+            goals.push(Goal {
+                goal: loss_goal,
+                measured: format!(
+                    "{:.1}% vs {:.1}%; per round, {LOSS_FACTOR} x the empty programs' loss less the profiler's: {}",
+                    100.0 * p.throughput_loss,
+                    100.0 * e.throughput_loss,
+                    with_interval(room, &margin_points, " points", 1)
+                ),
+                verdict: ratios::Verdict::at_least(&margin, 0.0),
+            });
+        }
+        _ => goals.push(not_measured(loss_goal, &[OFF, EMPTY, PROFILER], arms)),
+    }
+    match profiler {
+        Some(p) => {
+            let p99 = ratios::per_round(&arms[PROFILER].p99_us, &off.p99_us);
+            goals.push(Goal {
+                goal: p99_goal,
+                measured: with_interval(p.p99.median, &p99, " x", 3),
+                verdict: ratios::Verdict::at_most(&p99, P99_RATIO),
+            });
+        }
+        None => goals.push(not_measured(p99_goal, &[OFF, PROFILER], arms)),
+    }
+    match edge {
+        Some(x) => {
+            let rounds = ratio(EDGE, &arms[PROFILER]);
+            goals.push(Goal {
+                goal: edge_goal,
+                measured: with_interval(
+                    x.throughput.median,
+                    &rounds,
+                    " x the profiler without them",
+                    3,
+                ),
+                verdict: ratios::Verdict::at_least(&rounds, 1.0 - EDGE_POINTS),
+            });
+        }
+        None => goals.push(not_measured(edge_goal, &[PROFILER, EDGE], arms)),
     }
     goals
 }
@@ -231,6 +282,9 @@ fn goals(
 pub fn run(helper: &Path, profiler: &Path, o: &UsersOptions) -> Result<UsersFigures, BoxError> {
     if o.rounds == 0 {
         return Err("--rounds must be at least 1".into());
+    }
+    if o.arms.len() < 2 || o.arms.iter().any(|&a| a >= ARMS.len()) {
+        return Err("--arms takes two arms or more: a ratio compares two".into());
     }
     let check = profiler::check::run();
     let set = check
@@ -248,13 +302,14 @@ pub fn run(helper: &Path, profiler: &Path, o: &UsersOptions) -> Result<UsersFigu
     let mut forwards = 0.0;
     let mut lost = Vec::new();
     for round in 0..o.rounds {
-        for a in ratios::order(round, ARMS.len()) {
+        for slot in ratios::order(round, o.arms.len()) {
+            let a = o.arms[slot];
             eprintln!("bench users: round {}/{}, {}", round + 1, o.rounds, ARMS[a]);
             match a {
-                OFF => measure(&m, o, &mut arms[a])?,
+                OFF => measure(&m, o, &mut arms[a], None)?,
                 EMPTY => {
                     let _empty = EmptyHooks::attach(&hooks)?;
-                    measure(&m, o, &mut arms[a])?;
+                    measure(&m, o, &mut arms[a], None)?;
                 }
                 _ => {
                     // The daemon as a DaemonSet runs it: its own process,
@@ -268,7 +323,7 @@ pub fn run(helper: &Path, profiler: &Path, o: &UsersOptions) -> Result<UsersFigu
                     let d = Daemon::start(profiler, &args)?;
                     d.wait_tracked(2)?;
                     let before = http::get(d.addr, "/metrics", None)?;
-                    measure(&m, o, &mut arms[a])?;
+                    measure(&m, o, &mut arms[a], Some(d.pid()))?;
                     let after = http::get(d.addr, "/metrics", None)?;
                     let delta = |name| {
                         scrape::sum_of(&after.body, name) - scrape::sum_of(&before.body, name)
@@ -294,13 +349,17 @@ pub fn run(helper: &Path, profiler: &Path, o: &UsersOptions) -> Result<UsersFigu
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         kernel: profiler::kernel::release().unwrap_or_default(),
         hook_set: set.name(),
-        empty_hooks: hooks.iter().map(|h| h.describe()).collect(),
+        empty_hooks: if o.arms.contains(&EMPTY) {
+            hooks.iter().map(|h| h.describe()).collect()
+        } else {
+            Vec::new()
+        },
         rounds: o.rounds,
         seconds: o.seconds,
         rate: o.rate,
         wrk_connections: o.connections,
         goals: goals(&arms, empty.as_ref(), prof.as_ref(), edge.as_ref()),
-        arms,
+        arms: arms.into_iter().filter(|a| !a.max_rps.is_empty()).collect(),
         empty,
         profiler: prof,
         edge,
@@ -328,6 +387,46 @@ pub fn report(f: &UsersFigures) -> String {
             med(&a.p99_us)
         ));
     }
+    out.push_str(&format!(
+        "CPU per request at the highest rate, µs (medians over rounds; all CPUs busy):\n{:<16} {:>10} {:>10} {:>10} {:>10}\n",
+        "arm", "machine", "pods", "daemon", "rest"
+    ));
+    for a in &f.arms {
+        let med = |g: fn(&CpuPerRequest) -> f64| {
+            let v: Vec<f64> = a.cpu_per_request.iter().map(g).collect();
+            Spread::of(&v).map_or(f64::NAN, |s| s.median)
+        };
+        out.push_str(&format!(
+            "{:<16} {:>10.1} {:>10.1} {:>10.2} {:>10.1}\n",
+            a.arm,
+            med(|c| c.machine_us),
+            med(|c| c.pods_us),
+            med(|c| c.daemon_us),
+            med(|c| c.rest_us)
+        ));
+    }
+    // What each arm added per request over unprofiled in the same round.
+    if let Some(off) = f.arms.iter().find(|a| a.arm == ARMS[OFF]) {
+        for a in f.arms.iter().filter(|a| a.arm != ARMS[OFF]) {
+            let added = |g: fn(&CpuPerRequest) -> f64| {
+                let v: Vec<f64> = a
+                    .cpu_per_request
+                    .iter()
+                    .zip(&off.cpu_per_request)
+                    .map(|(x, o)| g(x) - g(o))
+                    .collect();
+                Spread::of(&v).map_or(f64::NAN, |s| s.median)
+            };
+            out.push_str(&format!(
+                "{:<16} {:>+10.1} {:>+10.1} {:>+10.2} {:>+10.1}   (added over unprofiled, per round)\n",
+                a.arm,
+                added(|c| c.machine_us),
+                added(|c| c.pods_us),
+                added(|c| c.daemon_us),
+                added(|c| c.rest_us)
+            ));
+        }
+    }
     out.push_str("against unprofiled, per round: median [min, max]\n");
     for (name, v) in [
         ("empty programs", &f.empty),
@@ -345,11 +444,13 @@ pub fn report(f: &UsersFigures) -> String {
             ));
         }
     }
-    out.push_str(&format!(
-        "the daemon (profiler arm) recorded {:.0} forwards over its rounds; events lost, by reason: {}\n",
-        f.profiler_forwards,
-        super::daemon::by_reason(&f.profiler_events_lost)
-    ));
+    if f.arms.iter().any(|a| a.arm == ARMS[PROFILER]) {
+        out.push_str(&format!(
+            "the daemon (profiler arm) recorded {:.0} forwards over its rounds; events lost, by reason: {}\n",
+            f.profiler_forwards,
+            super::daemon::by_reason(&f.profiler_events_lost)
+        ));
+    }
     for a in &f.arms {
         for e in &a.errors {
             out.push_str(&format!("{}: {e}\n", a.arm));
@@ -364,4 +465,80 @@ pub fn report(f: &UsersFigures) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arm(i: usize, max_rps: &[f64]) -> ArmRounds {
+        ArmRounds {
+            arm: ARMS[i],
+            max_rps: max_rps.to_vec(),
+            p50_us: max_rps.iter().map(|_| 100.0).collect(),
+            p99_us: max_rps.iter().map(|_| 300.0).collect(),
+            cpu_per_request: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn two_arms_judge_their_goal_and_name_the_others_not_measured() {
+        // `--arms profiler,edge`: the pod edge's goal is judged, the loss
+        // and p99 goals are named with the arms they lacked.
+        let prof = [1000.0, 1010.0, 990.0, 1005.0, 995.0, 1000.0, 1002.0];
+        let edge: Vec<f64> = prof.iter().map(|p| p * 0.995).collect();
+        let arms = vec![
+            arm(OFF, &[]),
+            arm(EMPTY, &[]),
+            arm(PROFILER, &prof),
+            arm(EDGE, &edge),
+        ];
+        let e = versus(&arms[EDGE], &arms[PROFILER]);
+        assert!(versus(&arms[PROFILER], &arms[OFF]).is_none());
+        let g = goals(&arms, None, None, e.as_ref());
+        let verdicts: Vec<ratios::Verdict> = g.iter().map(|g| g.verdict).collect();
+        assert_eq!(
+            verdicts,
+            [
+                ratios::Verdict::NotMeasured,
+                ratios::Verdict::NotMeasured,
+                ratios::Verdict::Met
+            ]
+        );
+        assert!(
+            g[0].measured.contains("unprofiled, empty programs")
+                && !g[0].measured.contains("profiler +"),
+            "{}",
+            g[0].measured
+        );
+        // The same edge rounds 3 points down: missed, not hidden.
+        let slow: Vec<f64> = prof.iter().map(|p| p * 0.97).collect();
+        let arms = vec![
+            arm(OFF, &[]),
+            arm(EMPTY, &[]),
+            arm(PROFILER, &prof),
+            arm(EDGE, &slow),
+        ];
+        let e = versus(&arms[EDGE], &arms[PROFILER]);
+        assert_eq!(
+            goals(&arms, None, None, e.as_ref())[2].verdict,
+            ratios::Verdict::Missed
+        );
+    }
+
+    #[test]
+    fn all_four_arms_judge_every_goal() {
+        let r = [1000.0; 7];
+        let arms: Vec<ArmRounds> = (0..ARMS.len()).map(|i| arm(i, &r)).collect();
+        let v = |a: usize, b: usize| versus(&arms[a], &arms[b]);
+        let g = goals(
+            &arms,
+            v(EMPTY, OFF).as_ref(),
+            v(PROFILER, OFF).as_ref(),
+            v(EDGE, PROFILER).as_ref(),
+        );
+        assert_eq!(g.len(), 3);
+        assert!(g.iter().all(|g| g.verdict == ratios::Verdict::Met), "{g:?}");
+    }
 }

@@ -33,6 +33,11 @@ pub struct Args {
     /// none is judgeable; more rounds narrow the interval.
     #[arg(long, default_value_t = 7)]
     rounds: usize,
+    /// The user's view's arms (comma-separated; default all four). Two arms
+    /// judge only the goal that compares them, in half the time: e.g.
+    /// `--arms profiler,edge` for the pod edge's throughput goal.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    arms: Option<Vec<Arm>>,
     /// wrk's connections for the user's view's highest rate.
     #[arg(long, default_value_t = 16)]
     wrk_connections: u32,
@@ -49,6 +54,31 @@ enum Part {
     /// The user's view: max rate and fixed-rate latency with the daemon on,
     /// with empty programs, and with nothing, alternated over rounds.
     Users,
+}
+
+/// An arm of the user's view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Arm {
+    /// Nothing attached.
+    Unprofiled,
+    /// Empty programs on the daemon's hooks.
+    Empty,
+    /// `profiler run`.
+    Profiler,
+    /// `profiler run --pod-edge`.
+    Edge,
+}
+
+impl Arm {
+    fn index(self) -> usize {
+        use crate::bench::users::{EDGE, EMPTY, OFF, PROFILER};
+        match self {
+            Arm::Unprofiled => OFF,
+            Arm::Empty => EMPTY,
+            Arm::Profiler => PROFILER,
+            Arm::Edge => EDGE,
+        }
+    }
 }
 
 pub fn run(a: Args) -> ExitCode {
@@ -70,6 +100,23 @@ pub fn run(a: Args) -> ExitCode {
     }
     if a.json.is_some() && !matches!(a.part, Part::All | Part::Users) {
         eprintln!("error: --json writes the user's view: use it with --part users or all");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    let arms: Vec<usize> = match &a.arms {
+        None => (0..crate::bench::users::ARMS.len()).collect(),
+        Some(list) => {
+            let mut v: Vec<usize> = list.iter().map(|x| x.index()).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+    };
+    if a.arms.is_some() && !matches!(a.part, Part::All | Part::Users) {
+        eprintln!("error: --arms chooses the user's view's arms: use it with --part users or all");
+        return ExitCode::from(super::EXIT_USAGE);
+    }
+    if arms.len() < 2 {
+        eprintln!("error: --arms takes two arms or more (a ratio compares two)");
         return ExitCode::from(super::EXIT_USAGE);
     }
     if a.rounds == 0 || a.rounds > 100 {
@@ -122,6 +169,7 @@ pub fn run(a: Args) -> ExitCode {
             rate: a.rate,
             connections: a.wrk_connections,
             daemon_args: a.daemon_args.clone(),
+            arms,
         };
         match crate::bench::users::run(&helper, &profiler, &o) {
             Ok(f) => {
