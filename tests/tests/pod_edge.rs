@@ -580,15 +580,29 @@ fn a_known_kernel_delay_lands_in_kernel_in_or_out() {
 /// judged, as one round alone moves with the machine's load. Each
 /// traversal ends where its data left the pod, not at the write's return,
 /// which on loopback and veth comes after the next hop's receive (README:
-/// the mesh in a box).
-fn sidecars_added_latency_is_matched(mtls: bool, rounds: usize) {
+/// the mesh in a box). `http2`: every leg HTTP/2 (haproxy sidecars, h2load,
+/// the h2c app), as the demo's `--load h2load`; else nginx and oha.
+fn sidecars_added_latency_is_matched(mtls: bool, http2: bool, rounds: usize) {
     use profiler_tests::capture::profile_under_load_with;
     profiler_tests::require_root();
-    let mut cfg = mesh::config(SidecarKind::Nginx);
+    let mut cfg = mesh::config(if http2 {
+        SidecarKind::Haproxy
+    } else {
+        SidecarKind::Nginx
+    });
     cfg.app_delay = Duration::from_micros(200);
     cfg.app_size = 512;
     cfg.mtls = mtls;
-    let spec = oha(4, 500, 5);
+    cfg.http2 = http2;
+    let spec = if http2 {
+        LoadSpec {
+            generator: LoadGen::H2load,
+            streams: testbed::load::DEFAULT_STREAMS,
+            ..oha(4, 500, 5)
+        }
+    } else {
+        oha(4, 500, 5)
+    };
     let mut plain = cfg.clone();
     plain.intercept = false;
     plain.mtls = false;
@@ -621,16 +635,21 @@ fn sidecars_added_latency_is_matched(mtls: bool, rounds: usize) {
         .map(|(r, _)| format!("{:+.0}%", (r - 1.0) * 100.0))
         .collect();
     eprintln!("median round: {line}; rounds {}", all.join(", "));
+    // HTTP/2's account reads short by about a fifth (README: the mesh in a
+    // box): at 25%, one of its first three runs' median rounds (-23%) was 2
+    // points inside the bound.
+    let low = if http2 { 0.65 } else { 0.75 };
     assert!(
-        (0.75..=1.25).contains(median),
-        "median round: {line}; rounds {}",
-        all.join(", ")
+        (low..=1.25).contains(median),
+        "median round: {line}; rounds {} (allowed: {:+.0}% to +25%)",
+        all.join(", "),
+        (low - 1.0) * 100.0
     );
 }
 
 #[test]
 fn the_sidecars_added_latency_is_matched_by_the_profilers_account() {
-    sidecars_added_latency_is_matched(false, 7);
+    sidecars_added_latency_is_matched(false, false, 7);
 }
 
 /// The same with mTLS between the sidecars, as Istio runs them: the
@@ -638,5 +657,16 @@ fn the_sidecars_added_latency_is_matched_by_the_profilers_account() {
 /// the encryption, which the proxies' process time holds.
 #[test]
 fn with_mtls_the_sidecars_added_latency_is_matched_too() {
-    sidecars_added_latency_is_matched(true, 5);
+    sidecars_added_latency_is_matched(true, false, 5);
+}
+
+/// The same over HTTP/2: the client's four connections' requests go up one
+/// multiplexed connection and their responses come back in shared reads,
+/// each written on to its client (README: which read fed which write, rule
+/// 6). The account reads short of the A/B here: median rounds -15%, -23%
+/// and -17% in three runs, single rounds -34% to +11% (README: the mesh in a
+/// box), so this holds it to 35% short, not 25%.
+#[test]
+fn over_http2_the_sidecars_added_latency_is_matched_too() {
+    sidecars_added_latency_is_matched(false, true, 7);
 }
