@@ -16,7 +16,11 @@ use profiler::{
 /// and the proxy's work until TCP sent its write).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Account {
+    /// The traversals' sidecar_total p50s, summed.
     pub sidecars_us: f64,
+    /// Their means, summed: means add up along the path, where p50s need
+    /// not (the p50 of a sum is not the sum of p50s).
+    pub sidecars_mean_us: f64,
     pub proxies_us: f64,
     pub kernel_us: f64,
     /// Traversals found with forwards (4 when both sidecars were seen).
@@ -42,11 +46,12 @@ pub fn account(snap: &Snapshot) -> Account {
             continue;
         };
         a.traversals += 1;
-        let whole = if h.sidecar_total_forwards > 0 {
-            h.sidecar_total_us.p50
+        let (whole, mean) = if h.sidecar_total_forwards > 0 {
+            (h.sidecar_total_us.p50, h.sidecar_total_us.mean)
         } else {
-            h.total_us.p50
+            (h.total_us.p50, h.total_us.mean)
         };
+        a.sidecars_mean_us += mean;
         let stamped = |n: u64, p50: f64| if n > 0 { p50 } else { 0.0 };
         let kernel = (stamped(h.kernel_in_forwards, h.kernel_in_us.p50)
             + stamped(h.kernel_out_forwards, h.kernel_out_us.p50))
@@ -77,6 +82,20 @@ pub fn summary(baseline_p50_us: f64, mesh_p50_us: f64, a: &Account) -> String {
     )
 }
 
+/// The same comparison by means: "by means, sidecars added 380 us, the
+/// profiler accounts for 353 (-7%)".
+pub fn means(baseline_mean_us: f64, mesh_mean_us: f64, a: &Account) -> String {
+    let added = mesh_mean_us - baseline_mean_us;
+    format!(
+        "by means, sidecars added {added:.0} us, the profiler accounts for {:.0} ({})",
+        a.sidecars_mean_us,
+        match agreement(added, a.sidecars_mean_us) {
+            Some(r) => format!("{:+.0}%", (r - 1.0) * 100.0),
+            None => "no A/B difference".into(),
+        }
+    )
+}
+
 /// The account over the A/B difference (None: no difference to compare).
 pub fn agreement(added_us: f64, accounted_us: f64) -> Option<f64> {
     (added_us > 0.0).then(|| accounted_us / added_us)
@@ -90,6 +109,7 @@ mod tests {
     fn the_summary_says_both_figures_and_their_ratio() {
         let a = Account {
             sidecars_us: 318.0,
+            sidecars_mean_us: 353.0,
             proxies_us: 156.0,
             kernel_us: 162.0,
             traversals: 4,
@@ -107,5 +127,9 @@ mod tests {
         );
         assert!(s.ends_with("-7% of the A/B"), "{s}");
         assert_eq!(agreement(0.0, 10.0), None);
+        assert_eq!(
+            means(600.0, 980.0, &a),
+            "by means, sidecars added 380 us, the profiler accounts for 353 (-7%)"
+        );
     }
 }

@@ -45,6 +45,9 @@ pub struct LoadResult {
     pub p50_us: f64,
     pub p90_us: f64,
     pub p99_us: f64,
+    /// Mean latency of the requests (oha: its summary's average; wrk: its
+    /// "Latency" average; h2load: of its request log's 2xx requests).
+    pub mean_us: f64,
 }
 
 impl LoadResult {
@@ -165,6 +168,7 @@ pub fn parse_oha(text: &str) -> Result<LoadResult, TestbedError> {
         p50_us: pct("p50"),
         p90_us: pct("p90"),
         p99_us: pct("p99"),
+        mean_us: v["summary"]["average"].as_f64().unwrap_or(f64::NAN) * 1e6,
     })
 }
 
@@ -211,6 +215,15 @@ pub fn parse_wrk(text: &str) -> Result<LoadResult, TestbedError> {
                     r.error_kinds.push((format!("socket {what} errors"), n));
                 }
             }
+        } else if let Some(rest) = t.strip_prefix("Latency ")
+            && !rest.trim_start().starts_with("Distribution")
+        {
+            // "Latency   412.00us  120.00us   3.10ms   80.00%": avg, stdev, max.
+            r.mean_us = rest
+                .split_whitespace()
+                .next()
+                .and_then(wrk_duration_us)
+                .unwrap_or(f64::NAN);
         } else if let Some((p, v)) = t.split_once("%  ") {
             let v = wrk_duration_us(v);
             match p.trim() {
@@ -235,6 +248,8 @@ mod tests {
     #[test]
     fn parses_wrk_latency_output() {
         let out = "Running 5s test @ http://10.244.0.11:8080/\n  1 threads and 4 connections\n\
+            \x20 Thread Stats   Avg      Stdev     Max   +/- Stdev\n\
+            \x20   Latency   530.50us  120.00us   3.10ms   80.00%\n\
             \x20 Latency Distribution\n     50%  412.00us\n     75%  600.00us\n     90%    1.20ms\n     99%    3.10ms\n\
             \x20 40123 requests in 5.00s, 5.2MB read\n  Socket errors: connect 0, read 1, write 0, timeout 2\n\
             \x20 Non-2xx or 3xx responses: 23\n\
@@ -253,12 +268,13 @@ mod tests {
         assert_eq!(r.p50_us, 412.0);
         assert_eq!(r.p90_us, 1200.0);
         assert_eq!(r.p99_us, 3100.0);
+        assert_eq!(r.mean_us, 530.5);
         assert!(parse_wrk("garbage").is_err());
     }
 
     #[test]
     fn parses_oha_json() {
-        let out = r#"{"summary":{"successRate":1.0},"latencyPercentiles":{"p50":0.0005,"p90":0.001,"p99":0.0025},
+        let out = r#"{"summary":{"successRate":1.0,"average":0.0006},"latencyPercentiles":{"p50":0.0005,"p90":0.001,"p99":0.0025},
             "statusCodeDistribution":{"200":990,"503":10},"errorDistribution":{"connection reset":2}}"#;
         let r = parse_oha(out).expect("parse");
         assert_eq!(r.completed, 990);
@@ -272,6 +288,7 @@ mod tests {
         );
         assert!((r.p50_us - 500.0).abs() < 1e-6);
         assert!((r.p99_us - 2500.0).abs() < 1e-6);
+        assert!((r.mean_us - 600.0).abs() < 1e-6);
         assert!(parse_oha("{}").is_err());
         assert_eq!(
             r.errors_explained(),

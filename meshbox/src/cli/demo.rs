@@ -156,6 +156,10 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
                     "\ndemo: {}",
                     crate::ab::summary(baseline.p50_us, result.p50_us, &account)
                 );
+                println!(
+                    "demo: {}",
+                    crate::ab::means(baseline.mean_us, result.mean_us, &account)
+                );
             }
         }
         Err(e) => eprintln!("demo: profiling failed: {e}"),

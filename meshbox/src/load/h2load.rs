@@ -125,6 +125,11 @@ pub fn parse(summary: &str, log: &str) -> Result<LoadResult, TestbedError> {
         p50_us: pct(0.50),
         p90_us: pct(0.90),
         p99_us: pct(0.99),
+        mean_us: if us.is_empty() {
+            f64::NAN
+        } else {
+            us.iter().sum::<u64>() as f64 / us.len() as f64
+        },
     })
 }
 
@@ -155,6 +160,7 @@ mod tests {
         assert_eq!(r.completed, 49709);
         assert_eq!(r.errors, 0);
         assert_eq!((r.p50_us, r.p90_us, r.p99_us), (50.0, 90.0, 99.0));
+        assert_eq!(r.mean_us, 50.5);
     }
 
     #[test]
@@ -163,7 +169,7 @@ mod tests {
         let r = parse(FAILED, log).expect("parse");
         assert_eq!(r.completed, 0);
         assert_eq!(r.errors, 20);
-        assert!(r.p50_us.is_nan() && r.p99_us.is_nan());
+        assert!(r.p50_us.is_nan() && r.p99_us.is_nan() && r.mean_us.is_nan());
         let three_xx = OK.replace("0 3xx", "7 3xx");
         assert_eq!(parse(&three_xx, "").expect("parse").errors, 7);
     }

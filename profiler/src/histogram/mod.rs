@@ -177,7 +177,7 @@ impl HopStats {
     }
 }
 
-/// p50/p90/p99/p99.9/max in µs.
+/// p50/p90/p99/p99.9/max and the mean, in µs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 pub struct Percentiles {
     pub p50: f64,
@@ -185,6 +185,9 @@ pub struct Percentiles {
     pub p99: f64,
     pub p999: f64,
     pub max: f64,
+    /// Means add up along a path, where percentiles do not: the A/B
+    /// cross-check compares them too.
+    pub mean: f64,
 }
 
 impl Percentiles {
@@ -200,6 +203,7 @@ impl Percentiles {
             p99: us(h.value_at_quantile(0.99)),
             p999: us(h.value_at_quantile(0.999)),
             max: us(h.max()),
+            mean: h.mean() / 1000.0,
         }
     }
 }
@@ -260,6 +264,7 @@ mod tests {
         assert_eq!((s.forwards, s.bytes), (1000, 100_000));
         let [t, q, p, ..] = s.percentiles();
         assert!((p.p50 - 200.0).abs() <= 0.6, "{p:?}");
+        assert!((p.mean - 200.0).abs() <= 0.6, "{p:?}");
         // Below 1 ms the buckets are 512 ns wide (lowest discernible 1 µs):
         // microsecond resolution.
         assert!((q.p50 - 10.5).abs() <= 0.6, "{q:?}");
