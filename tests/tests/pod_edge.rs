@@ -640,7 +640,8 @@ fn sidecars_added_latency_is_matched(mtls: bool, http2: bool, rounds: usize) {
         .collect();
     eprintln!("median round: {line}; rounds {}", all.join(", "));
     // HTTP/2's account reads short by about a fifth (README: the mesh in a
-    // box): at 25%, two of its first six runs would have failed.
+    // box): two of its first six runs' medians (-26%, -25%) were at or past
+    // 25%.
     let low = if http2 { 0.65 } else { 0.75 };
     assert!(
         (low..=1.25).contains(median),
