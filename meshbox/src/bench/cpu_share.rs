@@ -91,19 +91,25 @@ mod tests {
     }
 
     #[test]
-    fn this_machine_and_this_process_can_be_read() {
-        let me = std::process::id();
-        let a = CpuMark::read(&[me], Some(me)).expect("/proc");
-        let mut x = 0u64;
-        for i in 0..5_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
-        }
-        std::hint::black_box(x);
-        let b = CpuMark::read(&[me], Some(me)).expect("/proc");
+    fn this_machine_and_a_spinning_process_can_be_read() {
+        // A child that only spins: one thread, which no other test starts or
+        // ends between the marks (a thread that ends leaves the sum).
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .expect("spawn sh");
+        let pid = child.id();
+        let a = CpuMark::read(&[pid], Some(pid));
+        // Its run time is brought up to date at every tick of its CPU.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let b = CpuMark::read(&[pid], Some(pid));
+        let _ = child.kill();
+        let _ = child.wait();
+        let (a, b) = (a.expect("/proc"), b.expect("/proc"));
         assert!(
             b.pods_ns > a.pods_ns && b.daemon_ns > a.daemon_ns,
             "{a:?} {b:?}"
         );
-        assert!(b.busy_ns >= a.busy_ns);
+        assert!(b.busy_ns > a.busy_ns, "{a:?} {b:?}");
     }
 }
