@@ -75,8 +75,8 @@ pub fn summary(baseline_p50_us: f64, mesh_p50_us: f64, a: &Account) -> String {
         a.sidecars_us,
         a.proxies_us,
         a.kernel_us,
-        match agreement(added, a.sidecars_us) {
-            Some(r) => format!("{:+.0}% of the A/B", (r - 1.0) * 100.0),
+        match off_by(added, a.sidecars_us) {
+            Some(pct) => format!("{pct} of the A/B"),
             None => "no A/B difference to compare with".into(),
         }
     )
@@ -89,11 +89,14 @@ pub fn means(baseline_mean_us: f64, mesh_mean_us: f64, a: &Account) -> String {
     format!(
         "by means, sidecars added {added:.0} us, the profiler accounts for {:.0} ({})",
         a.sidecars_mean_us,
-        match agreement(added, a.sidecars_mean_us) {
-            Some(r) => format!("{:+.0}%", (r - 1.0) * 100.0),
-            None => "no A/B difference".into(),
-        }
+        off_by(added, a.sidecars_mean_us).unwrap_or_else(|| "no A/B difference".into())
     )
+}
+
+/// How far the account is off the A/B difference, "-7%" (None: no
+/// difference to compare).
+fn off_by(added_us: f64, accounted_us: f64) -> Option<String> {
+    agreement(added_us, accounted_us).map(|r| format!("{:+.0}%", (r - 1.0) * 100.0))
 }
 
 /// The account over the A/B difference (None: no difference to compare).

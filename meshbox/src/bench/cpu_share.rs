@@ -6,7 +6,7 @@
 //! an arm adds per request here is what its max rate loses.
 use serde::Serialize;
 
-use super::{BoxError, process::threads_on_cpu_ns};
+use super::{BoxError, process::threads_on_cpu_ns, ratios::Spread};
 
 /// CPU ns used so far: by all CPUs (busy: /proc/stat less idle, iowait and
 /// steal), by the pods' processes, by the daemon.
@@ -25,6 +25,32 @@ pub struct CpuPerRequest {
     pub daemon_us: f64,
     /// machine - pods - daemon.
     pub rest_us: f64,
+}
+
+impl CpuPerRequest {
+    /// Part by part, `self - o` (an arm's round less unprofiled's).
+    pub fn less(&self, o: &CpuPerRequest) -> CpuPerRequest {
+        CpuPerRequest {
+            machine_us: self.machine_us - o.machine_us,
+            pods_us: self.pods_us - o.pods_us,
+            daemon_us: self.daemon_us - o.daemon_us,
+            rest_us: self.rest_us - o.rest_us,
+        }
+    }
+
+    /// Part by part, the median over `rounds` (NaN without one).
+    pub fn median_of(rounds: &[CpuPerRequest]) -> CpuPerRequest {
+        let med = |g: fn(&CpuPerRequest) -> f64| {
+            let v: Vec<f64> = rounds.iter().map(g).collect();
+            Spread::of(&v).map_or(f64::NAN, |s| s.median)
+        };
+        CpuPerRequest {
+            machine_us: med(|c| c.machine_us),
+            pods_us: med(|c| c.pods_us),
+            daemon_us: med(|c| c.daemon_us),
+            rest_us: med(|c| c.rest_us),
+        }
+    }
 }
 
 fn busy_ns() -> Result<u64, BoxError> {
@@ -88,6 +114,31 @@ mod tests {
         assert_eq!((c.machine_us, c.pods_us, c.daemon_us), (100.0, 70.0, 2.0));
         assert!((c.rest_us - 28.0).abs() < 1e-9);
         assert_eq!(per_request(&a, &b, 0), None);
+    }
+
+    #[test]
+    fn medians_and_differences_go_part_by_part() {
+        let c = |m: f64, p: f64, d: f64| CpuPerRequest {
+            machine_us: m,
+            pods_us: p,
+            daemon_us: d,
+            rest_us: m - p - d,
+        };
+        let rounds = [c(100.0, 60.0, 1.0), c(90.0, 70.0, 2.0), c(120.0, 65.0, 0.5)];
+        // Each part its own median: the rest's (39, 18, 54.5) is 39, not
+        // the medians' 100 - 65 - 1.
+        assert_eq!(
+            CpuPerRequest::median_of(&rounds),
+            CpuPerRequest {
+                rest_us: 39.0,
+                ..c(100.0, 65.0, 1.0)
+            }
+        );
+        assert!(CpuPerRequest::median_of(&[]).machine_us.is_nan());
+        assert_eq!(
+            c(110.0, 66.0, 1.5).less(&c(100.0, 60.0, 0.0)),
+            c(10.0, 6.0, 1.5)
+        );
     }
 
     #[test]

@@ -391,39 +391,41 @@ pub fn report(f: &UsersFigures) -> String {
         "CPU per request at the highest rate, µs (medians over rounds; all CPUs busy):\n{:<16} {:>10} {:>10} {:>10} {:>10}\n",
         "arm", "machine", "pods", "daemon", "rest"
     ));
-    for a in &f.arms {
-        let med = |g: fn(&CpuPerRequest) -> f64| {
-            let v: Vec<f64> = a.cpu_per_request.iter().map(g).collect();
-            Spread::of(&v).map_or(f64::NAN, |s| s.median)
+    // One row per arm; `signed` for an addition over unprofiled.
+    let row = |arm: &str, c: &CpuPerRequest, signed: bool| {
+        let n = |v: f64, d: usize| {
+            if signed {
+                format!("{v:+.d$}")
+            } else {
+                format!("{v:.d$}")
+            }
         };
-        out.push_str(&format!(
-            "{:<16} {:>10.1} {:>10.1} {:>10.2} {:>10.1}\n",
-            a.arm,
-            med(|c| c.machine_us),
-            med(|c| c.pods_us),
-            med(|c| c.daemon_us),
-            med(|c| c.rest_us)
-        ));
+        format!(
+            "{:<16} {:>10} {:>10} {:>10} {:>10}",
+            arm,
+            n(c.machine_us, 1),
+            n(c.pods_us, 1),
+            n(c.daemon_us, 2),
+            n(c.rest_us, 1)
+        )
+    };
+    for a in &f.arms {
+        let c = CpuPerRequest::median_of(&a.cpu_per_request);
+        out.push_str(&format!("{}\n", row(a.arm, &c, false)));
     }
     // What each arm added per request over unprofiled in the same round.
     if let Some(off) = f.arms.iter().find(|a| a.arm == ARMS[OFF]) {
         for a in f.arms.iter().filter(|a| a.arm != ARMS[OFF]) {
-            let added = |g: fn(&CpuPerRequest) -> f64| {
-                let v: Vec<f64> = a
-                    .cpu_per_request
-                    .iter()
-                    .zip(&off.cpu_per_request)
-                    .map(|(x, o)| g(x) - g(o))
-                    .collect();
-                Spread::of(&v).map_or(f64::NAN, |s| s.median)
-            };
+            let added: Vec<CpuPerRequest> = a
+                .cpu_per_request
+                .iter()
+                .zip(&off.cpu_per_request)
+                .map(|(x, o)| x.less(o))
+                .collect();
+            let c = CpuPerRequest::median_of(&added);
             out.push_str(&format!(
-                "{:<16} {:>+10.1} {:>+10.1} {:>+10.2} {:>+10.1}   (added over unprofiled, per round)\n",
-                a.arm,
-                added(|c| c.machine_us),
-                added(|c| c.pods_us),
-                added(|c| c.daemon_us),
-                added(|c| c.rest_us)
+                "{}   (added over unprofiled, per round)\n",
+                row(a.arm, &c, true)
             ));
         }
     }
