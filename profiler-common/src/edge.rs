@@ -180,12 +180,49 @@ pub struct EdgeIn {
     pub at_ns: u64,
     /// When the packet passed the edge (CLOCK_MONOTONIC ns).
     pub edge_ns: u64,
+    /// When that packet's data became readable: the newest data the read
+    /// took (the read itself is timed from its oldest).
+    pub arrival_ns: u64,
+}
+
+impl EdgeIn {
+    /// Where kernel_in starts for a read whose oldest data became readable
+    /// at `oldest_ns`: the stamp is of the newest data's packet, so the
+    /// kernel's time for that packet is taken for the oldest data too (0:
+    /// no stamp fits).
+    pub const fn start_for(&self, oldest_ns: u64) -> u64 {
+        if self.edge_ns == 0 || self.edge_ns > self.arrival_ns || oldest_ns > self.arrival_ns {
+            return 0;
+        }
+        oldest_ns.saturating_sub(self.arrival_ns - self.edge_ns)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_addr::{mapped, v4};
+
+    #[test]
+    fn kernel_in_starts_as_far_before_the_oldest_data_as_the_stamped_took() {
+        let e = |edge_ns, arrival_ns| EdgeIn {
+            edge_ns,
+            arrival_ns,
+            ..EdgeIn::default()
+        };
+        // One packet read alone: its own stamp.
+        assert_eq!(e(1_000, 1_006).start_for(1_006), 1_000);
+        // Three packets read at once, the last stamped 6 ns before readable.
+        assert_eq!(e(1_500, 1_506).start_for(1_100), 1_094);
+        assert_eq!(e(0, 1_506).start_for(1_100), 0, "no stamp");
+        assert_eq!(
+            e(1_600, 1_506).start_for(1_100),
+            0,
+            "a packet still on its way"
+        );
+        assert_eq!(e(1_500, 1_506).start_for(1_700), 0, "not this read's data");
+        assert_eq!(e(1, 9).start_for(5), 0, "before the clock began: none");
+    }
 
     fn sock(role: u8, family: u16, local: [u8; 16], peer: [u8; 16]) -> SockInfo {
         SockInfo {

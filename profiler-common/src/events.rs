@@ -25,8 +25,9 @@ pub struct Io {
     pub sk: u64,
     /// When the read or write returned (CLOCK_MONOTONIC ns).
     pub at_ns: u64,
-    /// Reads: the last time data became readable on the socket before the
-    /// read (0: none seen). Writes (with `--pod-edge`): where kernel_out
+    /// Reads: when the oldest data the read took became readable (the first
+    /// queued since the last read; for data a read left behind, the last
+    /// queued), 0: none seen. Writes (with `--pod-edge`): where kernel_out
     /// stops for the data the write sent, its last packet at the pod edge or
     /// its arrival at the app's socket (0: no stamp); see [`Io::edge_out`].
     pub arrival_ns: u64,

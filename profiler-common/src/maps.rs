@@ -9,10 +9,10 @@ pub const TRACKED_MAX: u32 = 4096;
 pub const PROXY_PORTS: &str = "PROXY_PORTS";
 pub const PROXY_PORTS_MAX: u32 = 1024;
 
-/// Proxy sockets and their last arrival: the [`crate::slots::SockSlot`]
-/// array and the u64 array SOCK_ARRIVALS beside it, both indexed by socket
-/// address, and the LRU map socket -> last arrival for sockets whose slot is
-/// taken (0 = none yet).
+/// Proxy sockets and their arrivals: the [`crate::slots::SockSlot`] array
+/// and the [`crate::slots::Arrival`] array SOCK_ARRIVALS beside it, both
+/// indexed by socket address, and the LRU map socket -> arrivals for
+/// sockets whose slot is taken.
 pub const SOCK_SLOTS: &str = "SOCK_SLOTS";
 pub const SOCK_ARRIVALS: &str = "SOCK_ARRIVALS";
 pub const ARRIVALS: &str = "ARRIVALS";

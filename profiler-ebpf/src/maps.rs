@@ -11,7 +11,7 @@ use profiler_common::{
     },
     ring::{BPF_F_MMAPABLE, RING_SLOTS_MIN, Record, RingCtl},
     sched::{THREAD_SCHED_MAX, ThreadBits, ThreadSched},
-    slots::{SOCK_SLOTS_LEN, SockSlot},
+    slots::{Arrival, SOCK_SLOTS_LEN, SockSlot},
 };
 
 #[map(name = "TRACKED_FILTER")]
@@ -27,7 +27,7 @@ pub static PROXY_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(PROXY_PORTS
 pub static SOCK_SLOTS: Array<SockSlot> = Array::with_max_entries(SOCK_SLOTS_LEN, 0);
 
 #[map(name = "SOCK_ARRIVALS")]
-pub static SOCK_ARRIVALS: Array<u64> = Array::with_max_entries(SOCK_SLOTS_LEN, 0);
+pub static SOCK_ARRIVALS: Array<Arrival> = Array::with_max_entries(SOCK_SLOTS_LEN, 0);
 
 // Sized in full by userspace only when the classifiers run.
 #[map(name = "EDGE_FLOWS")]
@@ -54,7 +54,7 @@ pub static LOOP_SEEKING: Array<i64> = Array::with_max_entries(1, 0);
 pub static LOOP_LAST_RX: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "ARRIVALS")]
-pub static ARRIVALS: LruHashMap<u64, u64> = LruHashMap::with_max_entries(ARRIVALS_MAX, 0);
+pub static ARRIVALS: LruHashMap<u64, Arrival> = LruHashMap::with_max_entries(ARRIVALS_MAX, 0);
 
 // Sized here for one CPU; userspace sizes both for the machine at load.
 #[map(name = "RING_CTL")]

@@ -82,6 +82,52 @@ fn process_time_matches_the_fixture_at_200us() {
     ground_truth(Duration::from_micros(200));
 }
 
+/// A proxy busy while data piles up in its socket: the app writes its
+/// response in four chunks 500 µs apart, and the server's sidecar (the
+/// fixture, holding each chunk 2 ms) reads the first at once, then the
+/// other three together as its hold ends. That read is timed from the
+/// oldest chunk it took (sent 500 µs after the first: 1.5 ms before the
+/// read), not from the newest (0.5 ms).
+#[test]
+fn a_read_of_data_that_piled_up_is_timed_from_the_oldest() {
+    let hold = Duration::from_millis(2);
+    let gap = Duration::from_micros(500);
+    let mut cfg = mesh::config(SidecarKind::DelayProxy);
+    cfg.proxy_delay = hold;
+    cfg.app_response = testbed::app::AppResponse::Chunked { chunks: 4, gap };
+    let m = mesh::up(&cfg);
+    let (snap, load) = profile_under_load(&m, oha(6, 50));
+    assert!(load.completed > 200, "{load:?}");
+    let server = snap
+        .sidecar("server-")
+        .unwrap_or_else(|| panic!("server sidecar not found: {snap:?}"));
+    let h = hop(server, Direction::Inbound, Leg::Response);
+    let q = &h.queue_us;
+    let oldest_us = (hold - gap).as_secs_f64() * 1e6;
+    let newest_us = (hold - 3 * gap).as_secs_f64() * 1e6;
+    eprintln!(
+        "{} forwards for {} responses; queue p50 {:.1} p90 {:.1} p99 {:.1} us; the piled-up \
+         read's oldest chunk waited {oldest_us:.0} us, its newest {newest_us:.0}",
+        h.forwards, load.completed, q.p50, q.p90, q.p99
+    );
+    // Two forwards a response (three if the last chunk misses the read):
+    // the first chunk's, queued briefly, and the piled-up read's.
+    assert!(
+        h.forwards as f64 >= 1.9 * load.completed as f64,
+        "{} forwards for {} responses",
+        h.forwards,
+        load.completed
+    );
+    // p90 is a piled-up read's: from the oldest chunk, within what sleeps
+    // overshoot here (the app's gap and the fixture's hold).
+    assert!(
+        q.p90 >= oldest_us - 300.0 && q.p90 <= hold.as_secs_f64() * 1e6,
+        "queue p90 {:.1} us: want about {oldest_us:.0} (from the oldest chunk), not \
+         {newest_us:.0} (from the newest)",
+        q.p90
+    );
+}
+
 #[test]
 fn a_slow_app_does_not_leak_into_sidecar_time() {
     let mut cfg = mesh::config(SidecarKind::Nginx);

@@ -2,16 +2,18 @@
 //!
 //! A forward is data that became readable on one TCP socket of a proxy and
 //! was then written by the proxy to a different TCP socket. The clock starts
-//! at the arrival of the last piece read before the write (time spent
-//! waiting on a slow peer is never the proxy's) and stops when the write
-//! returns.
+//! when the oldest data of the last piece read before the write became
+//! readable (time spent waiting on a slow peer is never the proxy's; data
+//! that waited in the socket while the proxy was busy is) and stops when the
+//! write returns.
 //!
 //! The kernel reports every read and write of a tracked proxy
 //! ([`crate::events::Io`]); pairing runs in userspace, where state per socket
 //! costs nothing in the kernel's hot path and the rules can use all a proxy
 //! has shown so far. Data read from a socket stays *pending* on that socket
 //! until a write consumes it; another read of the same socket adds a piece
-//! (the clock restarts at its arrival). A write to socket `W` by thread `T`
+//! (the clock restarts at its arrival if that came after the last read: the
+//! proxy waited for it). A write to socket `W` by thread `T`
 //! is paired by these rules ([`choose`]), in order:
 //!
 //! 1. Candidates: sockets other than `W` with pending data whose role is not
@@ -89,8 +91,10 @@ impl Role {
 }
 
 /// A read of `bytes > 0` bytes from `sk` that returned at `at_ns`;
-/// `arrival_ns` is the last time data became readable on the socket before
-/// it (0: unknown).
+/// `arrival_ns` is when the oldest data it took became readable (one read
+/// may take data that arrived over time: several packets, or several
+/// streams' frames of a multiplexed connection), or for data an earlier
+/// read left behind the socket's last arrival before it (0: unknown).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Read {
     pub tgid: u32,
@@ -105,8 +109,8 @@ pub struct Read {
     /// How much of arrival to read the thread spent runnable.
     pub queue_runnable_ns: u64,
     /// Where kernel_in starts for the data this read took: its last packet
-    /// passed the pod edge, or the app's TCP sent it over the pod's loopback
-    /// (0: no stamp).
+    /// passed the pod edge, or the app's TCP sent it over the pod's loopback,
+    /// moved back to its oldest data (`EdgeIn::start_for`); 0: no stamp.
     pub edge_ns: u64,
 }
 
@@ -183,8 +187,9 @@ pub struct Forward {
     pub tid: u32,
     pub src_sk: u64,
     pub dst_sk: u64,
-    /// Data became readable on the source socket (clock start): the arrival
-    /// of the last piece read, or its read when the arrival is unknown.
+    /// Data became readable on the source socket (clock start): the oldest
+    /// data of the last piece the proxy waited for (see [`Read::arrival_ns`]),
+    /// or its read when the arrival is unknown.
     pub arrival_ns: u64,
     /// The proxy's last read of it returned.
     pub read_ns: u64,

@@ -257,21 +257,23 @@ impl Pairing {
         let fresh = s.partner.is_none() && !s.forwarded_from;
         let piece = match &mut s.pending {
             Some(p) => {
-                // Another piece: the clock restarts at its arrival.
+                // Another piece: the clock restarts at its arrival when the
+                // proxy waited for it (it arrived after the last read). A
+                // piece already readable then (a read that left data
+                // behind) was the proxy's to take: the clock and the edge
+                // stamp stay.
                 p.tid = r.tid;
                 p.answered = false;
-                // The edge stamp follows the arrival: a piece whose data was
-                // already readable brings none and keeps the last one.
-                if r.edge_ns != 0 {
+                if arrival_ns > p.read_ns {
+                    p.arrival_ns = arrival_ns;
                     p.edge_ns = r.edge_ns;
-                } else if arrival_ns != p.arrival_ns {
-                    p.edge_ns = 0;
+                    p.queue_runnable_ns = r.queue_runnable_ns;
+                } else {
+                    p.queue_runnable_ns = p.queue_runnable_ns.max(r.queue_runnable_ns);
                 }
-                p.arrival_ns = arrival_ns;
                 p.read_ns = r.at_ns;
                 p.bytes += r.bytes;
                 p.mark = r.mark;
-                p.queue_runnable_ns = r.queue_runnable_ns;
                 true
             }
             None => {

@@ -5,6 +5,7 @@
 use std::{collections::HashMap, vec::Vec};
 
 use super::{Basis, Forward, Pairing, PairingCounts, Role, arrival_for_read, state};
+use crate::slots::Arrival;
 
 #[derive(Clone, Copy)]
 enum Ev {
@@ -36,7 +37,7 @@ fn role(sk: u64) -> Role {
 
 #[derive(Default)]
 struct Sim {
-    arrivals: HashMap<u64, u64>,
+    arrivals: HashMap<u64, Arrival>,
     pairing: Pairing,
     forwards: Vec<Forward>,
 }
@@ -52,16 +53,14 @@ impl Sim {
 
     fn step(&mut self, e: Ev) {
         match e {
-            Arrive(sk, t) => {
-                self.arrivals.insert(sk, t);
-            }
+            Arrive(sk, t) => self.arrivals.entry(sk).or_default().queued(t),
             Read(tid, sk, n, t) => {
                 let r = super::Read {
                     tgid: 1,
                     tid,
                     sk,
                     at_ns: t,
-                    arrival_ns: self.arrivals.get(&sk).copied().unwrap_or(0),
+                    arrival_ns: self.arrivals.entry(sk).or_default().take().0,
                     bytes: n,
                     ..Default::default()
                 };
@@ -138,6 +137,34 @@ fn partial_reads_restart_the_clock_at_the_last_arrival() {
     ]);
     assert_eq!(s.times(), [(D, U, 10, 30)]);
     assert_eq!(s.forwards[0].bytes, 250);
+}
+
+#[test]
+fn one_read_of_data_that_arrived_over_time_is_timed_from_the_oldest() {
+    // Several streams' frames of a multiplexed connection, queued while the
+    // proxy was busy, taken by one read: the first waited longest.
+    let s = Sim::run(&[
+        Arrive(D, 100),
+        Arrive(D, 150),
+        Arrive(D, 180),
+        Read(7, D, 300, 200),
+        Write(7, U, 300, 230),
+    ]);
+    assert_eq!(s.times(), [(D, U, 100, 30)]);
+}
+
+#[test]
+fn a_read_that_left_data_behind_keeps_the_clock_for_the_rest() {
+    // The first read took part of what had arrived; the second takes the
+    // rest, which was the proxy's to take at the first: the clock stays.
+    let s = Sim::run(&[
+        Arrive(D, 100),
+        Arrive(D, 150),
+        Read(7, D, 4096, 200),
+        Read(7, D, 1000, 220),
+        Write(7, U, 5096, 240),
+    ]);
+    assert_eq!(s.times(), [(D, U, 120, 20)]);
 }
 
 #[test]
@@ -1057,6 +1084,11 @@ fn the_edge_stamp_follows_the_last_arrival() {
     // A second piece of data that was already readable: same arrival.
     assert_eq!(
         kernel_in(&[read(1, 1_000, 900, 880), read(1, 1_100, 900, 0)]),
+        Some(20)
+    );
+    // Or a later arrival, but before the first read (data it left behind).
+    assert_eq!(
+        kernel_in(&[read(1, 1_000, 900, 880), read(1, 1_100, 950, 0)]),
         Some(20)
     );
     // New data without a stamp: unknown.

@@ -1,10 +1,10 @@
 //! Clock start: the moment data became readable on a proxy's socket. Proxy
 //! sockets live in SOCK_SLOTS (one array entry per socket address) with
-//! their last arrival at the same index of SOCK_ARRIVALS, and the ARRIVALS
-//! LRU map behind for a socket whose slot is taken.
+//! their arrivals at the same index of SOCK_ARRIVALS, and the ARRIVALS LRU
+//! map behind for a socket whose slot is taken.
 use profiler_common::{
     maps::Counter,
-    slots::{SockSlot, SockWhere, sock_slot},
+    slots::{Arrival, SockSlot, SockWhere, sock_slot},
 };
 
 use super::edge;
@@ -15,13 +15,13 @@ const NOEXIST: u64 = 1;
 
 /// Slot `i` and the arrival entry beside it.
 #[inline(always)]
-fn slot_at(i: u32) -> Option<(*mut SockSlot, *mut u64)> {
+fn slot_at(i: u32) -> Option<(*mut SockSlot, *mut Arrival)> {
     Some((SOCK_SLOTS.get_ptr_mut(i)?, SOCK_ARRIVALS.get_ptr_mut(i)?))
 }
 
 /// A socket's slot and the arrival entry beside it.
 #[inline(always)]
-fn slot_of(sk: u64) -> Option<(*mut SockSlot, *mut u64)> {
+fn slot_of(sk: u64) -> Option<(*mut SockSlot, *mut Arrival)> {
     slot_at(sock_slot(sk))
 }
 
@@ -38,12 +38,12 @@ pub fn on_data_ready(sk: u64) {
     unsafe {
         match (*slot).find(sk) {
             SockWhere::Slot => {
-                *arrival = super::now_ns();
+                (*arrival).queued(super::now_ns());
                 super::loopback::on_arrival(|| edge::at_slot(i));
             }
             SockWhere::Map => {
                 if let Some(p) = ARRIVALS.get_ptr_mut(&sk) {
-                    *p = super::now_ns();
+                    (*p).queued(super::now_ns());
                     super::loopback::on_arrival(|| edge::spilled(sk));
                 }
             }
@@ -52,19 +52,35 @@ pub fn on_data_ready(sk: u64) {
     }
 }
 
-/// The last arrival on a watched socket (0: none yet); None when the socket
-/// is not watched.
+/// A watched socket's arrivals; None when the socket is not watched.
 #[inline(always)]
-pub fn arrival_of(sk: u64) -> Option<u64> {
+fn arrivals_of(sk: u64) -> Option<*mut Arrival> {
     let (slot, arrival) = slot_of(sk)?;
     // SAFETY: array entries, read once.
     unsafe {
         match (*slot).find(sk) {
-            SockWhere::Slot => Some(*arrival),
-            SockWhere::Map => ARRIVALS.get(&sk).copied(),
+            SockWhere::Slot => Some(arrival),
+            SockWhere::Map => ARRIVALS.get_ptr_mut(&sk),
             SockWhere::Nowhere => None,
         }
     }
+}
+
+/// The last arrival on a watched socket (0: none yet); None when the socket
+/// is not watched.
+#[inline(always)]
+pub fn arrival_of(sk: u64) -> Option<u64> {
+    // SAFETY: an array entry or map value, read once.
+    arrivals_of(sk).map(|a| unsafe { (*a).last_ns })
+}
+
+/// A read of a watched socket returned: when the oldest and the newest data
+/// it took arrived (see [`Arrival::take`]); None when it is not watched.
+#[inline(always)]
+pub fn take_for_read(sk: u64) -> Option<(u64, u64)> {
+    // SAFETY: an array entry or map value; data queued on another CPU
+    // meanwhile is this read's newest or the next read's.
+    arrivals_of(sk).map(|a| unsafe { (*a).take() })
 }
 
 /// Whether a socket is watched, reading only its identity (not the arrival
@@ -98,7 +114,7 @@ pub fn watch(sk: u64) -> bool {
         if (*slot).claim(sk, &mut *arrival) {
             return true;
         }
-        match ARRIVALS.insert(&sk, &0, NOEXIST) {
+        match ARRIVALS.insert(&sk, &Arrival::NONE, NOEXIST) {
             Ok(()) => {
                 (*slot).overflow += 1;
                 edge::spill(sk);

@@ -191,9 +191,9 @@ pub fn sent_ns(sk: u64) -> u64 {
     }
 }
 
-/// A read of `sk` whose data was last readable at `arrival_ns`, at `now`:
-/// report where the data it took started its way to the proxy, if it
-/// has all reached the socket (a stamp later than the arrival is a packet
+/// A read of `sk` whose newest data became readable at `arrival_ns`, at
+/// `now`: report where that data started its way to the proxy, if it has
+/// all reached the socket (a stamp later than the arrival is a packet
 /// still on its way; it stays for the next read): its last packet at the
 /// edge, or, from the app over the pod's loopback, when the app's TCP sent
 /// it (stamped at its arrival, see `loopback::on_arrival`).
@@ -218,6 +218,7 @@ pub fn take_in(sk: u64, arrival_ns: u64, now: u64) {
         sk,
         at_ns: now,
         edge_ns,
+        arrival_ns,
     });
 }
 

@@ -69,18 +69,18 @@ pub fn on_read(task: (u32, u32), sk: u64, ret: i64, is_tcp: impl FnOnce() -> boo
     if ret <= 0 {
         return;
     }
-    let watched = arrival::arrival_of(sk);
+    let watched = arrival::take_for_read(sk);
     if watched.is_none() && !is_tcp() {
         return;
     }
     let now = super::now_ns();
     // A socket the proxy had before the profiler started is learnt here.
-    let arrival = watched.unwrap_or_else(|| {
+    let (oldest, last) = watched.unwrap_or_else(|| {
         learn(sk, now);
-        0
+        (0, 0)
     });
-    edge::take_in(sk, arrival, now);
-    report(KIND_READ, task, sk, now, arrival, ret, None);
+    edge::take_in(sk, last, now);
+    report(KIND_READ, task, sk, now, oldest, ret, None);
 }
 
 /// A tracked thread's write of `ret` bytes to socket `sk` returned (clock

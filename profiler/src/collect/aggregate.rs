@@ -9,6 +9,7 @@ use std::{
 };
 
 use profiler_common::{
+    edge::EdgeIn,
     events::Io,
     pairing::{Forward, Pairing, Read, Role, Write},
     ring::Record,
@@ -69,7 +70,7 @@ pub struct Aggregate {
     socks: FxHashMap<u64, SockInfo>,
     /// A kernel_in stamp for the read right behind it (at most one per
     /// socket, and only between the two; a write carries its own).
-    edge_in: FxHashMap<u64, u64>,
+    edge_in: FxHashMap<u64, EdgeIn>,
     sidecars_max: usize,
     /// Sidecars the last discovery found beyond the cap.
     over_cap: usize,
@@ -253,16 +254,16 @@ impl Aggregate {
     pub fn apply(&mut self, ev: Event) {
         match ev {
             Event::Read(io) => {
-                let edge_ns = self.edge_in.remove(&io.sk).unwrap_or(0);
+                let edge = self.edge_in.remove(&io.sk);
                 if let Some(role) = self.role(&io) {
                     let mut r = Read::from(&io);
-                    r.edge_ns = edge_ns;
+                    r.edge_ns = edge.map_or(0, |e| e.start_for(io.arrival_ns));
                     self.pairing.on_read(&r, role);
                 }
             }
             // Taken by the read or write right behind it (same CPU, same time).
-            Event::EdgeIn { sk, edge_ns, .. } => {
-                self.edge_in.insert(sk, edge_ns);
+            Event::EdgeIn(e) => {
+                self.edge_in.insert(e.sk, e);
             }
             Event::Write(io) => {
                 if let Some(role) = self.role(&io) {

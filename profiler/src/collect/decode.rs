@@ -26,12 +26,8 @@ pub enum Event {
     },
     /// A followed thread got a CPU after waiting runnable.
     RunnableWait(RunnableWait),
-    /// The data a read of `sk` at `at` took passed the pod edge at `edge_ns`.
-    EdgeIn {
-        sk: u64,
-        at: u64,
-        edge_ns: u64,
-    },
+    /// The data a read of `sk` at `at` took passed the pod edge.
+    EdgeIn(EdgeIn),
 }
 
 impl Event {
@@ -40,7 +36,7 @@ impl Event {
     pub fn order(&self) -> (u64, u8) {
         match self {
             // Before the read it belongs to, which has the same time.
-            Event::SockOpen { at, .. } | Event::EdgeIn { at, .. } => (*at, 0),
+            Event::SockOpen { at, .. } | Event::EdgeIn(EdgeIn { at_ns: at, .. }) => (*at, 0),
             Event::Read(io) | Event::Write(io) | Event::Connect(io) => (io.at_ns, 1),
             Event::RunnableWait(w) => (w.at_ns, 1),
             Event::SockClose { at, .. } => (*at, 2),
@@ -88,11 +84,7 @@ pub fn decode(bytes: &[u8]) -> Option<Event> {
             at: e.at_ns,
         }),
         KIND_RUNNABLE_WAIT => read::<RunnableWait>(bytes).map(Event::RunnableWait),
-        KIND_EDGE_IN => read::<EdgeIn>(bytes).map(|e| Event::EdgeIn {
-            sk: e.sk,
-            at: e.at_ns,
-            edge_ns: e.edge_ns,
-        }),
+        KIND_EDGE_IN => read::<EdgeIn>(bytes).map(Event::EdgeIn),
         _ => None,
     }
 }
