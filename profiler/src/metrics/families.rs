@@ -1,6 +1,7 @@
 //! The metric families and their help text: the contract README lists.
 //! Encoding goes through prometheus-client, which writes both Prometheus
-//! text and OpenMetrics.
+//! text and OpenMetrics; the hop-duration histograms, the bulk of a
+//! scrape, are written ahead of these by `hop_family`.
 use prometheus_client::{
     collector::Collector,
     encoding::{DescriptorEncoder, NoLabelSet},
@@ -9,16 +10,15 @@ use prometheus_client::{
 };
 
 use super::exposition::{Exposition, HopSeries};
-use crate::histogram::{COMPONENTS, EXPORTED};
 
-fn dir(h: &HopSeries) -> &'static str {
+pub(super) fn dir(h: &HopSeries) -> &'static str {
     match h.direction {
         crate::classify::Direction::Inbound => "inbound",
         crate::classify::Direction::Outbound => "outbound",
     }
 }
 
-fn leg(h: &HopSeries) -> &'static str {
+pub(super) fn leg(h: &HopSeries) -> &'static str {
     match h.leg {
         crate::classify::Leg::Request => "request",
         crate::classify::Leg::Response => "response",
@@ -131,33 +131,6 @@ impl Collector for Exposition {
             .iter()
             .filter(|h| h.sidecar < self.sidecars.len())
             .collect();
-        {
-            let mut m = enc.encode_descriptor(
-                "sidecar_hop_duration",
-                "Time a sidecar took to forward data, per hop and component: total from the data's arrival at the proxy's socket to the proxy's write of it, queue from arrival to the proxy's read, process from read to write; of process, on_cpu (the writing thread ran) and runqueue (it was runnable, not running), over split forwards only; with --pod-edge, kernel_in (the pod edge or the app's send to readable at the proxy's socket), kernel_out (TCP sending the proxy's write to the pod edge or readable at the app) and sidecar_total (from where kernel_in starts to where the data left)",
-                Some(&Unit::Seconds),
-                MetricType::Histogram,
-            )?;
-            for h in &hops {
-                let base = self.hop_labels(h);
-                for (i, name, b) in EXPORTED.map(|i| (i, COMPONENTS[i], &h.components[i])) {
-                    // The pod edge's components appear once they have an
-                    // observation: without --pod-edge, and on the legs an
-                    // edge does not end, they would only add empty series.
-                    if crate::histogram::POD_EDGE.contains(&i) && b.count == 0 {
-                        continue;
-                    }
-                    let mut labels = base.clone();
-                    labels.push(("component", name));
-                    m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-                        b.sum_ns as f64 / 1e9,
-                        b.count,
-                        &b.in_seconds(),
-                        None,
-                    )?;
-                }
-            }
-        }
         for (name, help, unit, value) in [
             (
                 "sidecar_forwards",

@@ -4,6 +4,7 @@
 mod encode;
 mod exposition;
 mod families;
+mod hop_family;
 pub mod labels;
 
 pub use encode::{Format, OPENMETRICS, render};

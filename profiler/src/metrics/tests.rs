@@ -182,3 +182,113 @@ fn pod_edge_components_appear_once_observed() {
     );
     assert!(!text.contains("component=\"kernel_out\""), "{text}");
 }
+
+/// The hop-duration family as prometheus-client encodes it: what
+/// `hop_family` writes by hand must be these bytes.
+#[derive(Debug)]
+struct ByLibrary(Exposition);
+
+impl prometheus_client::collector::Collector for ByLibrary {
+    fn encode(
+        &self,
+        mut enc: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use crate::histogram::{COMPONENTS, EXPORTED, POD_EDGE};
+        use prometheus_client::{encoding::NoLabelSet, metrics::MetricType, registry::Unit};
+        let e = &self.0;
+        let mut m = enc.encode_descriptor(
+            "sidecar_hop_duration",
+            hop_family::HELP,
+            Some(&Unit::Seconds),
+            MetricType::Histogram,
+        )?;
+        for h in e.hops.iter().filter(|h| h.sidecar < e.sidecars.len()) {
+            let s = &e.sidecars[h.sidecar];
+            let dir = match h.direction {
+                Direction::Inbound => "inbound",
+                Direction::Outbound => "outbound",
+            };
+            let leg = match h.leg {
+                Leg::Request => "request",
+                Leg::Response => "response",
+            };
+            for i in EXPORTED {
+                let b = &h.components[i];
+                if POD_EDGE.contains(&i) && b.count == 0 {
+                    continue;
+                }
+                let labels = [
+                    ("namespace", s.namespace.as_str()),
+                    ("pod", s.pod.as_str()),
+                    ("workload", s.workload.as_str()),
+                    ("direction", dir),
+                    ("leg", leg),
+                    ("component", COMPONENTS[i]),
+                ];
+                m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
+                    b.sum_ns as f64 / 1e9,
+                    b.count,
+                    &b.in_seconds(),
+                    None,
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn the_hand_written_hop_histograms_are_prometheus_clients_bytes() {
+    let mut e = expo();
+    // Label values to escape, a second sidecar, every bucket and +Inf
+    // filled, a pod edge component, and a hop of a sidecar not listed.
+    e.sidecars.push(SidecarLabels {
+        namespace: "q\"uote".into(),
+        pod: "back\\slash\nnewline".into(),
+        workload: "é-ü".into(),
+    });
+    let mut every = Buckets::default();
+    for b in crate::histogram::buckets::BOUNDS_NS {
+        every.record(b);
+        every.record(b + 1);
+    }
+    every.record(123_456_789_012);
+    let mut second = e.hops[0].clone();
+    second.sidecar = 1;
+    second.direction = Direction::Outbound;
+    second.leg = Leg::Response;
+    second.components[crate::histogram::PROCESS] = every.clone();
+    second.components[crate::histogram::SIDECAR_TOTAL] = every;
+    e.hops.push(second);
+    let mut orphan = e.hops[0].clone();
+    orphan.sidecar = 7;
+    e.hops.push(orphan);
+    for format in [Format::Prometheus, Format::OpenMetrics] {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(ByLibrary(e.clone())));
+        let mut want = String::new();
+        match format {
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut want, &registry)
+            }
+            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut want, &registry),
+        }
+        .expect("encode");
+        let want = want.strip_suffix("# EOF\n").unwrap_or(&want);
+        let mut got = String::new();
+        hop_family::write(&e, format, &mut got);
+        // Five components of the first hop, six of the second.
+        assert!(got.lines().count() >= 11 * 29, "{format:?}: {got}");
+        for (n, (g, w)) in got.lines().zip(want.lines()).enumerate() {
+            assert_eq!(g, w, "{format:?}, line {n}");
+        }
+        assert_eq!(got, want, "{format:?}");
+        // And the whole render carries them once, first.
+        let all = render(e.clone(), format).expect("render");
+        assert!(all.starts_with(&got), "{format:?}");
+        assert_eq!(
+            all.matches("# TYPE sidecar_hop_duration_seconds ").count(),
+            1
+        );
+    }
+}
