@@ -28,7 +28,7 @@ pub fn on_state(sk: u64, old: i32, new: i32, info: SockInfo) {
         if info.role == ROLE_ACCEPTED && PROXY_PORTS.get_ptr(&info.local_port).is_some() {
             arrival::watch(sk);
         }
-        let proxy = arrival::arrival_of(sk).is_some();
+        let proxy = arrival::is_watched(sk);
         if proxy {
             sockinfo::report_open(sk, &info, now_ns());
             edge::enter(sk, &info);
