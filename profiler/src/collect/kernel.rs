@@ -287,8 +287,15 @@ impl Kernel {
     }
 
     /// Append every record the kernel has reported so far.
-    pub fn drain(&mut self, out: &mut Vec<Record>) {
-        self.rings.drain(out);
+    /// Every record published since the last drain; returns the most one
+    /// CPU's ring held.
+    pub fn drain(&mut self, out: &mut Vec<Record>) -> u64 {
+        self.rings.drain(out)
+    }
+
+    /// Records one CPU's ring holds.
+    pub fn ring_slots_per_cpu(&self) -> u64 {
+        self.rings.slots_per_cpu()
     }
 
     /// Processes and ports in the kernel's maps now.

@@ -11,6 +11,8 @@ pub mod skipped;
 
 pub use aggregate::{Aggregate, SIDECARS_MAX, Tally};
 pub use decode::Event;
+use std::time::Instant;
+
 use profiler_common::{maps::Counter, ring::Record};
 
 use crate::{
@@ -54,6 +56,10 @@ pub struct Session {
     records: Vec<Record>,
     /// Proxy threads the scheduler hooks follow (at the last prune).
     threads_followed: usize,
+    /// The last drain, and how fast the fullest CPU's ring filled before it
+    /// (records a second), which sets the daemon's next turn.
+    last_drain: Instant,
+    ring_rate: f64,
 }
 
 impl Session {
@@ -70,6 +76,8 @@ impl Session {
             agg: Aggregate::new(excluded_ports, detail),
             records: Vec::new(),
             threads_followed: 0,
+            last_drain: Instant::now(),
+            ring_rate: 0.0,
         };
         s.set_sidecars(sidecars)?;
         Ok(s)
@@ -117,9 +125,21 @@ impl Session {
 
     fn drain_until(&mut self, horizon: u64) -> usize {
         self.records.clear();
-        self.kernel.drain(&mut self.records);
+        let fullest = self.kernel.drain(&mut self.records);
+        let now = Instant::now();
+        let secs = now.duration_since(self.last_drain).as_secs_f64();
+        if secs > 0.0 {
+            self.ring_rate = fullest as f64 / secs;
+        }
+        self.last_drain = now;
         self.agg.ingest(&self.records, horizon);
         self.records.len()
+    }
+
+    /// How fast the fullest CPU's ring filled between the last two drains
+    /// (records a second), and the records one ring holds.
+    pub fn ring_rate(&self) -> (f64, u64) {
+        (self.ring_rate, self.kernel.ring_slots_per_cpu())
     }
 
     /// Forget ended threads in the scheduler's table; keeps the count of

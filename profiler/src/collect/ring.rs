@@ -111,9 +111,16 @@ impl Rings {
         unsafe { self.ctl.ptr.as_ptr().cast::<RingCtl>().add(cpu as usize) }
     }
 
+    /// Records one CPU's ring holds.
+    pub fn slots_per_cpu(&self) -> u64 {
+        self.slots
+    }
+
     /// Append every record published since the last drain, CPU by CPU
-    /// (each CPU's records in the order it wrote them).
-    pub fn drain(&mut self, out: &mut Vec<Record>) {
+    /// (each CPU's records in the order it wrote them); returns the most
+    /// one CPU's ring held.
+    pub fn drain(&mut self, out: &mut Vec<Record>) -> u64 {
+        let mut fullest = 0;
         for cpu in 0..self.cpus {
             let ctl = self.ctl(cpu);
             // SAFETY: the control block lives in the mapping, 8-byte aligned
@@ -126,6 +133,7 @@ impl Rings {
                 )
             };
             let range = readable(head, tail, self.slots);
+            fullest = fullest.max(range.end - range.start);
             for pos in range.clone() {
                 let i = record_index(cpu, pos, self.slots) as usize;
                 // SAFETY: i < cpus * slots, the mapping's entry count; a
@@ -145,5 +153,6 @@ impl Rings {
                 AtomicU64::from_ptr(&raw mut (*ctl).tail).store(range.end, Ordering::Release)
             };
         }
+        fullest
     }
 }

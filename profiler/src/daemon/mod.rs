@@ -1,9 +1,11 @@
 //! `profiler run`: the node daemon. It listens first (a bad or busy address
 //! fails before anything attaches), attaches once, then keeps the engine
-//! turning: drain every 40 ms, take discovery's news, forget sidecars gone
-//! longer than the TTL, answer scrapes with a copy of the figures. SIGTERM
-//! stops serving, detaches everything and returns.
+//! turning: drain (every 10 to 100 ms, by how fast the rings fill: `turn`),
+//! take discovery's news, forget sidecars gone longer than the TTL, answer
+//! scrapes with a copy of the figures. SIGTERM stops serving, detaches
+//! everything and returns.
 pub mod http;
+mod turn;
 
 use std::{
     net::{SocketAddr, TcpListener},
@@ -53,13 +55,6 @@ pub enum DaemonError {
     Collect(#[from] crate::collect::CollectError),
 }
 
-/// Drain period. Each wake-up costs a context switch (40 ms instead of 25
-/// saved 0.1% of a core at 20k forwards/s in `meshbox bench`); the
-/// smallest per-CPU ring (2048 records, on machines with 32 or more CPUs)
-/// fills only above 51k records/s on one CPU, about 12k forwards/s there,
-/// and a full ring is counted (profiler_events_lost_total). A scrape
-/// drains first anyway.
-const TURN: Duration = Duration::from_millis(40);
 // Cheap (a pass over the sidecar list); keeps a short TTL honest.
 const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 const LOST_WARN_EVERY: Duration = Duration::from_secs(60);
@@ -122,10 +117,11 @@ fn turn(
     );
     shared.ready.store(true, Ordering::Relaxed);
     let mut last_turn = Instant::now();
+    let mut wait_for = turn::LONGEST;
     let mut last_expire = Instant::now();
     let mut lost_warned = (Instant::now(), engine.session.lost_events());
     while !crate::signals::interrupted() {
-        let wait = TURN.saturating_sub(last_turn.elapsed());
+        let wait = wait_for.saturating_sub(last_turn.elapsed());
         match scrapes.recv_timeout(wait) {
             Ok(reply) => {
                 // Current up to this moment: drain before copying.
@@ -138,6 +134,8 @@ fn turn(
         }
         last_turn = Instant::now();
         engine.step()?;
+        let (rate, slots) = engine.session.ring_rate();
+        wait_for = turn::next(rate, slots);
         shared.heartbeat_s.store(http::now_s(), Ordering::Relaxed);
         if last_expire.elapsed() >= EXPIRE_EVERY {
             last_expire = Instant::now();
