@@ -5,13 +5,23 @@
 use aya::maps::{Array, HashMap, Map, MapData, loaded_maps};
 use profiler_common::{edge::SockEdge, slots::SockSlot};
 
-/// The newest loaded map named `name` (the running capture's).
-fn newest(name: &str) -> MapData {
-    let id = loaded_maps()
+/// The ids of the loaded maps named `name`, oldest first (a failure's
+/// message names them: another capture's maps would be newer).
+pub fn loaded(name: &str) -> Vec<u32> {
+    let mut ids: Vec<u32> = loaded_maps()
         .filter_map(Result::ok)
         .filter(|m| m.name_as_str() == Some(name))
         .map(|m| m.id())
-        .max()
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// The newest loaded map named `name` (the running capture's).
+fn newest(name: &str) -> MapData {
+    let id = loaded(name)
+        .last()
+        .copied()
         .unwrap_or_else(|| panic!("no BPF map {name} loaded: is a capture running?"));
     MapData::from_id(id).unwrap_or_else(|e| panic!("open BPF map {name} (id {id}): {e}"))
 }

@@ -286,9 +286,8 @@ impl Kernel {
         self.edges.as_ref()
     }
 
-    /// Append every record the kernel has reported so far.
-    /// Every record published since the last drain; returns the most one
-    /// CPU's ring held.
+    /// Append every record the kernel has reported so far; returns the
+    /// most one CPU's ring held.
     pub fn drain(&mut self, out: &mut Vec<Record>) -> u64 {
         self.rings.drain(out)
     }

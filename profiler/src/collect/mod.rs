@@ -11,6 +11,7 @@ pub mod skipped;
 
 pub use aggregate::{Aggregate, SIDECARS_MAX, Tally};
 pub use decode::Event;
+
 use std::time::Instant;
 
 use profiler_common::{maps::Counter, ring::Record};

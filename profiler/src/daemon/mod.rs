@@ -117,7 +117,8 @@ fn turn(
     );
     shared.ready.store(true, Ordering::Relaxed);
     let mut last_turn = Instant::now();
-    let mut wait_for = turn::LONGEST;
+    // Before any rate is known, the wait a burst from idle allows.
+    let mut wait_for = turn::next(0.0, engine.session.ring_rate().1);
     let mut last_expire = Instant::now();
     let mut lost_warned = (Instant::now(), engine.session.lost_events());
     while !crate::signals::interrupted() {
