@@ -59,6 +59,12 @@ pub struct Exposition {
 }
 
 impl Exposition {
+    /// The hops whose sidecar is listed (a hop of one not listed is left
+    /// out of every family).
+    pub fn listed_hops(&self) -> impl Iterator<Item = &HopSeries> {
+        self.hops.iter().filter(|h| h.sidecar < self.sidecars.len())
+    }
+
     pub fn from_session(s: &crate::collect::Session) -> Exposition {
         use profiler_common::maps::Counter;
         let sidecars: Vec<SidecarLabels> = s.agg.sidecars.iter().map(SidecarLabels::of).collect();

@@ -126,11 +126,7 @@ impl Exposition {
 
 impl Collector for Exposition {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let hops: Vec<&HopSeries> = self
-            .hops
-            .iter()
-            .filter(|h| h.sidecar < self.sidecars.len())
-            .collect();
+        let hops: Vec<&HopSeries> = self.listed_hops().collect();
         for (name, help, unit, value) in [
             (
                 "sidecar_forwards",

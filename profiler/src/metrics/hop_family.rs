@@ -151,7 +151,7 @@ pub fn write(e: &Exposition, format: Format, out: &mut String) {
         let _ = writeln!(out, "# UNIT {NAME} seconds");
     }
     let mut l = String::new();
-    for h in e.hops.iter().filter(|h| h.sidecar < e.sidecars.len()) {
+    for h in e.listed_hops() {
         for i in EXPORTED {
             let b = &h.components[i];
             // The pod edge's components appear once they have an

@@ -202,16 +202,8 @@ impl prometheus_client::collector::Collector for ByLibrary {
             Some(&Unit::Seconds),
             MetricType::Histogram,
         )?;
-        for h in e.hops.iter().filter(|h| h.sidecar < e.sidecars.len()) {
+        for h in e.listed_hops() {
             let s = &e.sidecars[h.sidecar];
-            let dir = match h.direction {
-                Direction::Inbound => "inbound",
-                Direction::Outbound => "outbound",
-            };
-            let leg = match h.leg {
-                Leg::Request => "request",
-                Leg::Response => "response",
-            };
             for i in EXPORTED {
                 let b = &h.components[i];
                 if POD_EDGE.contains(&i) && b.count == 0 {
@@ -221,8 +213,8 @@ impl prometheus_client::collector::Collector for ByLibrary {
                     ("namespace", s.namespace.as_str()),
                     ("pod", s.pod.as_str()),
                     ("workload", s.workload.as_str()),
-                    ("direction", dir),
-                    ("leg", leg),
+                    ("direction", families::dir(h)),
+                    ("leg", families::leg(h)),
                     ("component", COMPONENTS[i]),
                 ];
                 m.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
