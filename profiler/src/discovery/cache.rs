@@ -1,16 +1,25 @@
 //! Re-discovery that stays cheap on a busy node: /proc is listed every
-//! refresh, but only new pids are read; everything is re-read every
-//! `FULL_EVERY` refreshes (a process that exec'd in place, a recycled pid),
-//! and a sidecar's network view when it is new and then every `NET_EVERY`,
-//! a few sidecars per refresh. Reading /proc/<pid>/net/tcp walks the
-//! kernel's whole established-socket table (every namespace's) to find one
-//! pod's: ~3 ms each here, which at 64 sidecars and every 10 s was 4% of a
-//! core. A proxy's listening ports rarely change (Istio's are fixed).
-use std::collections::HashMap;
+//! refresh, but only new pids are read whole (five files), and once more at
+//! the refresh after (a forked worker drops its privileges or joins its
+//! cgroup just after the fork). Every `FULL_EVERY` refreshes each known
+//! process's stat alone is read again: a recycled pid (another start time)
+//! or an exec in place (another name) is read whole, a reparented one takes
+//! its new parent. Reading every process whole instead cost the daemon
+//! 1200 files every 30 s here, environ (the process's memory) among them.
+//! A sidecar's network view is read when it is new and then every
+//! `NET_EVERY`, a few sidecars per refresh. Reading /proc/<pid>/net/tcp
+//! walks the kernel's whole established-socket table (every namespace's)
+//! to find one pod's: ~3 ms each here, which at 64 sidecars and every 10 s
+//! was 4% of a core. A proxy's listening ports rarely change (Istio's are
+//! fixed).
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+};
 
 use super::{
     netinfo,
-    procinfo::ProcInfo,
+    procinfo::{ProcInfo, Recheck},
     selector::{Selector, Sidecar, select},
 };
 
@@ -27,6 +36,9 @@ pub struct Discovery {
     procs: HashMap<u32, ProcInfo>,
     /// pid -> (pod-local addresses, listening ports, refresh count when read).
     net: HashMap<u32, (Vec<std::net::IpAddr>, Vec<u16>, u32)>,
+    /// Pids read whole at the last refresh, read whole once more at this.
+    young: HashSet<u32>,
+    reader: crate::cpu::read::Reader,
     refreshes: u32,
 }
 
@@ -46,6 +58,8 @@ impl Discovery {
             selectors,
             procs: HashMap::new(),
             net: HashMap::new(),
+            young: HashSet::new(),
+            reader: Default::default(),
             refreshes: 0,
         }
     }
@@ -56,18 +70,44 @@ impl Discovery {
 
     /// The sidecars now, with their network view.
     pub fn refresh(&mut self) -> Vec<Sidecar> {
-        let full = self.refreshes.is_multiple_of(FULL_EVERY);
+        let recheck = self.refreshes > 0 && self.refreshes.is_multiple_of(FULL_EVERY);
         let live = pids();
-        if full {
-            self.procs.clear();
-        }
-        let live_set: std::collections::HashSet<u32> = live.iter().copied().collect();
+        let live_set: HashSet<u32> = live.iter().copied().collect();
         self.procs.retain(|pid, _| live_set.contains(pid));
+        let second_look = std::mem::take(&mut self.young);
         for pid in live {
-            if !self.procs.contains_key(&pid)
-                && let Some(p) = ProcInfo::read(pid)
-            {
-                self.procs.insert(pid, p);
+            let whole = match self.procs.get_mut(&pid) {
+                None => true,
+                Some(_) if second_look.contains(&pid) => true,
+                Some(p) if recheck => {
+                    let path = format!("/proc/{pid}/stat");
+                    match self.reader.text(Path::new(&path)).map(|s| p.recheck(s)) {
+                        Some(Recheck::Same { ppid }) => {
+                            p.ppid = ppid;
+                            false
+                        }
+                        Some(Recheck::Changed) => true,
+                        // Gone since the listing.
+                        None => {
+                            self.procs.remove(&pid);
+                            false
+                        }
+                    }
+                }
+                Some(_) => false,
+            };
+            if whole {
+                match ProcInfo::read(pid) {
+                    Some(p) => {
+                        if !second_look.contains(&pid) {
+                            self.young.insert(pid);
+                        }
+                        self.procs.insert(pid, p);
+                    }
+                    None => {
+                        self.procs.remove(&pid);
+                    }
+                }
             }
         }
         let all: Vec<&ProcInfo> = self.procs.values().collect();
@@ -116,5 +156,62 @@ impl Discovery {
             .retain(|pid, _| sidecars.iter().any(|s| s.pid == *pid));
         self.refreshes += 1;
         sidecars
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::Write,
+        process::{Command, Stdio},
+        time::{Duration, Instant},
+    };
+
+    use super::*;
+
+    fn comm_of(d: &Discovery, pid: u32) -> Option<String> {
+        d.procs().find(|p| p.pid == pid).map(|p| p.comm.clone())
+    }
+
+    #[test]
+    fn a_known_process_is_not_read_again_until_its_stat_says_it_changed() {
+        // A shell that waits for a line, then becomes `sleep` in place: same
+        // pid and start time, another program.
+        let mut child = Command::new("sh")
+            .args(["-c", "read line; exec sleep 30"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let pid = child.id();
+        let mut d = Discovery::new(vec![Selector::Pid(pid)]);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // New, then its second look.
+            d.refresh();
+            d.refresh();
+            assert_eq!(comm_of(&d, pid).as_deref(), Some("sh"));
+            writeln!(child.stdin.as_mut().expect("stdin"), "go").expect("write");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .ok()
+                .as_deref()
+                != Some("sleep\n")
+            {
+                assert!(Instant::now() < deadline, "the child never exec'd sleep");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Between rechecks the cache is what was read: not re-read.
+            while !d.refreshes.is_multiple_of(FULL_EVERY) {
+                d.refresh();
+                assert_eq!(comm_of(&d, pid).as_deref(), Some("sh"));
+            }
+            // The recheck reads its stat, sees another name, reads it whole.
+            d.refresh();
+            assert_eq!(comm_of(&d, pid).as_deref(), Some("sleep"));
+        }));
+        child.kill().ok();
+        child.wait().ok();
+        if let Err(e) = result {
+            std::panic::resume_unwind(e);
+        }
     }
 }

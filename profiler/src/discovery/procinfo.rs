@@ -34,6 +34,35 @@ pub fn parse_stat(stat: &str) -> Option<(u32, u64)> {
     Some((stat_field(stat, 4)?, stat_field(stat, 22)?))
 }
 
+/// What a later look at /proc/<pid>/stat says of a process read before.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Recheck {
+    /// The same process (start time and name unchanged); its parent now.
+    Same { ppid: u32 },
+    /// The pid is another process's now, or this one exec'd another
+    /// program: read it whole again.
+    Changed,
+}
+
+impl ProcInfo {
+    /// Compare with the text of /proc/<pid>/stat read now: comm (field 2,
+    /// between the first '(' and the last ')') and the start time tell a
+    /// recycled pid or an exec in place; the parent may change any time (a
+    /// parent's exit reparents).
+    pub fn recheck(&self, stat: &str) -> Recheck {
+        let comm = stat
+            .find('(')
+            .zip(stat.rfind(')'))
+            .and_then(|(a, b)| stat.get(a + 1..b));
+        match (parse_stat(stat), comm) {
+            (Some((ppid, start)), Some(c)) if start == self.start_time && c == self.comm => {
+                Recheck::Same { ppid }
+            }
+            _ => Recheck::Changed,
+        }
+    }
+}
+
 pub fn parse_uid(status: &str) -> Option<u32> {
     status
         .lines()
@@ -97,6 +126,44 @@ mod tests {
         assert_eq!(parse_stat(s), Some((4200, 987654)));
         let s = "7 (a) b) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0\n";
         assert_eq!(parse_stat(s), Some((1, 55)));
+    }
+
+    #[test]
+    fn a_recheck_tells_the_same_process_from_a_recycled_pid_or_an_exec() {
+        let read = ProcInfo {
+            pid: 4242,
+            ppid: 4200,
+            start_time: 987654,
+            comm: "wrk:worker_0 (x)".into(),
+            uid: 1337,
+            cgroup: String::new(),
+            pod: None,
+            env_pod_name: None,
+            env_pod_namespace: None,
+            env_workload: None,
+        };
+        let stat = |comm: &str, ppid: u32, start: u64| {
+            format!(
+                "4242 ({comm}) S {ppid} 4242 4242 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 9 0 {start} 1000000 500 1\n"
+            )
+        };
+        assert_eq!(
+            read.recheck(&stat("wrk:worker_0 (x)", 4200, 987654)),
+            Recheck::Same { ppid: 4200 }
+        );
+        // Its parent exited: reparented, still the same process.
+        assert_eq!(
+            read.recheck(&stat("wrk:worker_0 (x)", 1, 987654)),
+            Recheck::Same { ppid: 1 }
+        );
+        // exec in place: same pid and start time, another program.
+        assert_eq!(read.recheck(&stat("envoy", 4200, 987654)), Recheck::Changed);
+        // The pid was recycled.
+        assert_eq!(
+            read.recheck(&stat("wrk:worker_0 (x)", 4200, 987655)),
+            Recheck::Changed
+        );
+        assert_eq!(read.recheck("4242 (trunc"), Recheck::Changed);
     }
 
     #[test]
