@@ -1,7 +1,7 @@
 //! Re-discovery that stays cheap on a busy node: /proc is listed every
-//! refresh, but only new pids are read whole (five files), and once more at
-//! the refresh after (a forked worker drops its privileges or joins its
-//! cgroup just after the fork). Every `FULL_EVERY` refreshes each known
+//! refresh, but only new pids are read whole (five files), and a young one
+//! (started within `YOUNG_SECS`) once more at the refresh after (a forked
+//! worker drops its privileges or joins its cgroup just after the fork). Every `FULL_EVERY` refreshes each known
 //! process's stat alone is read again: a recycled pid (another start time)
 //! or an exec in place (another name) is read whole, a reparented one takes
 //! its new parent. Reading every process whole instead cost the daemon
@@ -25,6 +25,9 @@ use super::{
 
 const FULL_EVERY: u32 = 30;
 const NET_EVERY: u32 = 300;
+/// A process first read this soon after its start is read whole once more
+/// (not every process at the first refresh: a snapshot's start).
+const YOUNG_SECS: u64 = 2;
 /// A proxy seen with no listener yet (Envoy binds once istiod has sent
 /// its listeners, seconds after it starts) is looked at again this soon.
 const NET_EMPTY_EVERY: u32 = 2;
@@ -36,7 +39,8 @@ pub struct Discovery {
     procs: HashMap<u32, ProcInfo>,
     /// pid -> (pod-local addresses, listening ports, refresh count when read).
     net: HashMap<u32, (Vec<std::net::IpAddr>, Vec<u16>, u32)>,
-    /// Pids read whole at the last refresh, read whole once more at this.
+    /// Young pids read whole at the last refresh, read whole once more at
+    /// this.
     young: HashSet<u32>,
     reader: crate::cpu::read::Reader,
     refreshes: u32,
@@ -75,6 +79,8 @@ impl Discovery {
         let live_set: HashSet<u32> = live.iter().copied().collect();
         self.procs.retain(|pid, _| live_set.contains(pid));
         let second_look = std::mem::take(&mut self.young);
+        let young_since = crate::kernel::clock::boot_ticks()
+            .saturating_sub(YOUNG_SECS * crate::kernel::clock::ticks_per_second());
         for pid in live {
             let whole = match self.procs.get_mut(&pid) {
                 None => true,
@@ -99,7 +105,7 @@ impl Discovery {
             if whole {
                 match ProcInfo::read(pid) {
                     Some(p) => {
-                        if !second_look.contains(&pid) {
+                        if !second_look.contains(&pid) && p.start_time >= young_since {
                             self.young.insert(pid);
                         }
                         self.procs.insert(pid, p);
@@ -185,8 +191,10 @@ mod tests {
         let pid = child.id();
         let mut d = Discovery::new(vec![Selector::Pid(pid)]);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            // New, then its second look.
+            // New (and young: a second look), then its second look.
             d.refresh();
+            assert!(d.young.contains(&pid), "{:?}", d.young);
+            assert!(!d.young.contains(&1), "init is not young");
             d.refresh();
             assert_eq!(comm_of(&d, pid).as_deref(), Some("sh"));
             writeln!(child.stdin.as_mut().expect("stdin"), "go").expect("write");
