@@ -1,11 +1,12 @@
 //! Re-discovery that stays cheap on a busy node: /proc is listed every
 //! refresh, but only new pids are read whole (five files), and a young one
 //! (started within `YOUNG_SECS`) once more at the refresh after (a forked
-//! worker drops its privileges or joins its cgroup just after the fork). Every `FULL_EVERY` refreshes each known
-//! process's stat alone is read again: a recycled pid (another start time)
-//! or an exec in place (another name) is read whole, a reparented one takes
-//! its new parent. Reading every process whole instead cost the daemon
-//! 1200 files every 30 s here, environ (the process's memory) among them.
+//! worker drops its privileges or joins its cgroup just after the fork).
+//! Every `FULL_EVERY` refreshes each known process's stat alone is read
+//! again: a recycled pid (another start time) or an exec in place (another
+//! name) is read whole, a reparented one takes its new parent. Reading
+//! every process whole instead cost the daemon 1200 files every 30 s here,
+//! environ (the process's memory) among them.
 //! A sidecar's network view is read when it is new and then every
 //! `NET_EVERY`, a few sidecars per refresh. Reading /proc/<pid>/net/tcp
 //! walks the kernel's whole established-socket table (every namespace's)

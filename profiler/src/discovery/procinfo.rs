@@ -44,25 +44,6 @@ pub enum Recheck {
     Changed,
 }
 
-impl ProcInfo {
-    /// Compare with the text of /proc/<pid>/stat read now: comm (field 2,
-    /// between the first '(' and the last ')') and the start time tell a
-    /// recycled pid or an exec in place; the parent may change any time (a
-    /// parent's exit reparents).
-    pub fn recheck(&self, stat: &str) -> Recheck {
-        let comm = stat
-            .find('(')
-            .zip(stat.rfind(')'))
-            .and_then(|(a, b)| stat.get(a + 1..b));
-        match (parse_stat(stat), comm) {
-            (Some((ppid, start)), Some(c)) if start == self.start_time && c == self.comm => {
-                Recheck::Same { ppid }
-            }
-            _ => Recheck::Changed,
-        }
-    }
-}
-
 pub fn parse_uid(status: &str) -> Option<u32> {
     status
         .lines()
@@ -105,6 +86,23 @@ impl ProcInfo {
             env_pod_namespace: env_var(&environ, "POD_NAMESPACE"),
             env_workload: env_var(&environ, "ISTIO_META_WORKLOAD_NAME"),
         })
+    }
+
+    /// Compare with the text of /proc/<pid>/stat read now: comm (field 2,
+    /// between the first '(' and the last ')') and the start time tell a
+    /// recycled pid or an exec in place; the parent may change any time (a
+    /// parent's exit reparents).
+    pub fn recheck(&self, stat: &str) -> Recheck {
+        let comm = stat
+            .find('(')
+            .zip(stat.rfind(')'))
+            .and_then(|(a, b)| stat.get(a + 1..b));
+        match (parse_stat(stat), comm) {
+            (Some((ppid, start)), Some(c)) if start == self.start_time && c == self.comm => {
+                Recheck::Same { ppid }
+            }
+            _ => Recheck::Changed,
+        }
     }
 
     /// Still the same process (pid not recycled)?
