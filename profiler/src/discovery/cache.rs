@@ -83,9 +83,10 @@ impl Discovery {
         let young_since = crate::kernel::clock::boot_ticks()
             .saturating_sub(YOUNG_SECS * crate::kernel::clock::ticks_per_second());
         for pid in live {
+            let again = second_look.contains(&pid);
             let whole = match self.procs.get_mut(&pid) {
                 None => true,
-                Some(_) if second_look.contains(&pid) => true,
+                Some(_) if again => true,
                 Some(p) if recheck => {
                     let path = format!("/proc/{pid}/stat");
                     match self.reader.text(Path::new(&path)).map(|s| p.recheck(s)) {
@@ -106,7 +107,8 @@ impl Discovery {
             if whole {
                 match ProcInfo::read(pid) {
                     Some(p) => {
-                        if !second_look.contains(&pid) && p.start_time >= young_since {
+                        // A second look is the last.
+                        if !again && p.start_time >= young_since {
                             self.young.insert(pid);
                         }
                         self.procs.insert(pid, p);
