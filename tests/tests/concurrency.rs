@@ -139,39 +139,64 @@ fn no_leak(kind: SidecarKind, response: AppResponse, http2: bool) {
             spec.streams = 10;
         }
         let what = format!("{kind:?} {response:?} h2={http2} {conns} conns");
-        // The hypervisor's stolen time is real latency for the proxy, but
-        // not the profiler's to answer for: a window in which it took
-        // CPU from this VM and a bound failed is measured once more (and
-        // said so); a failure without steal fails at once.
+        let leak = smallest_leak(&cfg);
+        // A leak is the app's time charged to a proxy: at least `leak` on
+        // every forward it touches, so a hop's p99 at half of it fails at
+        // once. The 1 ms tail bound is stricter than that, and a stall of
+        // the machine (the hypervisor's stolen time, or several tasks
+        // runnable on two CPUs) breaks it for a few milliseconds of real
+        // proxy latency that is not the app's: a window failing only on
+        // that is measured once more, saying so with the steal and the
+        // proxies' time runnable; failing twice fails.
         for attempt in 1..=2 {
             let steal0 = steal::total_ms();
             let (snap, load) = profile_under_load(&m, spec.clone());
             let stolen = steal::since(steal0).map_or(0, |ms| ms.max(0.0) as u64);
-            match check_no_leak(&what, &snap, &load, http2) {
-                Ok(()) => break,
-                Err(e) if attempt == 1 && stolen >= STEAL_RETRY_MS => eprintln!(
-                    "{e}; the hypervisor took {stolen} ms of this VM's CPU in the window: measuring again"
+            let (leaked, tail) = check_no_leak(&what, &snap, &load, http2, leak);
+            if let Some(e) = leaked {
+                panic!("{e} (hypervisor steal in the window: {stolen} ms)");
+            }
+            match tail {
+                None => break,
+                Some(e) if attempt == 1 => eprintln!(
+                    "{e}; no hop near the {} ms a leak would add, {stolen} ms stolen by the \
+                     hypervisor in the window: measuring again",
+                    leak.as_millis()
                 ),
-                Err(e) => panic!("{e} (hypervisor steal in the window: {stolen} ms)"),
+                Some(e) => panic!("{e} (hypervisor steal in the window: {stolen} ms)"),
             }
         }
     }
 }
 
-/// Stolen time that makes a failed window worth measuring again.
-const STEAL_RETRY_MS: u64 = 20;
+/// The least time the app puts between two pieces of data a proxy
+/// forwards: what a forward charged with the app's time would show at least.
+fn smallest_leak(cfg: &meshbox::MeshConfig) -> Duration {
+    match cfg.app_response {
+        AppResponse::OneWrite => cfg.app_delay,
+        // The kernel's least delayed ACK (TCP_DELACK_MIN) holds the body.
+        AppResponse::Split => cfg.app_delay.min(Duration::from_millis(40)),
+        AppResponse::Chunked { gap, .. } => cfg.app_delay.min(gap),
+    }
+}
 
 fn check_no_leak(
     what: &str,
     snap: &Snapshot,
     load: &LoadResult,
     http2: bool,
-) -> Result<(), String> {
+    leak: Duration,
+) -> (Option<String>, Option<String>) {
     if !(load.completed >= 20 && load.p50_us > 50_000.0) {
-        return Err(format!(
-            "{what}: the app's delay shows at the client: {load:?}"
-        ));
+        return (
+            Some(format!(
+                "{what}: the app's delay does not show at the client: {load:?}"
+            )),
+            None,
+        );
     }
+    let leak_us = leak.as_secs_f64() * 1e6;
+    let mut leaked = Vec::new();
     let (undecided, all, share) = undecided_share(snap);
     eprintln!(
         "{what}: {} requests, {undecided} of {all} forwards undecided",
@@ -184,16 +209,27 @@ fn check_no_leak(
             let h = hop(s, d, leg);
             eprintln!(
                 "{what} {pod} {d:?} {leg:?}: {} forwards ({} ambiguous), total p50 {:.1} p99 {:.1} \
-                 max {:.1} us (p99 queue {:.1}, process {:.1})",
+                 max {:.1} us (p99 queue {:.1}, of it runnable {:.1}; process {:.1}: on cpu {:.1}, \
+                 runnable {:.1}, asleep {:.1})",
                 h.forwards,
                 h.ambiguous,
                 h.total_us.p50,
                 h.total_us.p99,
                 h.total_us.max,
                 h.queue_us.p99,
-                h.process_us.p99
+                h.queue_runqueue_us.p99,
+                h.process_us.p99,
+                h.on_cpu_us.p99,
+                h.runqueue_us.p99,
+                h.blocked_us.p99
             );
-            if h.total_us.p99 >= 1000.0 {
+            if h.total_us.p99 >= leak_us / 2.0 {
+                leaked.push(format!(
+                    "{what} {pod} {d:?} {leg:?}: total p99 {:.1} us, at least half the {:.0} us \
+                     a leak of the app's time would add",
+                    h.total_us.p99, leak_us
+                ));
+            } else if h.total_us.p99 >= 1000.0 {
                 failed.push(format!(
                     "{what} {pod} {d:?} {leg:?}: total p99 {:.1} us",
                     h.total_us.p99
@@ -214,11 +250,8 @@ fn check_no_leak(
     if share > 0.01 {
         failed.push(format!("{what}: {undecided} of {all} undecided"));
     }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(failed.join("; "))
-    }
+    let joined = |v: Vec<String>| (!v.is_empty()).then(|| v.join("; "));
+    (joined(leaked), joined(failed))
 }
 
 #[test]
