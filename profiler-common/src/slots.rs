@@ -119,6 +119,18 @@ impl Arrival {
         self.unread_ns = 0;
         (oldest, self.last_ns)
     }
+
+    /// The read that took up to `taken_last` left the socket's receive
+    /// queue empty: a later read with nothing queued since has no arrival
+    /// to be timed from, rather than this one's. TCP can queue data without
+    /// a data-ready call (a Nagle-held body over loopback, now and then),
+    /// and that data must not be timed from the data before it. Data
+    /// queued since the take (another CPU) keeps its arrival.
+    pub fn drained(&mut self, taken_last: u64) {
+        if self.unread_ns == 0 && self.last_ns == taken_last {
+            self.last_ns = 0;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -214,5 +226,29 @@ mod tests {
         assert_eq!(a.take(), (300, 300));
         a.queued(400);
         assert_eq!(a.take(), (400, 400), "the next data starts afresh");
+    }
+
+    #[test]
+    fn a_read_that_drained_the_socket_leaves_no_arrival_standing() {
+        let mut a = Arrival::NONE;
+        a.queued(100);
+        let (_, last) = a.take();
+        a.drained(last);
+        assert_eq!(
+            a.take(),
+            (0, 0),
+            "data queued without a data-ready call: unknown, not 100"
+        );
+        // Data queued between the read's take and its check of the queue
+        // (another CPU) keeps its arrival.
+        a.queued(200);
+        let (_, last) = a.take();
+        a.queued(250);
+        a.drained(last);
+        assert_eq!(a.take(), (250, 250));
+        // A read that left data behind hands its clock on, as before.
+        a.queued(300);
+        a.take();
+        assert_eq!(a.take(), (300, 300));
     }
 }

@@ -7,6 +7,9 @@ pub const IPPROTO_TCP: u16 = 6;
 /// Read-only global: where `sock` keeps `sk_protocol` on this kernel (from
 /// its BTF; 0: unknown, and the raw send/receive tracepoints are not used).
 pub const SK_PROTOCOL_OFFSET: &str = "SK_PROTOCOL_OFFSET";
+/// Read-only global: where `sock` keeps its receive queue's length
+/// (`sk_receive_queue.qlen`) on this kernel (from its BTF; 0: unknown).
+pub const SK_RECEIVE_QUEUE_LEN_OFFSET: &str = "SK_RECEIVE_QUEUE_LEN_OFFSET";
 
 // TCP states (include/net/tcp_states.h).
 pub const TCP_ESTABLISHED: i32 = 1;

@@ -128,6 +128,53 @@ fn a_read_of_data_that_piled_up_is_timed_from_the_oldest() {
     );
 }
 
+/// A proxy that reads less than its socket holds leaves the rest behind,
+/// readable while it holds the chunk before: the app answers 256 KiB in one
+/// write and the server's sidecar (the fixture) reads at most 64 KiB at a
+/// time, holding each chunk 2 ms. A read of data left behind keeps the
+/// clock of the read before (its queue covers that hold); only a read that
+/// drained the socket leaves no clock, so the reads stay timed.
+#[test]
+fn data_a_read_left_behind_is_timed_from_before_that_read() {
+    let hold = Duration::from_millis(2);
+    let mut cfg = mesh::config(SidecarKind::DelayProxy);
+    cfg.proxy_delay = hold;
+    cfg.app_size = 256 * 1024;
+    let m = mesh::up(&cfg);
+    let (snap, load) = profile_under_load(&m, oha(6, 20));
+    assert!(load.completed > 80, "{load:?}");
+    let server = snap
+        .sidecar("server-")
+        .unwrap_or_else(|| panic!("server sidecar not found: {snap:?}"));
+    let h = hop(server, Direction::Inbound, Leg::Response);
+    let q = &h.queue_us;
+    let hold_us = hold.as_secs_f64() * 1e6;
+    eprintln!(
+        "{} forwards for {} responses; queue p50 {:.1} p90 {:.1} p99 {:.1} us; {} reads \
+         without arrival",
+        h.forwards, load.completed, q.p50, q.p90, q.p99, snap.reads_without_arrival
+    );
+    // Four or more reads a response: all but the first find data left.
+    assert!(
+        h.forwards as f64 >= 4.0 * load.completed as f64,
+        "{} forwards for {} responses",
+        h.forwards,
+        load.completed
+    );
+    assert!(
+        q.p50 >= hold_us - 100.0,
+        "queue p50 {:.1} us: a read of data left behind is timed from before the \
+         {hold_us:.0} us hold of the chunk before it",
+        q.p50
+    );
+    // The sockets first seen at a read, at most.
+    assert!(
+        snap.reads_without_arrival <= 8,
+        "{} reads without arrival",
+        snap.reads_without_arrival
+    );
+}
+
 #[test]
 fn a_slow_app_does_not_leak_into_sidecar_time() {
     let mut cfg = mesh::config(SidecarKind::Nginx);

@@ -2,6 +2,7 @@
 //! sockets live in SOCK_SLOTS (one array entry per socket address) with
 //! their arrivals at the same index of SOCK_ARRIVALS, and the ARRIVALS LRU
 //! map behind for a socket whose slot is taken.
+use aya_ebpf::{Global, helpers::bpf_probe_read_kernel};
 use profiler_common::{
     maps::Counter,
     slots::{Arrival, SockSlot, SockWhere, sock_slot},
@@ -9,6 +10,23 @@ use profiler_common::{
 
 use super::edge;
 use crate::maps::{ARRIVALS, SOCK_ARRIVALS, SOCK_SLOTS, count};
+
+/// Where `sock` keeps its receive queue's length on this kernel, from its
+/// BTF, set by the loader (0: unknown).
+#[unsafe(no_mangle)]
+static SK_RECEIVE_QUEUE_LEN_OFFSET: Global<u32> = Global::new(0);
+
+/// How many buffers `sk`'s receive queue holds; None where unknown.
+#[inline(always)]
+pub fn receive_queue_len(sk: u64) -> Option<u32> {
+    let off = SK_RECEIVE_QUEUE_LEN_OFFSET.load();
+    if off == 0 {
+        return None;
+    }
+    let at = (sk as *const u8).wrapping_add(off as usize);
+    // SAFETY: bpf_probe_read_kernel tolerates any address.
+    unsafe { bpf_probe_read_kernel(at.cast::<u32>()) }.ok()
+}
 
 /// BPF_NOEXIST: insert only a new key, so overflow counts stay exact.
 const NOEXIST: u64 = 1;
@@ -76,11 +94,20 @@ pub fn arrival_of(sk: u64) -> Option<u64> {
 
 /// A read of a watched socket returned: when the oldest and the newest data
 /// it took arrived (see [`Arrival::take`]); None when it is not watched.
+/// A read that left the receive queue empty leaves no arrival standing
+/// ([`Arrival::drained`]).
 #[inline(always)]
 pub fn take_for_read(sk: u64) -> Option<(u64, u64)> {
+    let a = arrivals_of(sk)?;
     // SAFETY: an array entry or map value; data queued on another CPU
     // meanwhile is this read's newest or the next read's.
-    arrivals_of(sk).map(|a| unsafe { (*a).take() })
+    unsafe {
+        let taken = (*a).take();
+        if receive_queue_len(sk) == Some(0) {
+            (*a).drained(taken.1);
+        }
+        Some(taken)
+    }
 }
 
 /// Whether a socket is watched, reading only its identity (not the arrival

@@ -43,7 +43,7 @@ pub fn run() -> Report {
             "btf",
             true,
             format!(
-                "/sys/kernel/btf/vmlinux parsed; {}; {}; {}; {}",
+                "/sys/kernel/btf/vmlinux parsed; {}; {}; {}; {}; {}",
                 match loader::task_pid_offset() {
                     Ok(off) => format!(
                         "task_struct keeps pid at byte {off} (for the BTF scheduler hooks)"
@@ -70,6 +70,16 @@ pub fn run() -> Report {
                          of --pod-edge)"
                     ),
                     Err(why) => format!("{why} (no kernel_in or kernel_out over the pod's loopback)"),
+                },
+                match loader::sk_receive_queue_len_offset() {
+                    Ok(off) => format!(
+                        "sock keeps its receive queue's length at byte {off} (a read that \
+                         drained a socket leaves no arrival standing)"
+                    ),
+                    Err(why) => format!(
+                        "{why} (data queued without a data-ready call is timed from the \
+                         arrival before it)"
+                    ),
                 }
             ),
         ),

@@ -91,6 +91,16 @@ pub fn sk_protocol_offset() -> Result<u32, &'static str> {
         .map_err(String::as_str)
 }
 
+/// Where this kernel's `sock` keeps its receive queue's length (a read
+/// that drained the socket leaves no arrival standing), or why not known.
+pub fn sk_receive_queue_len_offset() -> Result<u32, &'static str> {
+    offsets()
+        .sk_receive_queue_len
+        .as_ref()
+        .copied()
+        .map_err(String::as_str)
+}
+
 /// Where this kernel's `sock_common` keeps `skc_net` (the loopback half
 /// of the pod edge needs it), or why not known.
 pub fn skc_net_offset() -> Result<u32, &'static str> {
@@ -131,6 +141,7 @@ pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
     let wstamp_offset = tcp_wstamp_offset().unwrap_or(0);
     let net_offset = skc_net_offset().unwrap_or(0);
     let protocol_offset = sk_protocol_offset().unwrap_or(0);
+    let rcvq_offset = sk_receive_queue_len_offset().unwrap_or(0);
     let (flows, stamps, spill, peers) = if pod_edge {
         (
             edge::EDGE_FLOWS_MAX,
@@ -153,6 +164,7 @@ pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
         .override_global(edge::TCP_WSTAMP_OFFSET, &wstamp_offset, true)
         .override_global(loopback::SKC_NET_OFFSET, &net_offset, true)
         .override_global(sock::SK_PROTOCOL_OFFSET, &protocol_offset, true)
+        .override_global(sock::SK_RECEIVE_QUEUE_LEN_OFFSET, &rcvq_offset, true)
         .load(object())?)
 }
 

@@ -188,6 +188,9 @@ pub struct Offsets {
     /// `sock_common.skc_net`: a socket's network namespace, which tells
     /// the two ends of a pod's loopback connection from another pod's.
     pub skc_net: Result<u32, String>,
+    /// `sock.sk_receive_queue.qlen`: how many buffers a socket's receive
+    /// queue holds (0 after a read took everything).
+    pub sk_receive_queue_len: Result<u32, String>,
 }
 
 /// The offsets, from one read of the kernel's BTF.
@@ -204,6 +207,8 @@ pub fn kernel_offsets() -> Offsets {
         tcp_wstamp_ns: found(&data, "tcp_sock", "tcp_wstamp_ns"),
         skc_net: found(&data, "sock_common", "skc_net"),
         sk_protocol: found(&data, "sock", "sk_protocol"),
+        sk_receive_queue_len: found(&data, "sock", "sk_receive_queue")
+            .and_then(|q| Ok(q + found(&data, "sk_buff_head", "qlen")?)),
     }
 }
 
@@ -349,5 +354,13 @@ mod tests {
         at(&found.skc_net, "sock_common.skc_net", 40..128, 8);
         // sk_protocol follows sock_common and the receive queue's fields.
         at(&found.sk_protocol, "sock.sk_protocol", 136..1024, 2);
+        // The receive queue follows sock_common; qlen follows its two
+        // list pointers.
+        at(
+            &found.sk_receive_queue_len,
+            "sock.sk_receive_queue.qlen",
+            136..1024,
+            4,
+        );
     }
 }
