@@ -122,10 +122,10 @@ impl Arrival {
 
     /// The read that took up to `taken_last` left the socket's receive
     /// queue empty: a later read with nothing queued since has no arrival
-    /// to be timed from, rather than this one's. TCP can queue data without
-    /// a data-ready call (a Nagle-held body over loopback, now and then),
-    /// and that data must not be timed from the data before it. Data
-    /// queued since the take (another CPU) keeps its arrival.
+    /// to be timed from, rather than this one's. Data now and then becomes
+    /// readable without the data-ready hook seeing it, and must not be timed
+    /// from the data before it. Data queued since the take (another CPU)
+    /// keeps its arrival.
     pub fn drained(&mut self, taken_last: u64) {
         if self.unread_ns == 0 && self.last_ns == taken_last {
             self.last_ns = 0;
@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(
             a.take(),
             (0, 0),
-            "data queued without a data-ready call: unknown, not 100"
+            "data the data-ready hook did not see: unknown, not 100"
         );
         // Data queued between the read's take and its check of the queue
         // (another CPU) keeps its arrival.

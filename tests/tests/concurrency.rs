@@ -246,10 +246,10 @@ fn check_no_leak(
                 ));
             }
         }
-        // TCP queues data now and then without a data-ready call (a
-        // Nagle-held body over loopback); timed from the arrival before the
-        // proxy's last read, it showed as a queue of the delayed ACK's
-        // ~40 ms on one forward in thousands.
+        // Data now and then becomes readable without the data-ready hook
+        // seeing it (a split response's second half); timed from the
+        // arrival before the proxy's last read, it showed as ~40 ms of
+        // queue on one forward in thousands.
         for leg in [Leg::Request, Leg::Response] {
             let h = hop(s, d, leg);
             if h.queue_us.max >= STALE_QUEUE_US {

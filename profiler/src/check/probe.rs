@@ -77,7 +77,7 @@ pub fn run() -> Report {
                          drained a socket leaves no arrival standing)"
                     ),
                     Err(why) => format!(
-                        "{why} (data queued without a data-ready call is timed from the \
+                        "{why} (data the data-ready hook did not see is timed from the \
                          arrival before it)"
                     ),
                 }
