@@ -9,7 +9,7 @@ use profiler::{
 };
 use profiler_tests::{
     NoDeepIdle,
-    capture::{hop, istio, profile_under_load},
+    capture::{HOPS, hop, istio, profile_under_load, sidecar},
     contend::{Hogs, PinSelf, pin},
     mesh,
 };
@@ -32,9 +32,7 @@ fn ground_truth(delay: Duration) {
     assert!(load.completed > 600, "{load:?}");
     thread::sleep(Duration::from_millis(300));
     let truth = delay_proxy::read_stats(&m.delay_proxy_stats(&m.server)).expect("fixture stats");
-    let server = snap
-        .sidecar("server-")
-        .unwrap_or_else(|| panic!("server sidecar not found: {snap:?}"));
+    let server = sidecar(&snap, "server-");
     for (leg, key) in [
         (Leg::Request, "inbound/request"),
         (Leg::Response, "inbound/response"),
@@ -98,9 +96,7 @@ fn a_read_of_data_that_piled_up_is_timed_from_the_oldest() {
     let m = mesh::up(&cfg);
     let (snap, load) = profile_under_load(&m, oha(6, 50));
     assert!(load.completed > 200, "{load:?}");
-    let server = snap
-        .sidecar("server-")
-        .unwrap_or_else(|| panic!("server sidecar not found: {snap:?}"));
+    let server = sidecar(&snap, "server-");
     let h = hop(server, Direction::Inbound, Leg::Response);
     let q = &h.queue_us;
     let oldest_us = (hold - gap).as_secs_f64() * 1e6;
@@ -143,9 +139,7 @@ fn data_a_read_left_behind_is_timed_from_before_that_read() {
     let m = mesh::up(&cfg);
     let (snap, load) = profile_under_load(&m, oha(6, 20));
     assert!(load.completed > 80, "{load:?}");
-    let server = snap
-        .sidecar("server-")
-        .unwrap_or_else(|| panic!("server sidecar not found: {snap:?}"));
+    let server = sidecar(&snap, "server-");
     let h = hop(server, Direction::Inbound, Leg::Response);
     let q = &h.queue_us;
     let hold_us = hold.as_secs_f64() * 1e6;
@@ -185,11 +179,8 @@ fn a_slow_app_does_not_leak_into_sidecar_time() {
         load.p50_us > 50_000.0,
         "the app delay shows at the client: {load:?}"
     );
-    for (pod, d) in [
-        ("client-", Direction::Outbound),
-        ("server-", Direction::Inbound),
-    ] {
-        let s = snap.sidecar(pod).expect("sidecar");
+    for (pod, d) in HOPS {
+        let s = sidecar(&snap, pod);
         for leg in [Leg::Request, Leg::Response] {
             let t = &hop(s, d, leg).total_us;
             eprintln!("{pod} {d:?} {leg:?}: {:?}", hop(s, d, leg));

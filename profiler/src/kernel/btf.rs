@@ -193,22 +193,26 @@ pub struct Offsets {
     pub sk_receive_queue_len: Result<u32, String>,
 }
 
-/// The offsets, from one read of the kernel's BTF.
+/// The offsets, from one read and one parse of the kernel's BTF.
 pub fn kernel_offsets() -> Offsets {
-    let found = |data: &Result<Vec<u8>, String>, ty: &str, member: &str| {
-        let data = data.as_ref().map_err(Clone::clone)?;
-        Btf::parse(data)
-            .and_then(|b| b.member_offset(ty, member))
+    let data = std::fs::read(VMLINUX).map_err(|e| format!("reading {VMLINUX}: {e}"));
+    let btf = data
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|d| Btf::parse(d).map_err(|e| format!("{VMLINUX}: {e}")));
+    let found = |ty: &str, member: &str| {
+        btf.as_ref()
+            .map_err(Clone::clone)?
+            .member_offset(ty, member)
             .map_err(|e| format!("{VMLINUX}: {e}"))
     };
-    let data = std::fs::read(VMLINUX).map_err(|e| format!("reading {VMLINUX}: {e}"));
     Offsets {
-        task_pid: found(&data, "task_struct", "pid"),
-        tcp_wstamp_ns: found(&data, "tcp_sock", "tcp_wstamp_ns"),
-        skc_net: found(&data, "sock_common", "skc_net"),
-        sk_protocol: found(&data, "sock", "sk_protocol"),
-        sk_receive_queue_len: found(&data, "sock", "sk_receive_queue")
-            .and_then(|q| Ok(q + found(&data, "sk_buff_head", "qlen")?)),
+        task_pid: found("task_struct", "pid"),
+        tcp_wstamp_ns: found("tcp_sock", "tcp_wstamp_ns"),
+        skc_net: found("sock_common", "skc_net"),
+        sk_protocol: found("sock", "sk_protocol"),
+        sk_receive_queue_len: found("sock", "sk_receive_queue")
+            .and_then(|q| Ok(q + found("sk_buff_head", "qlen")?)),
     }
 }
 
