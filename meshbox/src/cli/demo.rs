@@ -66,16 +66,23 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         http2: a.load == LoadGen::H2load,
         helper,
     };
-    // The A/B's baseline first: the same pods and load, no interception.
+    // The A/B's baseline first: the same pods and load, no interception,
+    // under the same profiler, so that its cost to the client's and the
+    // app's own calls is in both arms (README: the mesh in a box).
     println!("demo: baseline, the same two pods without interception");
     let baseline = {
         let mut plain = Mesh::up(&MeshConfig {
             intercept: false,
             ..cfg.clone()
         })?;
-        let r = crate::load::run(&plain.client.netns, &plain.url(), &spec);
+        let (r, snap) = profile(&plain, &spec, a.seconds, false);
         plain.teardown()?;
-        r?
+        r?.ok_or_else(|| {
+            format!(
+                "profiling could not start, so no baseline load was sent: {}",
+                snap.err().map(|e| e.to_string()).unwrap_or_default()
+            )
+        })?
     };
     println!(
         "demo: baseline completed {} requests ({}); client latency p50 {:.0} us",
@@ -99,37 +106,7 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
         mesh.server.ip,
         mesh.url()
     );
-    // Profile while the load runs; the load starts once the hooks are in
-    // and the sidecars known.
-    let opts = profiler::snapshot::Options {
-        duration: Duration::from_secs(a.seconds) + Duration::from_secs(1),
-        selectors: vec![profiler::discovery::Selector::Istio],
-        excluded_ports: profiler::classify::DEFAULT_EXCLUDED_PORTS.to_vec(),
-        progress: true,
-        // The classifiers on both pods' edges, whose veths end in the
-        // mesh's node namespace.
-        hooks: profiler::ebpf::Hooks {
-            pod_edge: Some(profiler::ebpf::PodEdge {
-                node_netns: Some(std::path::Path::new("/run/netns").join(&mesh.node_netns)),
-                mode: None,
-            }),
-            ..profiler::ebpf::Hooks::default()
-        },
-    };
-    let (result, snap) = match profiler::snapshot::start(&opts) {
-        Err(e) => (Ok(None), Err(e)),
-        Ok(mut c) => std::thread::scope(|s| {
-            let url = mesh.url();
-            let ns = mesh.client.netns.clone();
-            let load = s.spawn(move || crate::load::run(&ns, &url, &spec));
-            let snap = profiler::snapshot::capture(&mut c, &opts)
-                .map(|secs| profiler::report::Snapshot::from_session(&c.session, secs));
-            let result = load.join().unwrap_or_else(|_| {
-                Err(crate::TestbedError::NotReady("load thread panicked".into()))
-            });
-            (result.map(Some), snap)
-        }),
-    };
+    let (result, snap) = profile(&mesh, &spec, a.seconds, true);
     if profiler::signals::interrupted() {
         mesh.teardown()?;
         return Err("interrupted; the mesh was torn down".into());
@@ -167,4 +144,48 @@ fn demo(a: &Args) -> Result<(), Box<dyn std::error::Error>> {
     mesh.teardown()?;
     println!("demo: mesh torn down");
     Ok(())
+}
+
+/// Profiles `mesh` while `spec`'s load runs: the load starts once the hooks
+/// are in and the sidecars known. The load's result is None when profiling
+/// could not start (no load was sent then).
+fn profile(
+    mesh: &Mesh,
+    spec: &LoadSpec,
+    seconds: u64,
+    progress: bool,
+) -> (
+    Result<Option<crate::load::LoadResult>, crate::TestbedError>,
+    Result<profiler::report::Snapshot, profiler::snapshot::SnapshotError>,
+) {
+    let opts = profiler::snapshot::Options {
+        duration: Duration::from_secs(seconds) + Duration::from_secs(1),
+        selectors: vec![profiler::discovery::Selector::Istio],
+        excluded_ports: profiler::classify::DEFAULT_EXCLUDED_PORTS.to_vec(),
+        progress,
+        // The classifiers on both pods' edges, whose veths end in the
+        // mesh's node namespace.
+        hooks: profiler::ebpf::Hooks {
+            pod_edge: Some(profiler::ebpf::PodEdge {
+                node_netns: Some(std::path::Path::new("/run/netns").join(&mesh.node_netns)),
+                mode: None,
+            }),
+            ..profiler::ebpf::Hooks::default()
+        },
+    };
+    match profiler::snapshot::start(&opts) {
+        Err(e) => (Ok(None), Err(e)),
+        Ok(mut c) => std::thread::scope(|s| {
+            let url = mesh.url();
+            let ns = mesh.client.netns.clone();
+            let spec = spec.clone();
+            let load = s.spawn(move || crate::load::run(&ns, &url, &spec));
+            let snap = profiler::snapshot::capture(&mut c, &opts)
+                .map(|secs| profiler::report::Snapshot::from_session(&c.session, secs));
+            let result = load.join().unwrap_or_else(|_| {
+                Err(crate::TestbedError::NotReady("load thread panicked".into()))
+            });
+            (result.map(Some), snap)
+        }),
+    }
 }
