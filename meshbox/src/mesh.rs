@@ -242,6 +242,21 @@ impl Mesh {
         format!("http://{}:{APP_PORT}/", self.server.ip)
     }
 
+    /// The mesh's node namespace, as `ip netns` names it under /run/netns:
+    /// where both pods' veths end.
+    pub fn node_netns_path(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(&self.node_netns)
+    }
+
+    /// The profiler's pod edge on both pods (`--pod-edge`): the classifiers
+    /// on the node side of their veths, in the mode the kernel allows.
+    pub fn pod_edge(&self) -> profiler::ebpf::PodEdge {
+        profiler::ebpf::PodEdge {
+            node_netns: Some(self.node_netns_path()),
+            mode: None,
+        }
+    }
+
     /// Where the delay-proxy sidecar of a pod publishes its own timing.
     pub fn delay_proxy_stats(&self, pod: &Pod) -> PathBuf {
         self.dir.join(&pod.name).join("delay-proxy-stats.json")

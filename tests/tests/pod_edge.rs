@@ -3,7 +3,6 @@
 //! went on: at exit, after a kill -9, and never taking anyone else's
 //! filter or qdisc with them.
 use std::{
-    path::PathBuf,
     process::{Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -26,15 +25,11 @@ const EDGES: [&str; 2] = ["veth0", "veth1"];
 /// The handle of the filter the test puts on as "someone else's".
 const FOREIGN: u32 = 7;
 
-fn node(m: &Mesh) -> PathBuf {
-    PathBuf::from("/run/netns").join(&m.node_netns)
-}
-
 fn hooks(m: &Mesh, mode: Option<Mode>) -> Hooks {
     Hooks {
         pod_edge: Some(PodEdge {
-            node_netns: Some(node(m)),
             mode,
+            ..m.pod_edge()
         }),
         ..Hooks::default()
     }
@@ -42,7 +37,7 @@ fn hooks(m: &Mesh, mode: Option<Mode>) -> Hooks {
 
 /// What is on `side` of `ifname` in the mesh's node namespace.
 fn on(m: &Mesh, ifname: &str, side: Side) -> Attachments {
-    edge::on(&node(m), ifname, side)
+    edge::on(&m.node_netns_path(), ifname, side)
 }
 
 fn tc(m: &Mesh, args: &[&str]) -> String {
@@ -133,7 +128,7 @@ fn assert_attached(m: &Mesh, mode: Mode, owner: u32) {
 }
 
 fn assert_none_of_ours(m: &Mesh) {
-    edge::assert_none_of_ours(&node(m), &EDGES);
+    edge::assert_none_of_ours(&m.node_netns_path(), &EDGES);
 }
 
 /// Both modes in turn, each on a fresh mesh with a foreign filter on
@@ -186,7 +181,7 @@ fn a_killed_profiler_leaves_nothing_the_next_one_does_not_sweep() {
             Mode::Tcx => "--pod-edge=tcx",
             Mode::Netlink => "--pod-edge=netlink",
         };
-        let node = node(&m);
+        let node = m.node_netns_path();
         let mut child = Command::new(profiler_tests::profiler_bin())
             .args(["snapshot", "--duration", "60s", "--format", "json", arg])
             .arg("--node-netns")

@@ -226,10 +226,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
         &m,
         oha_at(o.rate, secs),
         ebpf::Hooks {
-            pod_edge: Some(ebpf::PodEdge {
-                node_netns: Some(PathBuf::from("/run/netns").join(&m.node_netns)),
-                mode: None,
-            }),
+            pod_edge: Some(m.pod_edge()),
             ..ebpf::Hooks::default()
         },
     )?;

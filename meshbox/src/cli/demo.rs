@@ -163,13 +163,8 @@ fn profile(
         selectors: vec![profiler::discovery::Selector::Istio],
         excluded_ports: profiler::classify::DEFAULT_EXCLUDED_PORTS.to_vec(),
         progress,
-        // The classifiers on both pods' edges, whose veths end in the
-        // mesh's node namespace.
         hooks: profiler::ebpf::Hooks {
-            pod_edge: Some(profiler::ebpf::PodEdge {
-                node_netns: Some(std::path::Path::new("/run/netns").join(&mesh.node_netns)),
-                mode: None,
-            }),
+            pod_edge: Some(mesh.pod_edge()),
             ..profiler::ebpf::Hooks::default()
         },
     };
