@@ -1,8 +1,9 @@
 //! Where a proxy thread's time is split between running, runnable (waiting
 //! for a CPU: preempted, throttled, or woken and not yet run) and blocked
 //! (asleep). The kernel follows each proxy thread it has seen read or write
-//! through the scheduler's switches and wake-ups ([`ThreadSched`]) and
-//! stamps every read and write with the thread's account at that instant
+//! through the scheduler's switches and its own run-queue wait
+//! ([`ThreadSched`]), and stamps every read and write with the thread's
+//! account at that instant
 //! ([`Mark`]); the difference between a forward's read and write is the
 //! split of its process time ([`Split`]). Plain functions, shared by the
 //! eBPF programs and the host's unit tests.
@@ -78,27 +79,41 @@ pub const fn switched_out_runnable_raw(preempt: bool, prev_state: u64) -> bool {
 /// `pid` (from the kernel's BTF), for the raw scheduler hooks.
 pub const TASK_PID_OFFSET: &str = "TASK_PID_OFFSET";
 
+/// The global of the kernel object that holds where `task_struct` keeps
+/// `sched_info.run_delay` (from the kernel's BTF): the time the task has
+/// waited on a run queue in all, which the kernel brings up to date when
+/// the task gets a CPU. It is the second field of
+/// /proc/<pid>/task/<tid>/schedstat.
+pub const TASK_RUN_DELAY_OFFSET: &str = "TASK_RUN_DELAY_OFFSET";
+
 /// One followed thread's scheduler account since the kernel began to
-/// follow it (its first read or write seen). Only the switches, on the CPU
-/// the thread leaves or takes, change its state; a wake-up, which another
-/// CPU reports (possibly after the thread already got a CPU), only stores
-/// its time, which the next switch in reads.
+/// follow it (its first read or write seen). The switches, on the CPU the
+/// thread leaves or takes, tell when it ran. Switched out runnable
+/// (preempted, or throttled), it stays runnable until it runs again. Of a
+/// sleep (switched out asleep, until it runs again), the part after its
+/// wake-up is what the kernel's run-queue wait of the thread grew by over
+/// it, read once the thread runs (at its reads and writes, and when it
+/// next leaves its CPU). No wake-up needs watching, and every change is
+/// made on the thread's own CPU. (The run-queue wait alone would not do:
+/// it leaves out some throttled periods, as measured on Linux 6.18.)
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ThreadSched {
     pub tgid: u32,
-    /// [`RUNNING`], [`RUNNABLE`] (preempted) or [`BLOCKED`] (asleep, and
-    /// maybe woken since: `woken_ns`), since `since_ns`.
+    /// [`RUNNING`], [`RUNNABLE`] (switched out runnable) or [`BLOCKED`]
+    /// (switched out asleep), since `since_ns`.
     pub state: u32,
     /// Tells one following of a thread from another (never 0).
     pub generation: u32,
     /// Next slot of the runnable history to write.
     pub next: u32,
     pub since_ns: u64,
-    /// The last wake-up seen; it counts when it is not before `since_ns`
-    /// of a sleep.
-    pub woken_ns: u64,
-    /// Time spent runnable and blocked in finished states.
+    /// The kernel's run-queue wait of the thread when it last went to sleep.
+    pub delay_out_ns: u64,
+    /// While the thread runs after a sleep: how long the sleep lasted, to
+    /// be split when its run-queue wait is read (0: no sleep pending).
+    pub slept_ns: u64,
+    /// Time spent runnable and blocked, the pending sleep left out.
     pub runnable_ns: u64,
     pub blocked_ns: u64,
     /// The last runnable intervals, [start, end).
@@ -124,7 +139,8 @@ impl ThreadSched {
             generation: (now as u32) | 1,
             next: 0,
             since_ns: now,
-            woken_ns: 0,
+            delay_out_ns: 0,
+            slept_ns: 0,
             runnable_ns: 0,
             blocked_ns: 0,
             runnable_start: [0; RUNNABLE_HISTORY],
@@ -132,97 +148,138 @@ impl ThreadSched {
         }
     }
 
-    /// Where the state that began at `since_ns` stands at `now`: (blocked,
-    /// and the start of the runnable time that followed, if any).
-    const fn open(&self, now: u64) -> (u64, Option<u64>) {
-        let since = self.since_ns;
-        match self.state {
-            RUNNABLE => (0, Some(since)),
-            BLOCKED if self.woken_ns >= since && self.woken_ns <= now => {
-                (self.woken_ns - since, Some(self.woken_ns))
-            }
-            BLOCKED => (now.saturating_sub(since), None),
-            _ => (0, None),
-        }
+    /// The runnable end of the pending sleep, given the kernel's run-queue
+    /// wait now: what the wait grew by since the thread went to sleep, held
+    /// within the sleep (the kernel's run-queue clock and this one may
+    /// differ by a little over it).
+    const fn woken_wait(&self, run_delay: u64) -> u64 {
+        let w = run_delay.saturating_sub(self.delay_out_ns);
+        if w < self.slept_ns { w } else { self.slept_ns }
+    }
+
+    fn remember(&mut self, start: u64, end: u64) {
+        let i = (self.next as usize) % RUNNABLE_HISTORY;
+        self.runnable_start[i] = start;
+        self.runnable_end[i] = end;
+        self.next = self.next.wrapping_add(1);
     }
 
     /// A switch was missed (the account contradicts what the scheduler
-    /// just did): start a new following at `now`, so that no forward is
-    /// split across the gap.
-    fn resync(&mut self, now: u64) {
+    /// just did): start a new following at `now`, in `state`, so that no
+    /// forward is split across the gap.
+    fn resync(&mut self, now: u64, state: u32) {
         let fresh = (now as u32) | 1;
         self.generation = if fresh == self.generation {
             fresh.wrapping_add(2)
         } else {
             fresh
         };
+        self.state = state;
         self.since_ns = now;
+        self.slept_ns = 0;
+    }
+
+    /// Settles the pending sleep with the thread's run-queue wait now:
+    /// returns its runnable end (None: no sleep pending).
+    fn settle(&mut self, run_delay: u64) -> Option<u64> {
+        if self.slept_ns == 0 {
+            return None;
+        }
+        let w = self.woken_wait(run_delay);
+        self.runnable_ns += w;
+        self.blocked_ns += self.slept_ns - w;
+        self.remember(self.since_ns.saturating_sub(w), self.since_ns);
+        self.slept_ns = 0;
+        Some(w)
     }
 
     /// The thread left its CPU at `now`, still runnable or going to sleep;
-    /// false when it was not running by this account (a missed switch in:
-    /// the following starts over).
-    pub fn switch_out(&mut self, now: u64, runnable: bool) -> bool {
+    /// `run_delay` reads its run-queue wait, asked only when needed (a
+    /// sleep to settle or to begin). Returns the runnable end of the sleep
+    /// before the stint that ends, if it was still pending, and false when
+    /// the thread was not running by this account (a missed switch in: the
+    /// following starts over).
+    pub fn switch_out(
+        &mut self,
+        now: u64,
+        runnable: bool,
+        run_delay: impl FnOnce() -> u64,
+    ) -> (Option<u64>, bool) {
+        let state = if runnable { RUNNABLE } else { BLOCKED };
         let consistent = self.state == RUNNING;
-        if !consistent {
-            self.resync(now);
-        }
+        let delay = if consistent && self.slept_ns > 0 || !runnable {
+            run_delay()
+        } else {
+            0
+        };
+        let waited = if consistent {
+            self.settle(delay)
+        } else {
+            self.resync(now, state);
+            None
+        };
+        self.state = state;
         self.since_ns = now;
-        self.state = if runnable { RUNNABLE } else { BLOCKED };
-        consistent
+        self.delay_out_ns = delay;
+        (waited, consistent)
     }
 
     /// The thread got a CPU at `now`; returns how long it waited runnable
-    /// (None when it slept and its wake-up was not seen: all of it counts
-    /// as blocked), and false when it was running by this account (a
+    /// when it had been switched out runnable (after a sleep, that is
+    /// settled later), and false when it was running by this account (a
     /// missed switch out: the following starts over).
     pub fn switch_in(&mut self, now: u64) -> (Option<u64>, bool) {
-        if self.state == RUNNING {
-            self.resync(now);
-            return (None, false);
-        }
-        let (blocked, runnable_from) = self.open(now);
-        self.blocked_ns += blocked;
-        let waited = runnable_from.map(|from| {
-            let w = now.saturating_sub(from);
-            self.runnable_ns += w;
-            let i = (self.next as usize) % RUNNABLE_HISTORY;
-            self.runnable_start[i] = from;
-            self.runnable_end[i] = now;
-            self.next = self.next.wrapping_add(1);
-            w
-        });
+        let gap = now.saturating_sub(self.since_ns);
+        let waited = match self.state {
+            RUNNING => {
+                self.resync(now, RUNNING);
+                return (None, false);
+            }
+            RUNNABLE => {
+                self.runnable_ns += gap;
+                self.remember(self.since_ns, now);
+                Some(gap)
+            }
+            // At least 1: a sleep is pending.
+            _ => {
+                self.slept_ns = if gap > 0 { gap } else { 1 };
+                None
+            }
+        };
         self.state = RUNNING;
         self.since_ns = now;
         (waited, true)
     }
 
-    /// The thread was woken at `now` (runnable from then on). Reported by
-    /// the waking CPU: it only stores the time, which counts if the thread
-    /// is still asleep by the account when it next gets a CPU.
-    pub fn wake(&mut self, now: u64) {
-        if self.state == BLOCKED {
-            self.woken_ns = now;
+    /// The account at `now`, taken by the thread itself as it reads or
+    /// writes; `run_delay` reads its run-queue wait, asked only to settle a
+    /// sleep, whose runnable end is returned too (with when the stint after
+    /// it began). Found off its CPU (its switch in was missed), the
+    /// following starts over from `now`.
+    pub fn mark(
+        &mut self,
+        now: u64,
+        run_delay: impl FnOnce() -> u64,
+    ) -> (Mark, Option<(u64, u64)>) {
+        if self.state != RUNNING {
+            self.resync(now, RUNNING);
         }
-    }
-
-    /// The account at `now`, the current state included up to `now`.
-    pub const fn mark(&self, now: u64) -> Mark {
-        let (blocked, runnable_from) = self.open(now);
-        let runnable = match runnable_from {
-            Some(from) => now.saturating_sub(from),
-            None => 0,
+        let waited = if self.slept_ns > 0 {
+            self.settle(run_delay()).map(|w| (self.since_ns, w))
+        } else {
+            None
         };
-        Mark {
+        let mark = Mark {
             generation: self.generation,
-            runnable_ns: self.runnable_ns + runnable,
-            blocked_ns: self.blocked_ns + blocked,
-        }
+            runnable_ns: self.runnable_ns,
+            blocked_ns: self.blocked_ns,
+        };
+        (mark, waited)
     }
 
     /// Time within [from, to) the thread spent runnable, as far as its
-    /// history reaches (the last [`RUNNABLE_HISTORY`] intervals, and the
-    /// current one).
+    /// history reaches (the last [`RUNNABLE_HISTORY`] intervals; a mark
+    /// settles the sleep before it first).
     pub fn runnable_within(&self, from: u64, to: u64) -> u64 {
         let overlap = |s: u64, e: u64| {
             let (s, e) = (if s > from { s } else { from }, if e < to { e } else { to });
@@ -233,9 +290,6 @@ impl ThreadSched {
         while i < RUNNABLE_HISTORY {
             sum += overlap(self.runnable_start[i], self.runnable_end[i]);
             i += 1;
-        }
-        if let (_, Some(start)) = self.open(to) {
-            sum += overlap(start, to);
         }
         sum
     }
@@ -278,74 +332,109 @@ impl Split {
 mod tests {
     use super::*;
 
+    /// A run-queue wait that must not be read.
+    fn unread() -> u64 {
+        panic!("the run-queue wait was read when not needed")
+    }
+
     #[test]
     fn states_partition_the_time_followed() {
         let mut t = ThreadSched::new(7, 1_000);
-        // Runs 1000..1500, sleeps to 4000, woken, runs from 4200, preempted
-        // at 5000, back at 5300.
-        t.switch_out(1_500, false);
-        t.wake(4_000);
-        assert_eq!(t.switch_in(4_200), (Some(200), true));
-        t.switch_out(5_000, true);
+        // Runs 1000..1500 and sleeps (its run-queue wait then 50_000),
+        // woken at 4000, runs from 4200 (the kernel adds the 200 when it
+        // gets the CPU), preempted at 5000, back at 5300.
+        assert_eq!(t.switch_out(1_500, false, || 50_000), (None, true));
+        assert_eq!(t.switch_in(4_200), (None, true));
+        assert_eq!(t.switch_out(5_000, true, || 50_200), (Some(200), true));
         assert_eq!(t.switch_in(5_300), (Some(300), true));
-        let m = t.mark(6_000);
+        let (m, waited) = t.mark(6_000, unread);
+        assert_eq!(waited, None);
         assert_eq!((m.runnable_ns, m.blocked_ns), (500, 2_500));
         let ran = 6_000 - 1_000 - m.runnable_ns - m.blocked_ns;
         assert_eq!(ran, 500 + 800 + 700);
-        // The open state counts up to the mark.
-        t.switch_out(6_500, false);
-        assert_eq!(t.mark(7_000).blocked_ns, 3_000);
+        // Preempted, or a stint with no sleep before it, reads no wait.
+        assert_eq!(t.switch_out(6_500, true, unread), (None, true));
+        assert_eq!(t.switch_in(7_000), (Some(500), true));
+        assert_eq!(t.mark(7_000, unread).0.runnable_ns, 1_000);
     }
 
     #[test]
-    fn a_switch_in_before_its_wakeup_is_seen_counts_as_blocked() {
+    fn a_sleep_splits_into_blocked_then_runnable_when_the_thread_reads() {
         let mut t = ThreadSched::new(7, 0);
-        t.switch_out(100, false);
-        assert_eq!(t.switch_in(400), (None, true));
-        t.wake(410); // late, from another CPU: ignored
-        let m = t.mark(500);
-        assert_eq!((m.runnable_ns, m.blocked_ns), (0, 300));
-        // A wake-up read as asleep but stored after the thread got its CPU
-        // changes nothing: it is before the next sleep began.
-        t.woken_ns = 420;
-        t.switch_out(600, false);
-        assert_eq!(t.switch_in(900), (None, true));
-        assert_eq!(t.mark(900).blocked_ns, 600);
-        assert!(t.switch_out(950, true), "the account stayed consistent");
-    }
-
-    #[test]
-    fn a_wakeup_splits_a_sleep_into_blocked_then_runnable() {
-        let mut t = ThreadSched::new(7, 0);
-        t.switch_out(100, false);
-        t.wake(700);
-        // Asked while still waiting for a CPU: 600 blocked, 50 runnable.
-        let m = t.mark(750);
-        assert_eq!((m.blocked_ns, m.runnable_ns), (600, 50));
-        assert_eq!(t.runnable_within(0, 800), 100);
-        assert_eq!(t.switch_in(800), (Some(100), true));
-        let m = t.mark(800);
+        t.switch_out(100, false, || 0);
+        // Asleep 100..700, woken, runs at 800: the kernel's wait grew 100.
+        assert_eq!(t.switch_in(800), (None, true));
+        let (m, waited) = t.mark(850, || 100);
         assert_eq!((m.blocked_ns, m.runnable_ns), (600, 100));
+        assert_eq!(waited, Some((800, 100)));
+        assert_eq!(t.runnable_within(0, 850), 100);
+        assert_eq!(t.runnable_within(750, 850), 50);
+        // Settled once: neither the next mark nor the switch out reads it.
+        assert_eq!(t.mark(880, unread).0, m);
+        assert_eq!(t.switch_out(900, true, unread), (None, true));
+    }
+
+    #[test]
+    fn a_sleep_no_read_settled_is_settled_as_the_thread_leaves() {
+        let mut t = ThreadSched::new(7, 0);
+        t.switch_out(100, false, || 1_000);
+        t.switch_in(800);
+        // Asleep again at 900: its wait is read once, for both sleeps.
+        assert_eq!(t.switch_out(900, false, || 1_100), (Some(100), true));
+        assert_eq!(t.switch_in(1_500), (None, true));
+        let (m, waited) = t.mark(1_600, || 1_150);
+        assert_eq!(waited, Some((1_500, 50)));
+        assert_eq!((m.runnable_ns, m.blocked_ns), (150, 600 + 550));
+    }
+
+    #[test]
+    fn a_wait_longer_than_its_sleep_is_held_within_it() {
+        // The kernel's run-queue clock ran ahead of this one over the sleep.
+        let mut t = ThreadSched::new(7, 0);
+        t.switch_out(100, false, || 1_000);
+        t.switch_in(400);
+        let (m, waited) = t.mark(450, || 1_350);
+        assert_eq!((m.runnable_ns, m.blocked_ns), (300, 0));
+        assert_eq!(waited, Some((400, 300)));
+    }
+
+    #[test]
+    fn throttled_after_a_runnable_switch_out_is_runnable_whatever_the_wait() {
+        // The run-queue wait may leave throttled time out: the whole time
+        // off CPU after a runnable switch out is still runnable.
+        let mut t = ThreadSched::new(7, 0);
+        t.switch_out(100, true, unread);
+        assert_eq!(t.switch_in(80_100), (Some(80_000), true));
+        let (m, _) = t.mark(80_200, unread);
+        assert_eq!((m.runnable_ns, m.blocked_ns), (80_000, 0));
     }
 
     #[test]
     fn a_missed_switch_starts_a_new_following() {
         let mut t = ThreadSched::new(7, 0);
-        let read = t.mark(10);
+        let (read, _) = t.mark(10, unread);
         // The switch out at 100 was missed; back in at 9_000 while the
         // account says it ran all along.
         assert_eq!(t.switch_in(9_000), (None, false));
-        let write = t.mark(9_500);
+        let (write, _) = t.mark(9_500, unread);
         assert_ne!(read.generation, write.generation);
         assert_eq!(Split::between(Some(read), Some(write), 9_490), None);
         // Out twice in a row (a switch in missed): the same.
         let g = t.generation;
-        assert!(t.switch_out(9_600, true));
-        assert!(!t.switch_out(9_700, false));
+        assert!(t.switch_out(9_600, true, unread).1);
+        assert!(!t.switch_out(9_700, false, || 300).1);
         assert_ne!(t.generation, g);
         // Both keep the account's own rules from there.
         assert_eq!(t.switch_in(9_800), (None, true));
-        assert_eq!(t.mark(9_800).blocked_ns, 100);
+        assert_eq!(t.mark(9_800, || 300).0.blocked_ns, 100);
+        // Found off its CPU by its own read (the switch in missed): a new
+        // following from the read, with no sleep pending.
+        t.switch_out(9_900, false, || 300);
+        let g = t.generation;
+        let (m, waited) = t.mark(10_000, unread);
+        assert_ne!(m.generation, g);
+        assert_eq!((t.state, waited), (RUNNING, None));
+        assert_eq!(t.switch_out(10_100, true, unread), (None, true));
     }
 
     #[test]
@@ -370,13 +459,12 @@ mod tests {
     #[test]
     fn split_parts_sum_to_process_time() {
         let mut t = ThreadSched::new(7, 0);
-        let read = t.mark(100);
-        t.switch_out(300, true); // preempted: 300..900 runnable
+        let (read, _) = t.mark(100, unread);
+        t.switch_out(300, true, unread); // preempted: 300..900 runnable
         t.switch_in(900);
-        t.switch_out(1_000, false); // asleep 1000..1400
-        t.wake(1_400);
+        t.switch_out(1_000, false, || 600); // asleep 1000..1400, runnable to 1450
         t.switch_in(1_450);
-        let write = t.mark(2_100);
+        let (write, _) = t.mark(2_100, || 650);
         let s = Split::between(Some(read), Some(write), 2_000).expect("one following");
         assert_eq!(
             s,
@@ -421,14 +509,17 @@ mod tests {
         let mut t = ThreadSched::new(7, 0);
         for k in 0..6u64 {
             // Runnable [1000k + 100, 1000k + 300).
-            t.switch_out(1_000 * k + 100, true);
+            t.switch_out(1_000 * k + 100, true, unread);
             t.switch_in(1_000 * k + 300);
         }
         // Only the last four intervals are remembered.
         assert_eq!(t.runnable_within(0, 10_000), 4 * 200);
         assert_eq!(t.runnable_within(5_200, 5_250), 50);
         assert_eq!(t.runnable_within(5_300, 6_000), 0);
-        t.switch_out(7_000, true);
-        assert_eq!(t.runnable_within(5_000, 7_500), 200 + 500);
+        // A sleep's runnable end joins them once settled.
+        t.switch_out(7_000, false, || 0);
+        t.switch_in(7_600);
+        t.mark(7_700, || 400);
+        assert_eq!(t.runnable_within(5_000, 7_700), 200 + 400);
     }
 }

@@ -37,9 +37,7 @@ fn check_probes_this_kernel() {
         "raw tracepoint sk_data_ready",
         "tracepoint sock:inet_sock_set_state",
         "tracepoint sched:sched_switch",
-        "tracepoint sched:sched_wakeup",
         "btf tracepoint sched_switch",
-        "btf tracepoint sched_wakeup",
     ] {
         assert!(f(tp).ok, "{tp} should attach here: {}", report.to_text());
     }

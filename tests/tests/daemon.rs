@@ -282,16 +282,16 @@ fn run_serves_the_mesh_to_prometheus() {
     // does not parse) is what Prometheus asked for and ingested above.
     let r = http::get(addr, "/metrics", None).expect("scrape");
     // Every attached program's skipped runs are exported: this machine's
-    // four socket hooks and the two scheduler hooks.
+    // four socket hooks and the scheduler's one.
     let skipped: Vec<&str> = r
         .body
         .lines()
         .filter(|l| l.starts_with("profiler_program_runs_skipped_total{"))
         .collect();
-    assert_eq!(skipped.len(), 6, "{skipped:?}");
+    assert_eq!(skipped.len(), 5, "{skipped:?}");
     assert!(
         skipped.iter().any(|l| l.starts_with(
-            "profiler_program_runs_skipped_total{hook=\"btf tracepoint sched_wakeup\"}"
+            "profiler_program_runs_skipped_total{hook=\"btf tracepoint sched_switch\"}"
         )),
         "{skipped:?}"
     );

@@ -119,6 +119,24 @@ pub fn sched_per_forward(with: &Phase, without: &Phase) -> f64 {
     ns_per_forward(with) - ns_per_forward(without)
 }
 
+/// Whether `d` is one of the scheduler's programs.
+fn is_sched(d: &ProgramDelta) -> bool {
+    d.name.starts_with("tp_sched_") || d.name.starts_with("tpb_sched_")
+}
+
+/// What the scheduler's programs cost the node in a phase, all told:
+/// (their run time in µs per second of the phase, their runs per second).
+/// For untracked tasks this is what every switch (and, in a design that
+/// hooks them, every wake-up) of the node pays together.
+pub fn sched_us_per_second(p: &Phase) -> (f64, f64) {
+    let (runs, ns) = p
+        .programs
+        .iter()
+        .filter(|d| is_sched(d))
+        .fold((0, 0), |(r, n), d| (r + d.runs, n + d.run_ns));
+    (ns as f64 / 1e3 / p.seconds, runs as f64 / p.seconds)
+}
+
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
@@ -272,6 +290,14 @@ impl Figures {
                 ),
             );
         }
+        let (us, runs) = sched_us_per_second(&self.untracked);
+        line(
+            &mut out,
+            format!(
+                "scheduler hooks for untracked tasks, all told: {us:.0} us of program time a \
+                 second ({runs:.0} runs a second)"
+            ),
+        );
         let sched = sched_per_forward(&self.tracked, &self.unsplit);
         line(
             &mut out,
@@ -286,7 +312,7 @@ impl Figures {
                 .tracked
                 .programs
                 .iter()
-                .filter(|d| d.name.starts_with("tp_sched_") || d.name.starts_with("tpb_sched_"))
+                .filter(|d| is_sched(d))
                 .map(|d| d.runs)
                 .sum();
             let per = runs as f64 / self.tracked.forwards.max(1) as f64;
@@ -403,6 +429,26 @@ mod tests {
         let without = phase(1000, 250, vec![prog(3000, 200_000)]);
         assert_eq!(sched_per_forward(&with, &without), 100.0);
         assert!(sched_per_forward(&phase(0, 0, vec![]), &without).is_nan());
+    }
+
+    #[test]
+    fn sched_time_a_second_sums_only_the_schedulers_programs() {
+        let named = |name: &str, runs, run_ns| ProgramDelta {
+            name: name.into(),
+            runs,
+            run_ns,
+        };
+        let mut p = phase(
+            0,
+            0,
+            vec![
+                named("tpb_sched_switch", 3000, 240_000),
+                named("tp_sched_wakeup", 1000, 60_000),
+                named("rtp_sock_recv_length", 500, 1_000_000),
+            ],
+        );
+        p.seconds = 2.0;
+        assert_eq!(sched_us_per_second(&p), (150.0, 2000.0));
     }
 
     #[test]

@@ -37,11 +37,13 @@ fn report(
         ..Io::default()
     };
     if kind != KIND_CONNECT
+        && sched::split_on()
         && let Some(t) = sched::follow(tgid, tid, at_ns)
     {
-        // SAFETY: a map value; this thread is the one running.
-        let t = unsafe { &*t };
-        let mark = t.mark(at_ns);
+        // SAFETY: a map value; this thread is the one running, on the CPU
+        // its switches are seen from.
+        let t = unsafe { &mut *t };
+        let (mark, waited) = t.mark(at_ns, sched::current_run_delay);
         io.sched_generation = mark.generation;
         io.runnable_ns = mark.runnable_ns;
         io.blocked_ns = mark.blocked_ns;
@@ -52,6 +54,10 @@ fn report(
             } else {
                 r as u32
             };
+        }
+        // The end of the sleep this stint followed, settled by this mark.
+        if let Some((from_ns, wait_ns)) = waited {
+            sched::report_wait(tgid, tid, from_ns, wait_ns);
         }
     }
     if let Some((xmit_ns, edge_ns)) = edge_out {

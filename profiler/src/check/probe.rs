@@ -43,12 +43,19 @@ pub fn run() -> Report {
             "btf",
             true,
             format!(
-                "/sys/kernel/btf/vmlinux parsed; {}; {}; {}; {}; {}",
+                "/sys/kernel/btf/vmlinux parsed; {}; {}; {}; {}; {}; {}",
                 match loader::task_pid_offset() {
                     Ok(off) => format!(
                         "task_struct keeps pid at byte {off} (for the BTF scheduler hooks)"
                     ),
                     Err(why) => format!("{why} (the classic scheduler hooks are used)"),
+                },
+                match loader::task_run_delay_offset() {
+                    Ok(off) => format!(
+                        "task_struct keeps its run-queue wait at byte {off} (for the \
+                         scheduler hooks)"
+                    ),
+                    Err(why) => format!("{why} (no scheduler hooks: process time is not split)"),
                 },
                 match loader::tcp_wstamp_offset() {
                     Ok(off) => format!(
@@ -309,9 +316,12 @@ fn hooks(btf: Option<&Btf>) -> HookProbes {
     for hook in real {
         // Without the pid offset the BTF scheduler hooks attach but see no
         // thread: they are never used so, and not reported as working.
-        let r = match loader::task_pid_offset() {
-            Err(why) if hookset::SCHED_BTF.contains(&hook) => Err(format!(
+        let r = match (loader::task_pid_offset(), loader::task_run_delay_offset()) {
+            (Err(why), _) if hookset::SCHED_BTF.contains(&hook) => Err(format!(
                 "not used: where a task keeps its pid is unknown ({why})"
+            )),
+            (_, Err(why)) if hookset::is_sched(&hook) => Err(format!(
+                "not used: where a task keeps its run-queue wait is unknown ({why})"
             )),
             _ => tries.try_hook(hook),
         };
@@ -384,7 +394,7 @@ fn tc_clsact(sets: &[HookSet], btf: Option<&Btf>) -> Finding {
                 ));
             }
             tc::qdisc_add_clsact("lo").map_err(|e| format!("adding clsact qdisc: {e}"))?;
-            let mut ebpf = loader::open_with(true).map_err(|e| e.to_string())?;
+            let mut ebpf = loader::open_with(true, true).map_err(|e| e.to_string())?;
             let prog: &mut SchedClassifier = ebpf
                 .program_mut("tc_pod_iface")
                 .ok_or("tc_pod_iface missing from the object")?
@@ -413,7 +423,7 @@ fn tc_clsact(sets: &[HookSet], btf: Option<&Btf>) -> Finding {
             for &set in sets {
                 // A fresh object per set: sets share programs (the state
                 // hook), and a program loads once per object.
-                let mut ebpf = loader::open_with(true).map_err(|e| e.to_string())?;
+                let mut ebpf = loader::open_with(true, true).map_err(|e| e.to_string())?;
                 for hook in set.hooks() {
                     loader::attach(&mut ebpf, hook, btf).map_err(|e| {
                         format!(

@@ -27,14 +27,15 @@ pub struct SelectArgs {
     /// which work). Forcing one that does not attach is an error.
     #[arg(long, value_enum, default_value_t = HookSetArg::Auto)]
     pub hook_set: HookSetArg,
-    /// Leave out the scheduler hooks (sched_switch, sched_wakeup), which
-    /// split each forward's process time into on-CPU, run-queue and blocked
-    /// time, and save their cost on every context switch of the node.
+    /// Leave out the scheduler hook (sched_switch) and the threads'
+    /// accounts reads and writes keep for it, which split each forward's
+    /// process time into on-CPU, run-queue and blocked time, and save
+    /// their cost (the hook's on every context switch of the node).
     #[arg(long, conflicts_with = "sched_hooks")]
     pub no_sched_split: bool,
-    /// Which scheduler hooks: auto prefers BTF tracepoints (where the
-    /// kernel's BTF gives a task's pid offset and the kernel takes them),
-    /// then the classic tracepoints. Forcing a kind that does not attach
+    /// Which scheduler hook: auto prefers the BTF tracepoint (where the
+    /// kernel's BTF gives a task's pid offset and the kernel takes it),
+    /// then the classic tracepoint. Forcing a kind that does not attach
     /// leaves process time unsplit, with a warning.
     #[arg(long, value_enum, default_value_t = SchedHooksArg::Auto)]
     pub sched_hooks: SchedHooksArg,

@@ -58,6 +58,12 @@ fn attach_sched(
     if which == SchedHooks::Off {
         return Err("left out (--no-sched-split)".to_string());
     }
+    // Every set splits a thread's time off CPU by its run-queue wait.
+    if let Err(e) = loader::task_run_delay_offset() {
+        return Err(format!(
+            "{e} (a task's run-queue wait, from CONFIG_SCHED_INFO)"
+        ));
+    }
     let mut why = Vec::new();
     for &hooks in which.candidates() {
         if hooks == &hookset::SCHED_BTF[..] {
@@ -119,7 +125,7 @@ impl Kernel {
     pub fn attach(hooks: Hooks) -> Result<Kernel, CollectError> {
         let forced = hooks.set;
         let pod_edge = hooks.pod_edge.clone();
-        let mut ebpf = loader::open_with(hooks.pod_edge.is_some())?;
+        let mut ebpf = loader::open_with(hooks.pod_edge.is_some(), hooks.sched != SchedHooks::Off)?;
         // Rings first: a program must find its ring sized when it first runs.
         let rings = ring::Rings::new(
             take(&mut ebpf, rings::RING_CTL, Array::try_from)?,

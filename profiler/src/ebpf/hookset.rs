@@ -163,21 +163,16 @@ const fn tp_btf(program: &'static str, name: &'static str) -> Hook {
     }
 }
 
-/// The scheduler's hooks, beside any set: they follow the proxy's threads
-/// to split process time into running, runnable and blocked. BTF
-/// tracepoints where the kernel's BTF tells where a task keeps its pid
-/// (no record filled first, a task's pid is a plain load, and a wake-up
-/// from an interrupt that came while another program ran is not skipped).
-pub const SCHED_BTF: [Hook; 2] = [
-    tp_btf("tpb_sched_switch", "sched_switch"),
-    tp_btf("tpb_sched_wakeup", "sched_wakeup"),
-];
+/// The scheduler's hook, beside any set: it follows the proxy's threads
+/// on and off their CPUs to split process time into running, runnable and
+/// blocked (the split of the time off CPU comes from each thread's own
+/// run-queue wait, read by the thread; no wake-up needs a hook). A BTF
+/// tracepoint where the kernel's BTF tells where a task keeps its pid (no
+/// record filled first, a task's pid is a plain load).
+pub const SCHED_BTF: [Hook; 1] = [tp_btf("tpb_sched_switch", "sched_switch")];
 
-/// The classic scheduler tracepoints: where the BTF ones cannot go.
-pub const SCHED_CLASSIC: [Hook; 2] = [
-    tp("tp_sched_switch", "sched", "sched_switch"),
-    tp("tp_sched_wakeup", "sched", "sched_wakeup"),
-];
+/// The classic scheduler tracepoint: where the BTF one cannot go.
+pub const SCHED_CLASSIC: [Hook; 1] = [tp("tp_sched_switch", "sched", "sched_switch")];
 
 /// The scheduler's hooks in order of preference.
 pub const SCHED_PREFERENCE: [&[Hook]; 2] = [&SCHED_BTF, &SCHED_CLASSIC];

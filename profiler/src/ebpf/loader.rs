@@ -71,6 +71,16 @@ pub fn task_pid_offset() -> Result<u32, &'static str> {
     offsets().task_pid.as_ref().copied().map_err(String::as_str)
 }
 
+/// Where this kernel's `task_struct` keeps its run-queue wait
+/// (`sched_info.run_delay`), or why not known (then no scheduler hooks).
+pub fn task_run_delay_offset() -> Result<u32, &'static str> {
+    offsets()
+        .task_run_delay
+        .as_ref()
+        .copied()
+        .map_err(String::as_str)
+}
+
 /// Where this kernel's `tcp_sock` keeps `tcp_wstamp_ns` (kernel_out
 /// needs it), or why not known.
 pub fn tcp_wstamp_offset() -> Result<u32, &'static str> {
@@ -125,18 +135,26 @@ pub fn preferred_sched_hooks() -> &'static [Hook] {
 /// Load the object (maps are created, the per-CPU rings sized for this
 /// machine; programs are loaded one by one by [`attach`]).
 pub fn open() -> Result<Ebpf, EbpfError> {
-    open_with(false)
+    open_with(false, true)
 }
 
 /// As [`open`]; `pod_edge`: the classifiers on the pod edges will run, so
-/// their maps are sized in full and sockets are entered for them.
-pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
+/// their maps are sized in full and sockets are entered for them;
+/// `sched_split`: the scheduler hooks may run, so reads and writes keep
+/// their threads' accounts (without, they keep none: no cost).
+pub fn open_with(pod_edge: bool, sched_split: bool) -> Result<Ebpf, EbpfError> {
     if object().is_empty() {
         return Err(EbpfError::NoObject);
     }
     let cpus = crate::kernel::cpus::possible_ids_end().map_err(EbpfError::Cpus)?;
     // 0 leaves the BTF scheduler hooks inert; they are then not attached.
     let pid_offset = task_pid_offset().unwrap_or(0);
+    // 0 also keeps reads and writes from following threads.
+    let run_delay_offset = if sched_split {
+        task_run_delay_offset().unwrap_or(0)
+    } else {
+        0
+    };
     let edge_on = u32::from(pod_edge);
     let wstamp_offset = tcp_wstamp_offset().unwrap_or(0);
     let net_offset = skc_net_offset().unwrap_or(0);
@@ -160,6 +178,7 @@ pub fn open_with(pod_edge: bool) -> Result<Ebpf, EbpfError> {
         .map_max_entries(edge::SOCK_EDGE_SPILL, spill)
         .map_max_entries(loopback::LOOP_PEERS, peers)
         .override_global(sched::TASK_PID_OFFSET, &pid_offset, true)
+        .override_global(sched::TASK_RUN_DELAY_OFFSET, &run_delay_offset, true)
         .override_global(edge::EDGE_ON, &edge_on, true)
         .override_global(edge::TCP_WSTAMP_OFFSET, &wstamp_offset, true)
         .override_global(loopback::SKC_NET_OFFSET, &net_offset, true)

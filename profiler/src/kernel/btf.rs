@@ -178,6 +178,10 @@ impl<'a> Btf<'a> {
 pub struct Offsets {
     /// `task_struct.pid` (the BTF scheduler hooks).
     pub task_pid: Result<u32, String>,
+    /// `task_struct.sched_info.run_delay`: the task's run-queue wait in all
+    /// (CONFIG_SCHED_INFO), which splits its time off CPU into runnable and
+    /// blocked (every scheduler hook set needs it).
+    pub task_run_delay: Result<u32, String>,
     /// `tcp_sock.tcp_wstamp_ns`: when TCP last sent a packet of the socket
     /// (its departure time; receiving does not move it, unlike
     /// `tcp_clock_cache`), the start of kernel_out.
@@ -208,6 +212,8 @@ pub fn kernel_offsets() -> Offsets {
     };
     Offsets {
         task_pid: found("task_struct", "pid"),
+        task_run_delay: found("task_struct", "sched_info")
+            .and_then(|i| Ok(i + found("sched_info", "run_delay")?)),
         tcp_wstamp_ns: found("tcp_sock", "tcp_wstamp_ns"),
         skc_net: found("sock_common", "skc_net"),
         sk_protocol: found("sock", "sk_protocol"),
