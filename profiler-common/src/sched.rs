@@ -180,7 +180,9 @@ impl ThreadSched {
     }
 
     /// Settles the pending sleep with the thread's run-queue wait now:
-    /// returns its runnable end (None: no sleep pending).
+    /// returns its runnable end (None: no sleep pending). A wait read
+    /// below the one at the sleep's start (an unreadable wait reads 0)
+    /// leaves the whole sleep blocked.
     fn settle(&mut self, run_delay: u64) -> Option<u64> {
         if self.slept_ns == 0 {
             return None;
@@ -188,7 +190,9 @@ impl ThreadSched {
         let w = self.woken_wait(run_delay);
         self.runnable_ns += w;
         self.blocked_ns += self.slept_ns - w;
-        self.remember(self.since_ns.saturating_sub(w), self.since_ns);
+        if w > 0 {
+            self.remember(self.since_ns.saturating_sub(w), self.since_ns);
+        }
         self.slept_ns = 0;
         Some(w)
     }
@@ -264,10 +268,46 @@ impl ThreadSched {
         if self.state != RUNNING {
             self.resync(now, RUNNING);
         }
-        let waited = if self.slept_ns > 0 {
-            self.settle(run_delay()).map(|w| (self.since_ns, w))
-        } else {
-            None
+        let claim = self.claim_sleep();
+        let delay = if claim.is_some() { run_delay() } else { 0 };
+        self.settle_claimed(claim, delay)
+    }
+
+    /// The first half of [`Self::mark`]: takes the pending sleep, (its
+    /// length, the start of the stint after it), before the wait is read.
+    /// A hook that can be preempted (a trampoline's, on a preemptible
+    /// kernel) may see its thread switched out and in meanwhile, and that
+    /// switch out must find no sleep to settle. The store is volatile so
+    /// that it is made before the read, not deferred past it.
+    pub fn claim_sleep(&mut self) -> Option<(u64, u64)> {
+        let slept = self.slept_ns;
+        if slept == 0 {
+            return None;
+        }
+        // SAFETY: a plain store to a field of `self`.
+        unsafe { core::ptr::write_volatile(&mut self.slept_ns, 0) };
+        Some((slept, self.since_ns))
+    }
+
+    /// The second half of [`Self::mark`]: settles the claimed sleep with
+    /// the wait read since, unless a switch moved the account in between
+    /// (then the sleep's split is lost, all of it counted as blocked: it
+    /// is rare, and counting it twice would be worse).
+    pub fn settle_claimed(
+        &mut self,
+        claim: Option<(u64, u64)>,
+        run_delay: u64,
+    ) -> (Mark, Option<(u64, u64)>) {
+        let waited = match claim {
+            Some((slept, since)) if self.since_ns == since && self.state == RUNNING => {
+                self.slept_ns = slept;
+                self.settle(run_delay).map(|w| (since, w))
+            }
+            Some((slept, _)) => {
+                self.blocked_ns += slept;
+                None
+            }
+            None => None,
         };
         let mark = Mark {
             generation: self.generation,
@@ -396,6 +436,62 @@ mod tests {
         let (m, waited) = t.mark(450, || 1_350);
         assert_eq!((m.runnable_ns, m.blocked_ns), (300, 0));
         assert_eq!(waited, Some((400, 300)));
+    }
+
+    #[test]
+    fn a_sleep_settled_at_a_switch_out_splits_the_forward_around_it() {
+        let mut t = ThreadSched::new(7, 0);
+        let (read, _) = t.mark(100, unread);
+        // Asleep 200..800, woken at 700; it runs 800..900 with no read or
+        // write, and is preempted at 900 (settled there), back at 1000.
+        t.switch_out(200, false, || 5_000);
+        t.switch_in(800);
+        assert_eq!(t.switch_out(900, true, || 5_100), (Some(100), true));
+        t.switch_in(1_000);
+        let (write, waited) = t.mark(1_100, unread);
+        assert_eq!(waited, None);
+        let s = Split::between(Some(read), Some(write), 1_000).expect("one following");
+        assert_eq!(
+            (s.on_cpu_ns, s.runnable_ns, s.blocked_ns),
+            (100 + 100 + 100, 100 + 100, 500)
+        );
+        assert_eq!(t.runnable_within(0, 1_100), 200);
+    }
+
+    #[test]
+    fn an_unreadable_wait_leaves_the_sleep_blocked() {
+        let mut t = ThreadSched::new(7, 0);
+        t.switch_out(100, false, || 9_000);
+        t.switch_in(700);
+        // The read failed and gave 0.
+        let (m, waited) = t.mark(750, || 0);
+        assert_eq!(waited, Some((700, 0)));
+        assert_eq!((m.runnable_ns, m.blocked_ns), (0, 600));
+        // A zero wait leaves no interval in the history.
+        assert_eq!(t.next, 0);
+    }
+
+    #[test]
+    fn a_switch_while_a_mark_reads_the_wait_settles_nothing_twice() {
+        let mut t = ThreadSched::new(7, 0);
+        t.switch_out(100, false, || 0);
+        t.switch_in(700);
+        // The mark is preempted as it reads the wait: the thread is
+        // switched out (runnable) and back in by the hook meanwhile.
+        let claim = t.claim_sleep();
+        assert_eq!(claim, Some((600, 700)));
+        assert_eq!(t.switch_out(760, true, unread), (None, true));
+        assert_eq!(t.switch_in(800), (Some(40), true));
+        let (m, waited) = t.settle_claimed(claim, 50);
+        // The sleep is counted once, as blocked; the preemption as runnable.
+        assert_eq!(waited, None);
+        assert_eq!((m.runnable_ns, m.blocked_ns), (40, 600));
+        // Undisturbed, the two halves are the mark.
+        let mut u = ThreadSched::new(7, 0);
+        u.switch_out(100, false, || 0);
+        u.switch_in(700);
+        let claim = u.claim_sleep();
+        assert_eq!(u.settle_claimed(claim, 50).1, Some((700, 50)));
     }
 
     #[test]

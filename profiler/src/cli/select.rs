@@ -35,7 +35,8 @@ pub struct SelectArgs {
     pub no_sched_split: bool,
     /// Which scheduler hook: auto prefers the BTF tracepoint (where the
     /// kernel's BTF gives a task's pid offset and the kernel takes it),
-    /// then the classic tracepoint. Forcing a kind that does not attach
+    /// then the classic tracepoint. Either needs the offset of a task's
+    /// run-queue wait from the kernel's BTF. Forcing a kind that does not attach
     /// leaves process time unsplit, with a warning.
     #[arg(long, value_enum, default_value_t = SchedHooksArg::Auto)]
     pub sched_hooks: SchedHooksArg,

@@ -84,6 +84,9 @@ pub struct Aggregate {
     /// Snapshots only (empty in the daemon): each sidecar's series of
     /// intervals between CPU samples (same positions).
     pub intervals: Vec<Intervals>,
+    /// Whether the scheduler hooks attached: without them the reads' and
+    /// writes' thread accounts never moved, and no forward is split.
+    pub sched_split: bool,
 }
 
 impl Aggregate {
@@ -107,6 +110,7 @@ impl Aggregate {
             cpu: Vec::new(),
             waits: Vec::new(),
             intervals: Vec::new(),
+            sched_split: true,
         }
     }
 
@@ -257,6 +261,9 @@ impl Aggregate {
                 let edge = self.edge_in.remove(&io.sk);
                 if let Some(role) = self.role(&io) {
                     let mut r = Read::from(&io);
+                    if !self.sched_split {
+                        r.mark = None;
+                    }
                     r.edge_ns = edge.map_or(0, |e| e.start_for(io.arrival_ns));
                     self.pairing.on_read(&r, role);
                 }
@@ -268,7 +275,10 @@ impl Aggregate {
             Event::Write(io) => {
                 if let Some(role) = self.role(&io) {
                     let mut forwards = std::mem::take(&mut self.forwards);
-                    let w = Write::from(&io);
+                    let mut w = Write::from(&io);
+                    if !self.sched_split {
+                        w.mark = None;
+                    }
                     self.pairing.on_write(&w, role, &mut forwards);
                     for f in forwards.drain(..) {
                         self.record(&f);

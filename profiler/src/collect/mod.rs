@@ -80,6 +80,7 @@ impl Session {
             last_drain: Instant::now(),
             ring_rate: 0.0,
         };
+        s.agg.sched_split = s.kernel.sched.is_ok();
         s.set_sidecars(sidecars)?;
         Ok(s)
     }

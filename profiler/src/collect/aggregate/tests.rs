@@ -163,3 +163,29 @@ fn a_gone_sidecar_is_forgotten_after_the_ttl_with_its_figures() {
     assert!(t.tgids.is_empty() && t.ports.is_empty());
     assert!(a.sidecars.is_empty() && a.hops.by_key.is_empty());
 }
+
+#[test]
+fn without_the_scheduler_hooks_no_forward_is_split() {
+    // The same forward, its read and write marked by one following of the
+    // thread: split when the hooks attached, not when they did not (the
+    // marks then never moved, and would read as all on-CPU).
+    let marked = |ev: Event| match ev {
+        Event::Read(mut io) => {
+            io.sched_generation = 5;
+            Event::Read(io)
+        }
+        Event::Write(mut io) => {
+            io.sched_generation = 5;
+            Event::Write(io)
+        }
+        other => other,
+    };
+    for attached in [true, false] {
+        let mut a = with_sockets();
+        a.sched_split = attached;
+        a.apply(marked(io(KIND_READ, DOWN, 1_010_000, 1_000_000)));
+        a.apply(marked(io(KIND_WRITE, UP, 1_040_000, 0)));
+        let req = &a.hops.by_key[&(0, Direction::Inbound, Leg::Request)];
+        assert_eq!((req.forwards, req.split), (1, u64::from(attached)));
+    }
+}
