@@ -36,8 +36,8 @@ pub struct SelectArgs {
     /// Which scheduler hook: auto prefers the BTF tracepoint (where the
     /// kernel's BTF gives a task's pid offset and the kernel takes it),
     /// then the classic tracepoint. Either needs the offset of a task's
-    /// run-queue wait from the kernel's BTF. Forcing a kind that does not attach
-    /// leaves process time unsplit, with a warning.
+    /// run-queue wait from the kernel's BTF. Forcing a kind that does not
+    /// attach leaves process time unsplit, with a warning.
     #[arg(long, value_enum, default_value_t = SchedHooksArg::Auto)]
     pub sched_hooks: SchedHooksArg,
     /// Also time the kernel's part where data enters and leaves each

@@ -255,15 +255,19 @@ impl Aggregate {
         self.events = events;
     }
 
-    pub fn apply(&mut self, ev: Event) {
+    pub fn apply(&mut self, mut ev: Event) {
+        // Without the scheduler hooks a read's or write's thread account
+        // never moved: it marks no split.
+        if !self.sched_split
+            && let Event::Read(io) | Event::Write(io) = &mut ev
+        {
+            io.sched_generation = 0;
+        }
         match ev {
             Event::Read(io) => {
                 let edge = self.edge_in.remove(&io.sk);
                 if let Some(role) = self.role(&io) {
                     let mut r = Read::from(&io);
-                    if !self.sched_split {
-                        r.mark = None;
-                    }
                     r.edge_ns = edge.map_or(0, |e| e.start_for(io.arrival_ns));
                     self.pairing.on_read(&r, role);
                 }
@@ -275,10 +279,7 @@ impl Aggregate {
             Event::Write(io) => {
                 if let Some(role) = self.role(&io) {
                     let mut forwards = std::mem::take(&mut self.forwards);
-                    let mut w = Write::from(&io);
-                    if !self.sched_split {
-                        w.mark = None;
-                    }
+                    let w = Write::from(&io);
                     self.pairing.on_write(&w, role, &mut forwards);
                     for f in forwards.drain(..) {
                         self.record(&f);
