@@ -57,6 +57,10 @@ pub struct Tracking {
 pub struct Aggregate {
     /// Events not yet paired, in time order after each ingest.
     events: Vec<Event>,
+    /// Reused between ingests: the events' time order, and the buffer the
+    /// events left for the next ingest are gathered in.
+    order: Vec<u128>,
+    spare: Vec<Event>,
     /// Reused between ingests.
     forwards: Vec<Forward>,
     pub pairing: Pairing,
@@ -95,6 +99,8 @@ impl Aggregate {
     pub fn new(excluded_ports: Vec<u16>, detail: bool) -> Aggregate {
         Aggregate {
             events: Vec::new(),
+            order: Vec::new(),
+            spare: Vec::new(),
             forwards: Vec::new(),
             pairing: Pairing::default(),
             sidecars: Vec::new(),
@@ -246,13 +252,19 @@ impl Aggregate {
                 None => self.tally.bad_records += 1,
             }
         }
-        decode::in_time_order(&mut self.events);
-        let ready = self.events.partition_point(|e| e.order().0 < horizon);
-        let mut events = std::mem::take(&mut self.events);
-        for ev in events.drain(..ready) {
-            self.apply(ev);
+        let mut order = std::mem::take(&mut self.order);
+        decode::time_order(&self.events, &mut order);
+        let ready = order.partition_point(|&k| decode::key_time(k) < horizon);
+        let events = std::mem::take(&mut self.events);
+        let mut later = std::mem::take(&mut self.spare);
+        later.clear();
+        later.extend(order[ready..].iter().map(|&k| events[decode::key_index(k)]));
+        for &k in &order[..ready] {
+            self.apply(events[decode::key_index(k)]);
         }
-        self.events = events;
+        self.events = later;
+        self.spare = events;
+        self.order = order;
     }
 
     pub fn apply(&mut self, mut ev: Event) {

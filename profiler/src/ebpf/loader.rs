@@ -274,6 +274,9 @@ pub fn short_reason(e: &EbpfError) -> String {
         },
     } = e
     {
+        // Whole, for whoever asks (RUST_LOG=debug): the reason below is one
+        // line of it.
+        log::debug!("{hook}: the verifier's log:\n{verifier_log}");
         return match super::verifier::reason(&verifier_log.to_string()) {
             Some(why) => format!("{hook}: the verifier refused it ({io_error}): {why}"),
             None => format!("{hook}: BPF_PROG_LOAD returned {io_error}"),
