@@ -60,7 +60,9 @@ struct Discovered {
 }
 
 fn sample_all(sidecars: &[Sidecar], sampler: &mut crate::cpu::Sampler) -> Vec<crate::cpu::Sample> {
-    sidecars.iter().map(|s| sampler.sample(&s.procs)).collect()
+    let samples = sidecars.iter().map(|s| sampler.sample(&s.procs)).collect();
+    sampler.sweep();
+    samples
 }
 
 impl Engine {

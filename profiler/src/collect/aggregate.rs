@@ -10,7 +10,7 @@ use std::{
 
 use profiler_common::{
     edge::EdgeIn,
-    events::Io,
+    events::{Io, RunnableWait},
     pairing::{Forward, Pairing, Read, Role, Write},
     ring::Record,
     sock::SockInfo,
@@ -242,16 +242,32 @@ impl Aggregate {
         self.socks.len()
     }
 
-    /// Decode `records`, then pair every event before `horizon` (ns, the
-    /// kernel's clock); later ones wait for the next ingest, when a CPU's
-    /// ring may still hold an earlier event of the same thread.
+    /// Decode `records`, then pair every event before `horizon`
+    /// ([`Aggregate::take`] each, then [`Aggregate::settle`]).
+    #[cfg(test)]
     pub fn ingest(&mut self, records: &[Record], horizon: u64) {
         for r in records {
-            match decode::decode_record(r) {
-                Some(ev) => self.events.push(ev),
-                None => self.tally.bad_records += 1,
-            }
+            self.take(r);
         }
+        self.settle(horizon);
+    }
+
+    /// Decode one record, to be paired at the next [`Aggregate::settle`].
+    /// A run-queue wait is counted at once: it is paired with nothing, so
+    /// its order among the others does not matter (and it is about a
+    /// quarter of the records: none of them sorted saves the daemon that).
+    pub fn take(&mut self, r: &Record) {
+        match decode::decode_record(r) {
+            Some(Event::RunnableWait(w)) => self.runnable_wait(&w),
+            Some(ev) => self.events.push(ev),
+            None => self.tally.bad_records += 1,
+        }
+    }
+
+    /// Pair every event taken before `horizon` (ns, the kernel's clock);
+    /// later ones wait for the next settle, when a CPU's ring may still
+    /// hold an earlier event of the same thread.
+    pub fn settle(&mut self, horizon: u64) {
         let mut order = std::mem::take(&mut self.order);
         decode::time_order(&self.events, &mut order);
         let ready = order.partition_point(|&k| decode::key_time(k) < horizon);
@@ -312,20 +328,23 @@ impl Aggregate {
                 }
                 self.socks.insert(sk, info);
             }
-            Event::RunnableWait(w) => {
-                if let Some(&i) = self.by_tgid.get(&w.tgid) {
-                    if let Some(waits) = self.waits.get_mut(i) {
-                        waits.record(w.wait_ns);
-                    }
-                    if let Some(series) = self.intervals.get_mut(i) {
-                        series.wait(w.wait_ns);
-                    }
-                }
-            }
+            Event::RunnableWait(w) => self.runnable_wait(&w),
             Event::SockClose { sk, .. } => {
                 self.socks.remove(&sk);
                 self.edge_in.remove(&sk);
                 self.pairing.on_close(sk);
+            }
+        }
+    }
+
+    /// A followed thread of a tracked sidecar waited runnable.
+    fn runnable_wait(&mut self, w: &RunnableWait) {
+        if let Some(&i) = self.by_tgid.get(&w.tgid) {
+            if let Some(waits) = self.waits.get_mut(i) {
+                waits.record(w.wait_ns);
+            }
+            if let Some(series) = self.intervals.get_mut(i) {
+                series.wait(w.wait_ns);
             }
         }
     }

@@ -294,8 +294,8 @@ impl Kernel {
 
     /// Append every record the kernel has reported so far; returns the
     /// most one CPU's ring held.
-    pub fn drain(&mut self, out: &mut Vec<Record>) -> u64 {
-        self.rings.drain(out)
+    pub fn drain(&mut self, each: impl FnMut(&Record)) -> (u64, usize) {
+        self.rings.drain(each)
     }
 
     /// Records one CPU's ring holds.

@@ -14,7 +14,7 @@ pub use decode::Event;
 
 use std::time::Instant;
 
-use profiler_common::{maps::Counter, ring::Record};
+use profiler_common::maps::Counter;
 
 use crate::{
     discovery::{ProcInfo, Sidecar},
@@ -53,8 +53,6 @@ pub enum CollectError {
 pub struct Session {
     kernel: kernel::Kernel,
     pub agg: Aggregate,
-    /// Reused between drains.
-    records: Vec<Record>,
     /// Proxy threads the scheduler hooks follow (at the last prune).
     threads_followed: usize,
     /// The last drain, and how fast the fullest CPU's ring filled before it
@@ -75,7 +73,6 @@ impl Session {
         let mut s = Session {
             kernel: kernel::Kernel::attach(hooks)?,
             agg: Aggregate::new(excluded_ports, detail),
-            records: Vec::new(),
             threads_followed: 0,
             last_drain: Instant::now(),
             ring_rate: 0.0,
@@ -126,16 +123,16 @@ impl Session {
     }
 
     fn drain_until(&mut self, horizon: u64) -> usize {
-        self.records.clear();
-        let fullest = self.kernel.drain(&mut self.records);
+        let agg = &mut self.agg;
+        let (fullest, taken) = self.kernel.drain(|r| agg.take(r));
         let now = Instant::now();
         let secs = now.duration_since(self.last_drain).as_secs_f64();
         if secs > 0.0 {
             self.ring_rate = fullest as f64 / secs;
         }
         self.last_drain = now;
-        self.agg.ingest(&self.records, horizon);
-        self.records.len()
+        self.agg.settle(horizon);
+        taken
     }
 
     /// How fast the fullest CPU's ring filled between the last two drains

@@ -116,11 +116,14 @@ impl Rings {
         self.slots
     }
 
-    /// Append every record published since the last drain, CPU by CPU
-    /// (each CPU's records in the order it wrote them); returns the most
-    /// one CPU's ring held.
-    pub fn drain(&mut self, out: &mut Vec<Record>) -> u64 {
+    /// Hand `each` every record published since the last drain, CPU by
+    /// CPU (each CPU's records in the order it wrote them), one at a time
+    /// from a copy on the stack: the records go to their decoding without
+    /// a buffer of their own between (one 64-byte copy a record less).
+    /// Returns the most one CPU's ring held, and how many were handed.
+    pub fn drain(&mut self, mut each: impl FnMut(&Record)) -> (u64, usize) {
         let mut fullest = 0;
+        let mut taken = 0;
         for cpu in 0..self.cpus {
             let ctl = self.ctl(cpu);
             // SAFETY: the control block lives in the mapping, 8-byte aligned
@@ -134,18 +137,20 @@ impl Rings {
             };
             let range = readable(head, tail, self.slots);
             fullest = fullest.max(range.end - range.start);
+            taken += (range.end - range.start) as usize;
             for pos in range.clone() {
                 let i = record_index(cpu, pos, self.slots) as usize;
                 // SAFETY: i < cpus * slots, the mapping's entry count; a
                 // published slot is not rewritten until tail passes it.
-                out.push(unsafe {
+                let r = unsafe {
                     self.records
                         .ptr
                         .as_ptr()
                         .cast::<Record>()
                         .add(i)
                         .read_volatile()
-                });
+                };
+                each(&r);
             }
             // SAFETY: as above; Release: the reads above happen before the
             // kernel may reuse these slots.
@@ -153,6 +158,6 @@ impl Rings {
                 AtomicU64::from_ptr(&raw mut (*ctl).tail).store(range.end, Ordering::Release)
             };
         }
-        fullest
+        (fullest, taken)
     }
 }

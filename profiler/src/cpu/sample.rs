@@ -111,7 +111,7 @@ impl Memo {
         let path = format!("/proc/{pid}/task/{tid}/comm");
         let n = self
             .reader
-            .text(Path::new(&path))
+            .once(Path::new(&path))
             .map(|c| c.trim_end().to_string())
             .unwrap_or_default();
         self.names.insert((pid, tid), n.clone());
@@ -222,9 +222,17 @@ impl Sampler {
         Sampler {
             acc,
             dirs: HashMap::new(),
-            memo: Memo::default(),
+            memo: Memo {
+                reader: Reader::keeping(super::read::keep_max()),
+                ..Memo::default()
+            },
             thread_ticks,
         }
+    }
+
+    /// A pass over every sidecar is done: close the files it did not read.
+    pub fn sweep(&mut self) {
+        self.memo.reader.sweep();
     }
 
     /// Sample the processes `procs` ((pid, start time) each; one that is

@@ -30,7 +30,8 @@ pub struct HopStats {
     pub split: u64,
     pub bytes: u64,
     /// Each component in the exported buckets, in [`COMPONENTS`] order:
-    /// what the daemon serves, a few hundred bytes each.
+    /// what the daemon serves, a few hundred bytes each. Those not in
+    /// [`EXPORTED`] stay empty.
     pub exported: [Buckets; COMPONENTS.len()],
     /// The same in HDR histograms, for a snapshot's percentiles; None in
     /// the daemon, which exports buckets only (each HDR histogram spans
@@ -153,9 +154,11 @@ impl HopStats {
         self.split += u64::from(f.split.is_some());
         self.bytes += f.bytes;
         let values = components(f);
-        for (b, v) in self.exported.iter_mut().zip(values) {
-            if let Some(v) = v {
-                b.record(v);
+        // Only what is served: blocked and queue_runqueue are a
+        // snapshot's, from its HDR histograms.
+        for i in EXPORTED {
+            if let Some(v) = values[i] {
+                self.exported[i].record(v);
             }
         }
         if let Some(d) = &mut self.detail {
@@ -308,10 +311,23 @@ mod tests {
         s.record(&f);
         assert_eq!((s.forwards, s.split), (2, 1));
         assert_eq!(s.exported[PROCESS].count, 2);
-        let parts = [ON_CPU, RUNQUEUE, BLOCKED, QUEUE_RUNQUEUE].map(|i| s.exported[i].sum_ns);
-        assert_eq!(parts, [30_000, 60_000, 10_000, 4_000]);
+        let parts = [ON_CPU, RUNQUEUE].map(|i| s.exported[i].sum_ns);
+        assert_eq!(parts, [30_000, 60_000]);
         assert_eq!(s.exported[ON_CPU].count, 1);
+        // Not served: in the HDR histograms only.
+        assert_eq!(
+            s.exported[BLOCKED].count + s.exported[QUEUE_RUNQUEUE].count,
+            0
+        );
         let p = s.percentiles();
+        // One value each, within an HDR bucket's width (3 digits).
+        assert!(
+            (p[BLOCKED].max / 10.0 - 1.0).abs() < 0.03,
+            "{:?}",
+            p[BLOCKED]
+        );
+        let q = p[QUEUE_RUNQUEUE].max;
+        assert!((q / 4.0 - 1.0).abs() < 0.03, "{:?}", p[QUEUE_RUNQUEUE]);
         assert!((p[RUNQUEUE].p50 - 60.0).abs() < 0.6, "{:?}", p[RUNQUEUE]);
         assert_eq!(s.exported[TOTAL].count, 2);
         assert_eq!(s.exported[QUEUE].sum_ns, 20_000);
