@@ -414,11 +414,18 @@ mod tests {
         assert_eq!(t.switch_out(900, true, unread), (None, true));
     }
 
+    /// A thread followed from 0, asleep from 100 (its run-queue wait then
+    /// `wait`), running again from `back`.
+    fn slept_from_100(wait: u64, back: u64) -> ThreadSched {
+        let mut t = ThreadSched::new(7, 0);
+        t.switch_out(100, false, || wait);
+        t.switch_in(back);
+        t
+    }
+
     #[test]
     fn a_sleep_no_read_settled_is_settled_as_the_thread_leaves() {
-        let mut t = ThreadSched::new(7, 0);
-        t.switch_out(100, false, || 1_000);
-        t.switch_in(800);
+        let mut t = slept_from_100(1_000, 800);
         // Asleep again at 900: its wait is read once, for both sleeps.
         assert_eq!(t.switch_out(900, false, || 1_100), (Some(100), true));
         assert_eq!(t.switch_in(1_500), (None, true));
@@ -430,9 +437,7 @@ mod tests {
     #[test]
     fn a_wait_longer_than_its_sleep_is_held_within_it() {
         // The kernel's run-queue clock ran ahead of this one over the sleep.
-        let mut t = ThreadSched::new(7, 0);
-        t.switch_out(100, false, || 1_000);
-        t.switch_in(400);
+        let mut t = slept_from_100(1_000, 400);
         let (m, waited) = t.mark(450, || 1_350);
         assert_eq!((m.runnable_ns, m.blocked_ns), (300, 0));
         assert_eq!(waited, Some((400, 300)));
@@ -460,9 +465,7 @@ mod tests {
 
     #[test]
     fn an_unreadable_wait_leaves_the_sleep_blocked() {
-        let mut t = ThreadSched::new(7, 0);
-        t.switch_out(100, false, || 9_000);
-        t.switch_in(700);
+        let mut t = slept_from_100(9_000, 700);
         // The read failed and gave 0.
         let (m, waited) = t.mark(750, || 0);
         assert_eq!(waited, Some((700, 0)));

@@ -162,8 +162,7 @@ fn a_cpu_quota_shows_as_throttled_time_and_run_queue_not_on_cpu() {
         "client outbound request, unthrottled at 400 req/s -> 10% quota unthrottled load: \
          process p99 {:.1} -> {:.1}, on cpu p99 {:.1} -> {:.1}, runqueue p99 {:.1} -> {:.1} \
          (max {:.1} -> {:.1}), \
-         blocked p99 {:.1} -> {:.1}, queue p99 {:.1} -> {:.1} (of it runnable {:.1} -> {:.1}) \
-         us; run-queue waits {:?}",
+         blocked p99 {:.1} -> {:.1} us (each leg's queue below); run-queue waits {:?}",
         before.process_us.p99,
         after.process_us.p99,
         before.on_cpu_us.p99,
@@ -174,10 +173,6 @@ fn a_cpu_quota_shows_as_throttled_time_and_run_queue_not_on_cpu() {
         after.runqueue_us.max,
         before.blocked_us.p99,
         after.blocked_us.p99,
-        before.queue_us.p99,
-        after.queue_us.p99,
-        before.queue_runqueue_us.p99,
-        after.queue_runqueue_us.p99,
         cpu.runqueue_wait_us,
     );
     assert!(
