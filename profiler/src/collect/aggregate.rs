@@ -55,13 +55,13 @@ pub struct Tracking {
 }
 
 pub struct Aggregate {
-    /// Events not yet paired, in time order after each ingest.
+    /// Events taken and not yet paired (in time order after each settle).
     events: Vec<Event>,
-    /// Reused between ingests: the events' time order, and the buffer the
-    /// events left for the next ingest are gathered in.
+    /// Reused between settles: the events' time order, and the buffer the
+    /// events left for the next settle are gathered in.
     order: Vec<u128>,
     spare: Vec<Event>,
-    /// Reused between ingests.
+    /// Reused between settles.
     forwards: Vec<Forward>,
     pub pairing: Pairing,
     pub sidecars: Vec<Sidecar>,

@@ -292,8 +292,8 @@ impl Kernel {
         self.edges.as_ref()
     }
 
-    /// Append every record the kernel has reported so far; returns the
-    /// most one CPU's ring held.
+    /// Hand `each` every record the kernel has reported so far; returns
+    /// the most one CPU's ring held, and how many were handed.
     pub fn drain(&mut self, each: impl FnMut(&Record)) -> (u64, usize) {
         self.rings.drain(each)
     }

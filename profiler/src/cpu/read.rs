@@ -51,6 +51,7 @@ impl Reader {
     }
 
     /// Files kept open now.
+    #[cfg(test)]
     pub fn kept(&self) -> usize {
         self.open.len()
     }
@@ -65,36 +66,34 @@ impl Reader {
 
     /// The text of a file read once (never kept open).
     pub fn once(&mut self, path: &Path) -> Option<&str> {
-        let f = File::open(path).ok()?;
-        read_whole(&f, &mut self.buf)?;
+        self.open_and_read(path)?;
         std::str::from_utf8(&self.buf).ok()
     }
 
     /// The file's text, or None when it cannot be opened or read, or is not
     /// UTF-8.
     pub fn text(&mut self, path: &Path) -> Option<&str> {
-        let pass = self.pass;
-        let kept = match self.open.get_mut(path) {
-            Some((f, used)) => {
-                *used = pass;
-                let ok = read_whole(f, &mut self.buf);
-                if ok.is_none() {
-                    // Gone (its process ended, its cgroup removed).
-                    self.open.remove(path);
-                    return None;
-                }
-                true
+        if let Some((f, used)) = self.open.get_mut(path) {
+            *used = self.pass;
+            if read_whole(f, &mut self.buf).is_none() {
+                // Gone (its process ended, its cgroup removed).
+                self.open.remove(path);
+                return None;
             }
-            None => false,
-        };
-        if !kept {
-            let f = File::open(path).ok()?;
-            read_whole(&f, &mut self.buf)?;
+        } else {
+            let f = self.open_and_read(path)?;
             if self.open.len() < self.keep_max {
-                self.open.insert(path.to_path_buf(), (f, pass));
+                self.open.insert(path.to_path_buf(), (f, self.pass));
             }
         }
         std::str::from_utf8(&self.buf).ok()
+    }
+
+    /// Open `path` and read it into the buffer; the open file.
+    fn open_and_read(&mut self, path: &Path) -> Option<File> {
+        let f = File::open(path).ok()?;
+        read_whole(&f, &mut self.buf)?;
+        Some(f)
     }
 }
 
