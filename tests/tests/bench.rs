@@ -32,6 +32,8 @@ fn bench_smoke_runs_every_part_and_writes_the_users_view() {
         "goal: fixed-rate client p99",
         "goal: throughput with the pod edge's classifiers",
         "pod edge classifiers (--pod-edge):",
+        "a program that only tests whether the incoming task is followed",
+        "the floor of following threads through their switches",
     ] {
         assert!(stdout.contains(line), "no {line:?} in:\n{stdout}");
     }

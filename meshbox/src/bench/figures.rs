@@ -47,6 +47,9 @@ pub struct Figures {
     pub clock_floor: Option<ProgramDelta>,
     /// An empty program on sched_switch during the untracked phase.
     pub switch_floor: Option<ProgramDelta>,
+    /// A program on sched_switch that only tests whether the incoming task
+    /// is followed, beside it: the least a filtering program pays there.
+    pub filter_floor: Option<ProgramDelta>,
     pub untracked: Phase,
     pub tracked: Phase,
     /// As `tracked`, without the scheduler hooks.
@@ -135,6 +138,31 @@ pub fn sched_us_per_second(p: &Phase) -> (f64, f64) {
         .filter(|d| is_sched(d))
         .fold((0, 0), |(r, n), d| (r + d.runs, n + d.run_ns));
     (ns as f64 / 1e3 / p.seconds, runs as f64 / p.seconds)
+}
+
+/// The least the scheduler hooks can cost per forward in a design that
+/// follows threads through sched_switch: every switch of the tracked phase
+/// tests its task (`filter_ns`, a program that does only that), and each
+/// switch the sidecars' threads added (tracked phase minus the untracked
+/// one, scaled to the same requests) also reads the clock (`clock_ns`, what
+/// reading it adds to a program). Returns (switches per forward, the
+/// sidecars' part of them, the floor in ns per forward).
+pub fn sched_floor_per_forward(
+    tracked: &Phase,
+    untracked: &Phase,
+    filter_ns: f64,
+    clock_ns: f64,
+) -> (f64, f64, f64) {
+    let runs: u64 = tracked
+        .programs
+        .iter()
+        .filter(|d| is_sched(d))
+        .map(|d| d.runs)
+        .sum();
+    let per = runs as f64 / tracked.forwards.max(1) as f64;
+    let added = ab_per_forward(tracked, untracked, |d| if is_sched(d) { d.runs } else { 0 })
+        .clamp(0.0, per);
+    (per, added, per * filter_ns + added * clock_ns)
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -289,6 +317,19 @@ impl Figures {
                     verdict(above <= 15.0)
                 ),
             );
+            if let Some(f) = &self.filter_floor {
+                line(
+                    &mut out,
+                    format!(
+                        "  a program that only tests whether the incoming task is followed ({}): \
+                         {:.1} ns/run, {:.1} above the empty one; the profiler's {:.1} above it",
+                        f.name,
+                        f.mean_ns(),
+                        f.mean_ns() - floor.mean_ns(),
+                        sw.mean_ns() - f.mean_ns()
+                    ),
+                );
+            }
         }
         let (us, runs) = sched_us_per_second(&self.untracked);
         line(
@@ -323,6 +364,28 @@ impl Figures {
                      {:.1} ns = {:.0} ns",
                     f.mean_ns(),
                     per * f.mean_ns()
+                ),
+            );
+        }
+        if let (Some(filter), Some(empty), Some(clock)) =
+            (&self.filter_floor, &self.floor, &self.clock_floor)
+        {
+            let clock_ns = clock.mean_ns() - empty.mean_ns();
+            let (per, added, floor) =
+                sched_floor_per_forward(&self.tracked, &self.untracked, filter.mean_ns(), clock_ns);
+            line(
+                &mut out,
+                format!(
+                    "  the floor of following threads through their switches: {per:.2} \
+                     invocations per forward x {:.1} ns (a task tested) + {added:.2} of them \
+                     the sidecars' threads' (A/B) x {clock_ns:.1} ns (the clock read) = \
+                     {floor:.0} ns, before any account is kept{}",
+                    filter.mean_ns(),
+                    if floor > 100.0 {
+                        " (the target is under it)"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }
@@ -429,6 +492,32 @@ mod tests {
         let without = phase(1000, 250, vec![prog(3000, 200_000)]);
         assert_eq!(sched_per_forward(&with, &without), 100.0);
         assert!(sched_per_forward(&phase(0, 0, vec![]), &without).is_nan());
+    }
+
+    #[test]
+    fn sched_floor_counts_a_test_per_switch_and_a_clock_per_added_one() {
+        let named = |name: &str, runs, run_ns| ProgramDelta {
+            name: name.into(),
+            runs,
+            run_ns,
+        };
+        // Untracked: 1000 requests, 2000 switches. Tracked: 1000 requests,
+        // 4000 forwards, 5000 switches: 1.25 a forward, 0.75 of them added.
+        let untracked = phase(0, 1000, vec![named("tpb_sched_switch", 2000, 0)]);
+        let tracked = phase(
+            4000,
+            1000,
+            vec![
+                named("tpb_sched_switch", 5000, 0),
+                named("rtp_sock_recv_length", 9000, 0),
+            ],
+        );
+        let (per, added, floor) = sched_floor_per_forward(&tracked, &untracked, 80.0, 40.0);
+        assert_eq!((per, added), (1.25, 0.75));
+        assert_eq!(floor, 1.25 * 80.0 + 0.75 * 40.0);
+        // More switches untracked than tracked: none added, never below 0.
+        let busy = phase(0, 1000, vec![named("tpb_sched_switch", 9000, 0)]);
+        assert_eq!(sched_floor_per_forward(&tracked, &busy, 80.0, 40.0).1, 0.0);
     }
 
     #[test]

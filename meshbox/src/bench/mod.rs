@@ -63,6 +63,8 @@ const REF_EMPTY: &str = "probe_tracepoint";
 const REF_CLOCK: &str = "probe_clock";
 const REF_SWITCH: &str = "probe_sched_switch";
 const REF_BTF_SWITCH: &str = "probe_btf_tracepoint";
+const REF_FILTER: &str = "probe_sched_filter";
+const REF_BTF_FILTER: &str = "probe_btf_filter";
 
 /// Each of `hooks` loaded and attached in an object of its own (a program
 /// is loaded for one attachment), held until the objects are dropped.
@@ -162,14 +164,17 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
     // program costs here (stats bookkeeping included), and what one that
     // only reads the clock costs.
     let mut reference = ebpf::open()?;
-    // The switch floor is an empty program where the preferred scheduler
-    // hooks put theirs on sched_switch, of the same kind.
+    // The switch floors are an empty program where the preferred scheduler
+    // hooks put theirs on sched_switch, of the same kind, and one that only
+    // tests whether the incoming task is followed.
     let sched_switch = ebpf::loader::preferred_sched_hooks()[0].attach;
+    let btf = matches!(sched_switch, Attach::BtfTracepoint { .. });
     let switch_ref = Hook {
-        program: match sched_switch {
-            Attach::BtfTracepoint { .. } => REF_BTF_SWITCH,
-            _ => REF_SWITCH,
-        },
+        program: if btf { REF_BTF_SWITCH } else { REF_SWITCH },
+        attach: sched_switch,
+    };
+    let filter_ref = Hook {
+        program: if btf { REF_BTF_FILTER } else { REF_FILTER },
         attach: sched_switch,
     };
     for hook in [
@@ -181,7 +186,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
         attach: Attach::Tracepoint { category, name },
     })
     .into_iter()
-    .chain([switch_ref])
+    .chain([switch_ref, filter_ref])
     {
         ebpf::loader::attach(&mut reference, &hook, None)?;
     }
@@ -199,6 +204,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
     let floor = measured(REF_EMPTY);
     let clock_floor = measured(REF_CLOCK);
     let switch_floor = measured(switch_ref.program);
+    let filter_floor = measured(filter_ref.program);
     drop(reference);
     drop(m);
 
@@ -249,6 +255,7 @@ pub fn run(o: &BenchOptions) -> Result<Figures, BoxError> {
         floor,
         clock_floor,
         switch_floor,
+        filter_floor,
         untracked,
         tracked,
         unsplit,

@@ -20,13 +20,13 @@ use crate::track::sched::{self, TASK_RUN_DELAY_OFFSET};
 /// global is a constant to the verifier, which checks the load against the
 /// kernel's own type. 0: unknown, and the BTF hook is never attached.
 #[unsafe(no_mangle)]
-static TASK_PID_OFFSET: Global<u32> = Global::new(0);
+pub(super) static TASK_PID_OFFSET: Global<u32> = Global::new(0);
 
 /// The `T` at byte `offset` of the task the BTF tracepoint passed as
 /// argument `n`: a plain load, no helper call (a context switch of any task
 /// on the node pays for the pids).
 #[inline(always)]
-fn task_field<T: Copy>(ctx: &BtfTracePointContext, n: usize, offset: u32) -> T {
+pub(super) fn task_field<T: Copy>(ctx: &BtfTracePointContext, n: usize, offset: u32) -> T {
     let task: *const u8 = ctx.arg(n);
     // SAFETY: the verifier knows the argument as a task_struct pointer and
     // checks the offset against its type; a faulting load reads 0.
@@ -51,7 +51,7 @@ pub fn tpb_sched_switch(ctx: BtfTracePointContext) -> i32 {
 }
 
 #[inline(always)]
-fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
+pub(super) fn field<T: Copy>(ctx: &TracePointContext, offset: usize) -> T {
     // SAFETY: offsets come from the format file and are aligned for T; the
     // verifier checks every context access.
     unsafe { (ctx.as_ptr() as *const u8).add(offset).cast::<T>().read() }
