@@ -105,6 +105,7 @@ impl SelectArgs {
                     PodEdgeArg::Netlink => Some(Mode::Netlink),
                 },
             }),
+            ..Hooks::default()
         }
     }
 
