@@ -278,24 +278,29 @@ impl Kernel {
     /// THREAD_SCHED, and the filter is rewritten from the threads still
     /// followed. Returns their count.
     pub fn prune_threads(&mut self) -> usize {
-        let spilled: Vec<u32> = self.thread_sched.keys().filter_map(Result::ok).collect();
-        let p = thread_slots::prune(
-            self.thread_slots.held(),
-            spilled,
-            |tid| self.thread_slots.holder_of(tid),
-            |tid| std::path::Path::new(&format!("/proc/{tid}")).exists(),
-        );
-        for &(i, tid) in &p.free {
-            self.thread_slots.free(i, tid);
-        }
-        for tid in &p.remove {
-            let _ = self.thread_sched.remove(tid);
-        }
+        let alive = |tid: u32| std::path::Path::new(&format!("/proc/{tid}")).exists();
         let mut bits = sched::ThreadBits::default();
-        for &tid in &p.followed {
-            bits.set(tid);
+        let mut left = 0;
+        for (i, tid) in self.thread_slots.held() {
+            if alive(tid) {
+                bits.set(tid);
+                left += 1;
+            } else {
+                self.thread_slots.free(i, tid);
+            }
         }
-        let left = p.followed.len();
+        let spilled: Vec<u32> = self.thread_sched.keys().filter_map(Result::ok).collect();
+        for tid in spilled {
+            // A thread that holds its slot is looked up there first: an
+            // entry here is left from before it took the slot.
+            let in_slot = self.thread_slots.holder_of(tid) == tid;
+            if alive(tid) && !in_slot {
+                bits.set(tid);
+                left += 1;
+            } else {
+                let _ = self.thread_sched.remove(&tid);
+            }
+        }
         // A thread the kernel starts following meanwhile finds its bit
         // clear at its next read or write, and starts over.
         if let Err(e) = self.thread_filter.set(0, bits, 0) {
