@@ -16,8 +16,6 @@ unsafe impl aya::Pod for crate::ring::RingCtl {}
 
 // SAFETY: plain #[repr(C)] integers, valid for any bit pattern.
 unsafe impl aya::Pod for crate::sched::ThreadSched {}
-// SAFETY: as above (two u32s, then a ThreadSched).
-unsafe impl aya::Pod for crate::sched::ThreadSlot {}
 // SAFETY: as above.
 unsafe impl aya::Pod for crate::sched::ThreadBits {}
 // SAFETY: as above.

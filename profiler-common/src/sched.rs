@@ -8,52 +8,9 @@
 //! split of its process time ([`Split`]). Plain functions, shared by the
 //! eBPF programs and the host's unit tests.
 
-/// tid -> [`ThreadSched`] of the proxy threads followed whose slot of
-/// [`THREAD_SLOTS`] another thread holds.
+/// tid -> [`ThreadSched`] of the proxy threads followed.
 pub const THREAD_SCHED: &str = "THREAD_SCHED";
 pub const THREAD_SCHED_MAX: u32 = 16384;
-
-/// Where a followed thread's account is kept first: [`ThreadSlot`]s, the
-/// thread's at [`thread_slot`] of its id, so a switch or a read finds it
-/// by an index (a hash lookup of THREAD_SCHED costs about 45 ns here, a
-/// switch's whole budget). Shared with userspace by mmap, which frees the
-/// slots of threads that ended. Their number is a power of two, by default
-/// [`THREAD_SLOTS_LEN`]; the loader sets the mask it gives in the global
-/// named [`THREAD_SLOTS_MASK`].
-pub const THREAD_SLOTS: &str = "THREAD_SLOTS";
-pub const THREAD_SLOTS_LEN: u32 = 16384;
-pub const THREAD_SLOTS_MASK: &str = "THREAD_SLOTS_MASK";
-
-/// A slot of [`THREAD_SLOTS`]: the thread holding it (0: free; the idle
-/// task, id 0, never reads or writes a socket) and its account.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ThreadSlot {
-    pub tid: u32,
-    pub _pad: u32,
-    pub account: ThreadSched,
-}
-
-/// The slot of thread `tid`, given the slots' mask (their number less 1).
-pub const fn thread_slot(tid: u32, mask: u32) -> u32 {
-    tid & mask
-}
-
-/// The mask for `slots` slots: None unless a power of two.
-pub const fn thread_slots_mask(slots: u32) -> Option<u32> {
-    if slots.is_power_of_two() {
-        Some(slots - 1)
-    } else {
-        None
-    }
-}
-
-/// Whether a thread that is starting to be followed takes the slot holding
-/// `holder`: free, or its own from an earlier following. Another thread's
-/// (a collision of ids) sends it to THREAD_SCHED.
-pub const fn may_take_slot(holder: u32, tid: u32) -> bool {
-    holder == 0 || holder == tid
-}
 
 /// A bitmap in front of THREAD_SCHED, one entry holding [`ThreadBits`]: a
 /// thread id's bit is set when a followed thread maps to it, so the switch
@@ -418,25 +375,6 @@ mod tests {
     /// A run-queue wait that must not be read.
     fn unread() -> u64 {
         panic!("the run-queue wait was read when not needed")
-    }
-
-    #[test]
-    fn a_thread_takes_its_slot_when_free_or_its_own() {
-        let mask = thread_slots_mask(THREAD_SLOTS_LEN).expect("a power of two");
-        assert_eq!(thread_slot(7, mask), 7);
-        assert_eq!(thread_slot(THREAD_SLOTS_LEN + 7, mask), 7);
-        assert!(thread_slot(u32::MAX, mask) < THREAD_SLOTS_LEN);
-        // One slot: every thread's is slot 0.
-        assert_eq!(
-            thread_slot(12345, thread_slots_mask(1).expect("one slot")),
-            0
-        );
-        assert_eq!(thread_slots_mask(0), None);
-        assert_eq!(thread_slots_mask(3000), None);
-        assert!(may_take_slot(0, 7));
-        assert!(may_take_slot(7, 7));
-        // Thread 16391 holds slot 7: thread 7 goes to THREAD_SCHED.
-        assert!(!may_take_slot(THREAD_SLOTS_LEN + 7, 7));
     }
 
     #[test]

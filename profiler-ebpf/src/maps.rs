@@ -10,7 +10,7 @@ use profiler_common::{
         ARRIVALS_MAX, COUNTERS_LEN, Counter, ENTRY_ARGS_MAX, PROXY_PORTS_MAX, TRACKED_MAX, filter,
     },
     ring::{BPF_F_MMAPABLE, RING_SLOTS_MIN, Record, RingCtl},
-    sched::{THREAD_SCHED_MAX, THREAD_SLOTS_LEN, ThreadBits, ThreadSched, ThreadSlot},
+    sched::{THREAD_SCHED_MAX, ThreadBits, ThreadSched},
     slots::{Arrival, SOCK_SLOTS_LEN, SockSlot},
 };
 
@@ -71,10 +71,6 @@ pub static ENTRY_ARGS: HashMap<u32, u64> = HashMap::with_max_entries(ENTRY_ARGS_
 
 #[map(name = "THREAD_FILTER")]
 pub static THREAD_FILTER: Array<ThreadBits> = Array::with_max_entries(1, 0);
-
-#[map(name = "THREAD_SLOTS")]
-pub static THREAD_SLOTS: Array<ThreadSlot> =
-    Array::with_max_entries(THREAD_SLOTS_LEN, BPF_F_MMAPABLE);
 
 #[map(name = "THREAD_SCHED")]
 pub static THREAD_SCHED: HashMap<u32, ThreadSched> = HashMap::with_max_entries(THREAD_SCHED_MAX, 0);

@@ -18,7 +18,6 @@ use profiler_tests::{
 };
 
 const HOLD: Duration = Duration::from_millis(1);
-const SLOTS: u32 = profiler_common::sched::THREAD_SLOTS_LEN;
 
 fn split_matches_the_fixture(
     mode: ProxyMode,
@@ -26,7 +25,6 @@ fn split_matches_the_fixture(
     rate: u32,
     contended: bool,
     sched: SchedHooks,
-    thread_slots: u32,
 ) {
     let _no_idle = NoDeepIdle::hold();
     let mut cfg = mesh::config(SidecarKind::DelayProxy);
@@ -45,7 +43,6 @@ fn split_matches_the_fixture(
         },
         Hooks {
             sched,
-            thread_slots,
             ..Hooks::default()
         },
     );
@@ -132,20 +129,13 @@ fn split_matches_the_fixture(
 #[test]
 fn a_sleeping_hold_is_blocked_time() {
     for conns in [1, 16] {
-        split_matches_the_fixture(
-            ProxyMode::Threads,
-            conns,
-            200,
-            false,
-            SchedHooks::Auto,
-            SLOTS,
-        );
+        split_matches_the_fixture(ProxyMode::Threads, conns, 200, false, SchedHooks::Auto);
     }
 }
 
 #[test]
 fn a_spinning_hold_is_on_cpu_time() {
-    split_matches_the_fixture(ProxyMode::Spin, 1, 200, false, SchedHooks::Auto, SLOTS);
+    split_matches_the_fixture(ProxyMode::Spin, 1, 200, false, SchedHooks::Auto);
 }
 
 /// 64 connections of spinning holds: about four cores' worth of spinning
@@ -153,16 +143,7 @@ fn a_spinning_hold_is_on_cpu_time() {
 /// thread did not run of it is run-queue time.
 #[test]
 fn spinning_holds_that_outnumber_the_cpus_wait_on_the_run_queue() {
-    split_matches_the_fixture(ProxyMode::Spin, 64, 1000, true, SchedHooks::Auto, SLOTS);
-}
-
-/// One slot for every thread's account: all the fixture's threads but one
-/// (16 connections, a thread each) keep theirs in the table behind the
-/// slots, as threads whose ids share a slot do, and split alike.
-#[test]
-fn threads_whose_slot_is_taken_split_alike() {
-    split_matches_the_fixture(ProxyMode::Threads, 16, 200, false, SchedHooks::Auto, 1);
-    split_matches_the_fixture(ProxyMode::Spin, 64, 1000, true, SchedHooks::Auto, 1);
+    split_matches_the_fixture(ProxyMode::Spin, 64, 1000, true, SchedHooks::Auto);
 }
 
 /// The classic scheduler tracepoints, used where the BTF ones cannot go
@@ -170,15 +151,8 @@ fn threads_whose_slot_is_taken_split_alike() {
 /// blocked time, preempted spinning holds wait on the run queue.
 #[test]
 fn the_classic_scheduler_hooks_split_alike() {
-    split_matches_the_fixture(
-        ProxyMode::Threads,
-        1,
-        200,
-        false,
-        SchedHooks::Classic,
-        SLOTS,
-    );
-    split_matches_the_fixture(ProxyMode::Spin, 64, 1000, true, SchedHooks::Classic, SLOTS);
+    split_matches_the_fixture(ProxyMode::Threads, 1, 200, false, SchedHooks::Classic);
+    split_matches_the_fixture(ProxyMode::Spin, 64, 1000, true, SchedHooks::Classic);
 }
 
 /// A real-time hog on the proxy's CPU, bursting 3 ms every 11 to 16 ms, while

@@ -9,27 +9,17 @@ use aya_ebpf::{
 use profiler_common::{
     events::{KIND_RUNNABLE_WAIT, RunnableWait},
     maps::Counter,
-    sched::{THREAD_SLOTS_LEN, ThreadSched, may_take_slot, thread_slot},
+    sched::ThreadSched,
 };
 
 use super::emit::emit;
-use crate::maps::{THREAD_FILTER, THREAD_SCHED, THREAD_SLOTS, count};
+use crate::maps::{THREAD_FILTER, THREAD_SCHED, count};
 
 /// Where `task_struct` keeps `sched_info.run_delay` on this kernel, from
 /// its BTF, set by the loader (profiler_common::sched::TASK_RUN_DELAY_OFFSET
 /// names it). 0: unknown, and the scheduler hooks are never attached.
 #[unsafe(no_mangle)]
 pub static TASK_RUN_DELAY_OFFSET: Global<u32> = Global::new(0);
-
-/// The threads' slots less 1, set by the loader
-/// (profiler_common::sched::THREAD_SLOTS_MASK names it).
-#[unsafe(no_mangle)]
-static THREAD_SLOTS_MASK: Global<u32> = Global::new(THREAD_SLOTS_LEN - 1);
-
-#[inline(always)]
-fn slot_of(tid: u32) -> u32 {
-    thread_slot(tid, THREAD_SLOTS_MASK.load())
-}
 
 /// Whether the scheduler hooks may run (the loader set where a task keeps
 /// its run-queue wait): else reads and writes keep no thread accounts.
@@ -53,19 +43,6 @@ pub fn current_run_delay() -> u64 {
     }
 }
 
-/// The account of thread `tid`: in its slot if it holds it, else in the
-/// table of threads whose slot another holds.
-#[inline(always)]
-fn account_of(tid: u32) -> Option<*mut ThreadSched> {
-    if let Some(slot) = THREAD_SLOTS.get_ptr_mut(slot_of(tid)) {
-        // SAFETY: a map value; only its holder is compared.
-        if unsafe { (*slot).tid } == tid {
-            return Some(unsafe { &raw mut (*slot).account });
-        }
-    }
-    THREAD_SCHED.get_ptr_mut(&tid)
-}
-
 /// The account of thread `tid`, if it is followed.
 #[inline(always)]
 pub fn followed(tid: u32) -> Option<*mut ThreadSched> {
@@ -74,7 +51,7 @@ pub fn followed(tid: u32) -> Option<*mut ThreadSched> {
     if !unsafe { (*bits).has(tid) } {
         return None;
     }
-    account_of(tid)
+    THREAD_SCHED.get_ptr_mut(&tid)
 }
 
 /// The account of a tracked proxy's thread that is reading or writing at
@@ -89,28 +66,17 @@ pub fn follow(tgid: u32, tid: u32, now: u64) -> Option<*mut ThreadSched> {
     if !seen {
         unsafe { (*bits).set(tid) };
     }
-    if seen && let Some(t) = account_of(tid) {
+    if seen && let Some(t) = THREAD_SCHED.get_ptr_mut(&tid) {
         // SAFETY: a map value; only the tgid is compared.
         if unsafe { (*t).tgid } == tgid {
             return Some(t);
         }
     }
-    // New, missed, or a thread id reused by another process: start over,
-    // in the thread's slot if it is free or its own. Two new threads of
-    // one slot on two CPUs at once may both write it; the one that finds
-    // it held by the other at its next switch or read starts over.
-    let fresh = ThreadSched::new(tgid, now);
-    if let Some(slot) = THREAD_SLOTS.get_ptr_mut(slot_of(tid)) {
-        // SAFETY: a map value, written whole by its new holder.
-        unsafe {
-            if may_take_slot((*slot).tid, tid) {
-                (*slot).tid = tid;
-                (*slot).account = fresh;
-                return Some(&raw mut (*slot).account);
-            }
-        }
-    }
-    if THREAD_SCHED.insert(&tid, &fresh, 0).is_err() {
+    // New, missed, or a thread id reused by another process: start over.
+    if THREAD_SCHED
+        .insert(&tid, &ThreadSched::new(tgid, now), 0)
+        .is_err()
+    {
         count(Counter::MapFull);
         return None;
     }

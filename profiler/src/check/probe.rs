@@ -394,8 +394,7 @@ fn tc_clsact(sets: &[HookSet], btf: Option<&Btf>) -> Finding {
                 ));
             }
             tc::qdisc_add_clsact("lo").map_err(|e| format!("adding clsact qdisc: {e}"))?;
-            let mut ebpf = loader::open_with(true, true, profiler_common::sched::THREAD_SLOTS_LEN)
-                .map_err(|e| e.to_string())?;
+            let mut ebpf = loader::open_with(true, true).map_err(|e| e.to_string())?;
             let prog: &mut SchedClassifier = ebpf
                 .program_mut("tc_pod_iface")
                 .ok_or("tc_pod_iface missing from the object")?
@@ -424,9 +423,7 @@ fn tc_clsact(sets: &[HookSet], btf: Option<&Btf>) -> Finding {
             for &set in sets {
                 // A fresh object per set: sets share programs (the state
                 // hook), and a program loads once per object.
-                let mut ebpf =
-                    loader::open_with(true, true, profiler_common::sched::THREAD_SLOTS_LEN)
-                        .map_err(|e| e.to_string())?;
+                let mut ebpf = loader::open_with(true, true).map_err(|e| e.to_string())?;
                 for hook in set.hooks() {
                     loader::attach(&mut ebpf, hook, btf).map_err(|e| {
                         format!(

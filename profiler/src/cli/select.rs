@@ -105,7 +105,6 @@ impl SelectArgs {
                     PodEdgeArg::Netlink => Some(Mode::Netlink),
                 },
             }),
-            ..Hooks::default()
         }
     }
 

@@ -14,7 +14,7 @@ use profiler_common::{
 };
 use rustc_hash::FxHashMap;
 
-use super::{CollectError, filter, ring, thread_slots};
+use super::{CollectError, filter, ring};
 use crate::ebpf::{Hook, HookSet, Hooks, SchedHooks, hookset, loader};
 
 pub struct Kernel {
@@ -33,7 +33,6 @@ pub struct Kernel {
     /// The scheduler hooks attached, or why none are.
     pub sched: Result<&'static [Hook], String>,
     thread_sched: HashMap<MapData, u32, ThreadSched>,
-    thread_slots: thread_slots::ThreadSlots,
     thread_filter: Array<MapData, sched::ThreadBits>,
     /// The classifiers on the followed pods' edges, where asked.
     edges: Option<crate::edge::Edges>,
@@ -126,11 +125,7 @@ impl Kernel {
     pub fn attach(hooks: Hooks) -> Result<Kernel, CollectError> {
         let forced = hooks.set;
         let pod_edge = hooks.pod_edge.clone();
-        let mut ebpf = loader::open_with(
-            hooks.pod_edge.is_some(),
-            hooks.sched != SchedHooks::Off,
-            hooks.thread_slots,
-        )?;
+        let mut ebpf = loader::open_with(hooks.pod_edge.is_some(), hooks.sched != SchedHooks::Off)?;
         // Rings first: a program must find its ring sized when it first runs.
         let rings = ring::Rings::new(
             take(&mut ebpf, rings::RING_CTL, Array::try_from)?,
@@ -187,12 +182,6 @@ impl Kernel {
             edges,
             sched,
             thread_sched: take(&mut ebpf, sched::THREAD_SCHED, HashMap::try_from)?,
-            thread_slots: thread_slots::ThreadSlots::new(take(
-                &mut ebpf,
-                sched::THREAD_SLOTS,
-                Array::try_from,
-            )?)
-            .map_err(CollectError::ThreadSlots)?,
             thread_filter: take(&mut ebpf, sched::THREAD_FILTER, Array::try_from)?,
             tracked: take(&mut ebpf, names::TRACKED, HashMap::try_from)?,
             proxy_ports: take(&mut ebpf, names::PROXY_PORTS, HashMap::try_from)?,
@@ -274,27 +263,15 @@ impl Kernel {
     }
 
     /// Forget the threads that ended (their ids may be reused): each
-    /// followed thread whose /proc entry is gone frees its slot or leaves
-    /// THREAD_SCHED, and the filter is rewritten from the threads still
-    /// followed. Returns their count.
+    /// followed thread whose /proc entry is gone leaves THREAD_SCHED, and
+    /// the filter is rewritten from the threads still followed. Returns
+    /// their count.
     pub fn prune_threads(&mut self) -> usize {
-        let alive = |tid: u32| std::path::Path::new(&format!("/proc/{tid}")).exists();
+        let tids: Vec<u32> = self.thread_sched.keys().filter_map(Result::ok).collect();
         let mut bits = sched::ThreadBits::default();
         let mut left = 0;
-        for (i, tid) in self.thread_slots.held() {
-            if alive(tid) {
-                bits.set(tid);
-                left += 1;
-            } else {
-                self.thread_slots.free(i, tid);
-            }
-        }
-        let spilled: Vec<u32> = self.thread_sched.keys().filter_map(Result::ok).collect();
-        for tid in spilled {
-            // A thread that holds its slot is looked up there first: an
-            // entry here is left from before it took the slot.
-            let in_slot = self.thread_slots.holder_of(tid) == tid;
-            if alive(tid) && !in_slot {
+        for tid in tids {
+            if std::path::Path::new(&format!("/proc/{tid}")).exists() {
                 bits.set(tid);
                 left += 1;
             } else {

@@ -5,18 +5,16 @@ pub mod aggregate;
 mod decode;
 mod filter;
 pub mod kernel;
-mod mapping;
 mod merge;
 mod ring;
 pub mod skipped;
-mod thread_slots;
 
 pub use aggregate::{Aggregate, SIDECARS_MAX, Tally};
 pub use decode::Event;
 
 use std::time::Instant;
 
-use profiler_common::{maps::Counter, sched};
+use profiler_common::maps::Counter;
 
 use crate::{
     discovery::{ProcInfo, Sidecar},
@@ -48,8 +46,6 @@ pub enum CollectError {
     MissingMap(&'static str),
     #[error("mapping the per-CPU rings into memory failed: {0}")]
     Rings(#[source] std::io::Error),
-    #[error("mapping the threads' slots into memory failed: {0}")]
-    ThreadSlots(#[source] std::io::Error),
     #[error("the classifiers on the pod edges: {0}")]
     Edge(#[from] crate::edge::EdgeError),
 }
@@ -186,7 +182,7 @@ impl Session {
             fill(
                 "threads",
                 self.threads_followed,
-                u64::from(sched::THREAD_SLOTS_LEN + sched::THREAD_SCHED_MAX),
+                u64::from(profiler_common::sched::THREAD_SCHED_MAX),
             ),
             fill(
                 "sidecars",

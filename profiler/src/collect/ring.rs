@@ -9,13 +9,51 @@
 compile_error!("the per-CPU rings rely on x86-64 store ordering; see collect/ring.rs");
 use std::{
     io,
+    ptr::NonNull,
     sync::atomic::{AtomicU64, Ordering},
 };
 
 use aya::maps::{Array, IterableMap, MapData};
 use profiler_common::ring::{Record, RingCtl, readable, record_index, slots_per_cpu};
 
-use super::mapping::Mapping;
+/// A shared, read-write mapping of one mmap-able array map.
+struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(map: &MapData, entries: u32, value_size: usize) -> io::Result<Mapping> {
+        use std::os::fd::{AsFd, AsRawFd};
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let len = (entries as usize * value_size).div_ceil(page) * page;
+        // SAFETY: a fresh shared mapping of the map's own fd; the kernel
+        // checks the length against the map.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                map.fd().as_fd().as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(Mapping { ptr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what new() mapped, once.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
 
 pub struct Rings {
     // The maps stay open as long as they are mapped.

@@ -95,10 +95,6 @@ pub struct Hooks {
     pub set: Option<HookSet>,
     pub sched: SchedHooks,
     pub pod_edge: Option<PodEdge>,
-    /// Slots of the followed threads' accounts, a power of two (by default
-    /// profiler_common::sched::THREAD_SLOTS_LEN; tests give fewer, so that
-    /// threads share slots).
-    pub thread_slots: u32,
 }
 
 impl Default for Hooks {
@@ -107,7 +103,6 @@ impl Default for Hooks {
             set: None,
             sched: SchedHooks::Auto,
             pod_edge: None,
-            thread_slots: profiler_common::sched::THREAD_SLOTS_LEN,
         }
     }
 }

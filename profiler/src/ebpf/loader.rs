@@ -135,15 +135,14 @@ pub fn preferred_sched_hooks() -> &'static [Hook] {
 /// Load the object (maps are created, the per-CPU rings sized for this
 /// machine; programs are loaded one by one by [`attach`]).
 pub fn open() -> Result<Ebpf, EbpfError> {
-    open_with(false, true, sched::THREAD_SLOTS_LEN)
+    open_with(false, true)
 }
 
 /// As [`open`]; `pod_edge`: the classifiers on the pod edges will run, so
 /// their maps are sized in full and sockets are entered for them;
 /// `sched_split`: the scheduler hooks may run, so reads and writes keep
-/// their threads' accounts (without, they keep none: no cost), in
-/// `thread_slots` slots (a power of two; else the default).
-pub fn open_with(pod_edge: bool, sched_split: bool, thread_slots: u32) -> Result<Ebpf, EbpfError> {
+/// their threads' accounts (without, they keep none: no cost).
+pub fn open_with(pod_edge: bool, sched_split: bool) -> Result<Ebpf, EbpfError> {
     if object().is_empty() {
         return Err(EbpfError::NoObject);
     }
@@ -157,14 +156,6 @@ pub fn open_with(pod_edge: bool, sched_split: bool, thread_slots: u32) -> Result
         0
     };
     let edge_on = u32::from(pod_edge);
-    debug_assert!(
-        thread_slots.is_power_of_two(),
-        "{thread_slots} thread slots"
-    );
-    let (thread_slots, slots_mask) = match sched::thread_slots_mask(thread_slots) {
-        Some(mask) => (thread_slots, mask),
-        None => (sched::THREAD_SLOTS_LEN, sched::THREAD_SLOTS_LEN - 1),
-    };
     let wstamp_offset = tcp_wstamp_offset().unwrap_or(0);
     let net_offset = skc_net_offset().unwrap_or(0);
     let protocol_offset = sk_protocol_offset().unwrap_or(0);
@@ -186,10 +177,8 @@ pub fn open_with(pod_edge: bool, sched_split: bool, thread_slots: u32) -> Result
         .map_max_entries(edge::SOCK_EDGE, stamps)
         .map_max_entries(edge::SOCK_EDGE_SPILL, spill)
         .map_max_entries(loopback::LOOP_PEERS, peers)
-        .map_max_entries(sched::THREAD_SLOTS, thread_slots)
         .override_global(sched::TASK_PID_OFFSET, &pid_offset, true)
         .override_global(sched::TASK_RUN_DELAY_OFFSET, &run_delay_offset, true)
-        .override_global(sched::THREAD_SLOTS_MASK, &slots_mask, true)
         .override_global(edge::EDGE_ON, &edge_on, true)
         .override_global(edge::TCP_WSTAMP_OFFSET, &wstamp_offset, true)
         .override_global(loopback::SKC_NET_OFFSET, &net_offset, true)
