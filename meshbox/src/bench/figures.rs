@@ -140,6 +140,18 @@ pub fn sched_us_per_second(p: &Phase) -> (f64, f64) {
     (ns as f64 / 1e3 / p.seconds, runs as f64 / p.seconds)
 }
 
+/// The scheduler hooks' runs per forward in a phase (all of them: the
+/// followed threads' switches and every other task's).
+fn sched_runs_per_forward(p: &Phase) -> f64 {
+    let runs: u64 = p
+        .programs
+        .iter()
+        .filter(|d| is_sched(d))
+        .map(|d| d.runs)
+        .sum();
+    runs as f64 / p.forwards.max(1) as f64
+}
+
 /// The least the scheduler hooks can cost per forward in a design that
 /// follows threads through sched_switch: every switch of the tracked phase
 /// tests its task (`filter_ns`, a program that does only that), and each
@@ -153,13 +165,7 @@ pub fn sched_floor_per_forward(
     filter_ns: f64,
     clock_ns: f64,
 ) -> (f64, f64, f64) {
-    let runs: u64 = tracked
-        .programs
-        .iter()
-        .filter(|d| is_sched(d))
-        .map(|d| d.runs)
-        .sum();
-    let per = runs as f64 / tracked.forwards.max(1) as f64;
+    let per = sched_runs_per_forward(tracked);
     let added = ab_per_forward(tracked, untracked, |d| if is_sched(d) { d.runs } else { 0 })
         .clamp(0.0, per);
     (per, added, per * filter_ns + added * clock_ns)
@@ -349,14 +355,7 @@ impl Figures {
             ),
         );
         if let Some(f) = &self.switch_floor {
-            let runs: u64 = self
-                .tracked
-                .programs
-                .iter()
-                .filter(|d| is_sched(d))
-                .map(|d| d.runs)
-                .sum();
-            let per = runs as f64 / self.tracked.forwards.max(1) as f64;
+            let per = sched_runs_per_forward(&self.tracked);
             line(
                 &mut out,
                 format!(
@@ -473,6 +472,14 @@ mod tests {
         }
     }
 
+    fn named(name: &str, runs: u64, run_ns: u64) -> ProgramDelta {
+        ProgramDelta {
+            name: name.into(),
+            runs,
+            run_ns,
+        }
+    }
+
     #[test]
     fn ab_subtracts_the_baseline_scaled_to_the_same_requests() {
         // Baseline: 100 requests, 200 runs, 10 µs. Tracked: 200 requests
@@ -496,11 +503,6 @@ mod tests {
 
     #[test]
     fn sched_floor_counts_a_test_per_switch_and_a_clock_per_added_one() {
-        let named = |name: &str, runs, run_ns| ProgramDelta {
-            name: name.into(),
-            runs,
-            run_ns,
-        };
         // Untracked: 1000 requests, 2000 switches. Tracked: 1000 requests,
         // 4000 forwards, 5000 switches: 1.25 a forward, 0.75 of them added.
         let untracked = phase(0, 1000, vec![named("tpb_sched_switch", 2000, 0)]);
@@ -522,11 +524,6 @@ mod tests {
 
     #[test]
     fn sched_time_a_second_sums_only_the_schedulers_programs() {
-        let named = |name: &str, runs, run_ns| ProgramDelta {
-            name: name.into(),
-            runs,
-            run_ns,
-        };
         let mut p = phase(
             0,
             0,
